@@ -1,0 +1,3 @@
+@_exported import SparsityCore
+@_exported import SparsityFormats
+@_exported import SparsityIO
