@@ -195,6 +195,12 @@ public struct Tensor: Sendable {
   }
 }
 
+extension Tensor: Equatable {
+  /// Whether two tensors have the same shape, dtype and bytes (bitwise: `-0.0 != 0.0`, and a
+  /// NaN equals the same NaN). For numeric closeness use ``isClose(to:relativeTolerance:absoluteTolerance:)``.
+  public static func == (a: Tensor, b: Tensor) -> Bool { a.isBitwiseEqual(to: b) }
+}
+
 extension Tensor: CustomStringConvertible {
   /// A one-line summary: dtype, shape, and the first few elements.
   public var description: String {

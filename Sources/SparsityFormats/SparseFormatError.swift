@@ -12,6 +12,10 @@ public enum SparseFormatError: Error, Equatable, Sendable, CustomStringConvertib
   case patternViolation(
     tensor: String, pattern: String, rows: Range<Int>, columns: Range<Int>, nonzeros: Int,
     allowed: Int)
+  /// A block, row or column that must be all zero or all nonzero is neither.
+  case partialBlock(
+    tensor: String, pattern: String, rows: Range<Int>, columns: Range<Int>, nonzeros: Int,
+    size: Int)
   /// The shape breaks a rule of the format (minimum size, multiple of a tile, rank).
   case shapeRule(tensor: String, shape: [Int], rule: String)
   /// The format does not store this dtype.
@@ -25,6 +29,10 @@ public enum SparseFormatError: Error, Equatable, Sendable, CustomStringConvertib
       let rowText = rows.count == 1 ? "row \(rows.lowerBound)" : "rows \(rows.lowerBound)..<\(rows.upperBound)"
       return
         "tensor '\(tensor)' is not \(pattern): \(rowText), columns \(columns.lowerBound)..<\(columns.upperBound) hold \(nonzeros) nonzeros, at most \(allowed) allowed"
+    case let .partialBlock(tensor, pattern, rows, columns, nonzeros, size):
+      let rowText = rows.count == 1 ? "row \(rows.lowerBound)" : "rows \(rows.lowerBound)..<\(rows.upperBound)"
+      return
+        "tensor '\(tensor)' is not \(pattern): \(rowText), columns \(columns.lowerBound)..<\(columns.upperBound) hold \(nonzeros) nonzeros of \(size); each must be all zero or all nonzero"
     case let .shapeRule(tensor, shape, rule):
       return "tensor '\(tensor)' with shape \(shape) cannot be stored: \(rule)"
     case let .unsupportedDType(tensor, dtype, format, supported):
