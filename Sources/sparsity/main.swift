@@ -1,1 +1,3 @@
-print("sparsity")
+import SparsityCLI
+
+SparsityCommand.runAndExit()

@@ -1,0 +1,332 @@
+import SparsityCore
+import SparsityFormats
+
+/// A tensor as a file stores it: dense, or compressed in one of the sparse formats.
+public enum StoredTensor: Sendable, Equatable {
+  case dense(Tensor)
+  case csr(CSRMatrix)
+  case bsr(BSRMatrix)
+  /// 2:4 in the CUTLASS layout PyTorch's semi-structured tensors use.
+  case semiStructured(CUTLASSSemiStructured)
+
+  /// The dense tensor (a decompression for the sparse cases).
+  public func dense() -> Tensor {
+    switch self {
+    case let .dense(t): t
+    case let .csr(m): m.dense()
+    case let .bsr(m): m.dense()
+    case let .semiStructured(m): m.dense()
+    }
+  }
+
+  /// The format's name: `dense`, `csr`, `bsr:RxC` or `2:4`.
+  public var formatName: String {
+    switch self {
+    case .dense: "dense"
+    case .csr: "csr"
+    case let .bsr(m): "bsr:\(m.blockRows)x\(m.blockColumns)"
+    case .semiStructured: "2:4"
+    }
+  }
+
+  /// The dense shape.
+  public var shape: [Int] {
+    switch self {
+    case let .dense(t): t.shape
+    case let .csr(m): m.shape
+    case let .bsr(m): m.shape
+    case let .semiStructured(m): [m.rows, m.columns]
+    }
+  }
+
+  /// The element type of the values.
+  public var dtype: DType {
+    switch self {
+    case let .dense(t): t.dtype
+    case let .csr(m): m.dtype
+    case let .bsr(m): m.dtype
+    case let .semiStructured(m): m.packed.dtype
+    }
+  }
+
+  /// Bytes of every array stored for this tensor.
+  public var byteCount: Int {
+    switch self {
+    case let .dense(t): t.byteCount
+    case let .csr(m): m.byteCount
+    case let .bsr(m): m.byteCount
+    case let .semiStructured(m): m.byteCount
+    }
+  }
+}
+
+/// A named, ordered collection of stored tensors plus string metadata: the contents of one
+/// safetensors file, with sparse tensors decoded.
+///
+/// ## File convention
+/// Sparse tensors are written as plain tensors that PyTorch and the `safetensors` package can
+/// load, named after the logical tensor `NAME`:
+///
+/// | format | tensors | `__metadata__["sparsity:NAME"]` |
+/// |---|---|---|
+/// | 2:4 | `NAME.packed` (values, `[rows, cols/2]`), `NAME.meta` (I16, or I32 for I8 values; CUTLASS layout) | `{"format":"semi_structured_cutlass","shape":[rows,cols]}` |
+/// | CSR | `NAME.crow_indices`, `NAME.col_indices` (I32), `NAME.values` | `{"format":"csr","shape":[rows,cols]}` |
+/// | BSR | `NAME.crow_indices`, `NAME.col_indices` (I32), `NAME.values` (`[blocks, R, C]`) | `{"format":"bsr","shape":[rows,cols],"blocksize":[R,C]}` |
+///
+/// In PyTorch: `torch.sparse_csr_tensor(crow, col, values, shape)`,
+/// `torch.sparse_bsr_tensor(crow, col, values, shape)`, and for 2:4
+/// `SparseSemiStructuredTensorCUTLASS(shape, packed, meta, None, None, None)` or
+/// `torch.sparse._semi_structured_conversions.sparse_semi_structured_to_dense_cutlass(packed, meta)`.
+/// Index tensors are read as I32 or I64. Every other tensor is dense; other metadata keys are
+/// kept as they are.
+///
+/// ```swift
+/// var archive = try TensorArchive(contentsOf: "model.safetensors")
+/// archive.tensors[0].value = .csr(try CSRMatrix(dense: archive.tensors[0].value.dense()))
+/// try archive.write(to: "model-csr.safetensors")
+/// ```
+public struct TensorArchive: Sendable {
+  /// The tensors in file order (dense tensors and sparse tensors by their logical name).
+  public var tensors: [(name: String, value: StoredTensor)]
+  /// Metadata other than the sparse-format entries.
+  public var metadata: [String: String]
+
+  /// The metadata key prefix that marks a sparse tensor.
+  public static let formatKeyPrefix = "sparsity:"
+
+  public init(tensors: [(name: String, value: StoredTensor)] = [], metadata: [String: String] = [:]) {
+    self.tensors = tensors
+    self.metadata = metadata
+  }
+
+  /// Reads and validates a safetensors file, decoding sparse tensors.
+  ///
+  /// - Throws: ``SafetensorsError`` for a malformed file, ``TensorArchiveError`` for a broken
+  ///   sparse-tensor convention, ``SparseFormatError`` for inconsistent sparse data.
+  public init(contentsOf path: String) throws {
+    try self.init(file: try SafetensorsFile(contentsOf: path))
+  }
+
+  /// Decodes the tensors of an opened file.
+  public init(file: SafetensorsFile) throws {
+    var sparseNames: [String: String] = [:]  // component tensor name → logical name
+    var decoded: [String: StoredTensor] = [:]
+    var metadata: [String: String] = [:]
+    for (key, value) in file.metadata {
+      guard key.hasPrefix(TensorArchive.formatKeyPrefix) else {
+        metadata[key] = value
+        continue
+      }
+      let name = String(key.dropFirst(TensorArchive.formatKeyPrefix.count))
+      let (stored, components) = try TensorArchive.decode(name: name, description: value, file: file)
+      decoded[name] = stored
+      for component in components {
+        if let other = sparseNames[component] {
+          throw TensorArchiveError.sharedComponent(tensor: component, owners: [other, name].sorted())
+        }
+        sparseNames[component] = name
+      }
+    }
+    var tensors: [(name: String, value: StoredTensor)] = []
+    var emitted = Set<String>()
+    for entry in file.entries {
+      if let logical = sparseNames[entry.name] {
+        if emitted.insert(logical).inserted { tensors.append((logical, decoded[logical]!)) }
+      } else {
+        if decoded[entry.name] != nil {
+          throw TensorArchiveError.nameCollision(entry.name)
+        }
+        tensors.append((entry.name, .dense(try file.tensor(named: entry.name))))
+      }
+    }
+    self.tensors = tensors
+    self.metadata = metadata
+  }
+
+  /// The stored tensor named `name`, or `nil`.
+  public subscript(name: String) -> StoredTensor? {
+    tensors.first { $0.name == name }?.value
+  }
+
+  /// Writes the archive atomically as a safetensors file (see the file convention above).
+  ///
+  /// - Throws: ``TensorArchiveError/nameCollision(_:)`` when a component name equals another
+  ///   tensor's name, ``SafetensorsError`` for invalid names or I/O failures. On error no
+  ///   file is left at `path` (an existing one is untouched).
+  public func write(to path: String) throws {
+    let (plain, formatMetadata) = try encoded()
+    try SafetensorsFile.write(plain, metadata: metadata.merging(formatMetadata) { _, new in new }, to: path)
+  }
+
+  /// The plain tensors and metadata entries that represent this archive in a file.
+  public func encoded() throws -> (tensors: [(name: String, tensor: Tensor)], metadata: [String: String]) {
+    var plain: [(name: String, tensor: Tensor)] = []
+    var formatMetadata: [String: String] = [:]
+    for (name, value) in tensors {
+      let key = TensorArchive.formatKeyPrefix + name
+      switch value {
+      case let .dense(t):
+        plain.append((name, t))
+      case let .csr(m):
+        plain += [
+          ("\(name).crow_indices", Tensor(m.rowOffsets)), ("\(name).col_indices", Tensor(m.columnIndices)),
+          ("\(name).values", m.values),
+        ]
+        formatMetadata[key] = #"{"format":"csr","shape":[\#(m.shape[0]),\#(m.shape[1])]}"#
+      case let .bsr(m):
+        plain += [
+          ("\(name).crow_indices", Tensor(m.rowOffsets)), ("\(name).col_indices", Tensor(m.columnIndices)),
+          ("\(name).values", m.values),
+        ]
+        formatMetadata[key] =
+          #"{"format":"bsr","shape":[\#(m.shape[0]),\#(m.shape[1])],"blocksize":[\#(m.blockRows),\#(m.blockColumns)]}"#
+      case let .semiStructured(m):
+        plain += [("\(name).packed", m.packed), ("\(name).meta", m.meta)]
+        formatMetadata[key] = #"{"format":"semi_structured_cutlass","shape":[\#(m.rows),\#(m.columns)]}"#
+      }
+    }
+    var seen = Set<String>()
+    for (name, _) in plain where !seen.insert(name).inserted {
+      throw TensorArchiveError.nameCollision(name)
+    }
+    return (plain, formatMetadata)
+  }
+
+  // MARK: Decoding
+
+  private static func decode(name: String, description: String, file: SafetensorsFile) throws
+    -> (StoredTensor, [String])
+  {
+    let info = try FormatDescription(name: name, text: description)
+    func component(_ suffix: String) throws -> Tensor {
+      let componentName = "\(name).\(suffix)"
+      guard file.entry(named: componentName) != nil else {
+        throw TensorArchiveError.missingComponent(tensor: name, component: componentName)
+      }
+      return try file.tensor(named: componentName)
+    }
+    func indices(_ suffix: String) throws -> [Int32] {
+      let t = try component(suffix)
+      guard t.rank == 1 else {
+        throw TensorArchiveError.invalidComponent(
+          tensor: name, component: "\(name).\(suffix)", detail: "must be a vector, has shape \(t.shape)")
+      }
+      switch t.dtype {
+      case .int32: return t.scalars(as: Int32.self)
+      case .int64:
+        return try t.scalars(as: Int64.self).map { v in
+          guard let narrow = Int32(exactly: v) else {
+            throw TensorArchiveError.invalidComponent(
+              tensor: name, component: "\(name).\(suffix)", detail: "index \(v) does not fit in 32 bits")
+          }
+          return narrow
+        }
+      default:
+        throw TensorArchiveError.invalidComponent(
+          tensor: name, component: "\(name).\(suffix)", detail: "must be I32 or I64, is \(t.dtype)")
+      }
+    }
+    switch info.format {
+    case "csr":
+      let m = try CSRMatrix(
+        shape: info.shape, rowOffsets: try indices("crow_indices"), columnIndices: try indices("col_indices"),
+        values: try component("values"), name: name)
+      return (.csr(m), ["crow_indices", "col_indices", "values"].map { "\(name).\($0)" })
+    case "bsr":
+      let values = try component("values")
+      if let block = info.blocksize, values.rank == 3, Array(values.shape[1...]) != block {
+        throw TensorArchiveError.invalidComponent(
+          tensor: name, component: "\(name).values",
+          detail: "blocks are \(values.shape[1])x\(values.shape[2]) but blocksize says \(block[0])x\(block[1])")
+      }
+      let m = try BSRMatrix(
+        shape: info.shape, rowOffsets: try indices("crow_indices"), columnIndices: try indices("col_indices"),
+        values: values, name: name)
+      return (.bsr(m), ["crow_indices", "col_indices", "values"].map { "\(name).\($0)" })
+    case "semi_structured_cutlass":
+      let m = try CUTLASSSemiStructured(packed: try component("packed"), meta: try component("meta"), name: name)
+      guard [m.rows, m.columns] == info.shape else {
+        throw TensorArchiveError.invalidFormatDescription(
+          tensor: name, detail: "shape \(info.shape) does not match packed/meta of a \(m.rows)×\(m.columns) matrix")
+      }
+      return (.semiStructured(m), ["packed", "meta"].map { "\(name).\($0)" })
+    default:
+      throw TensorArchiveError.invalidFormatDescription(
+        tensor: name, detail: "unknown format '\(info.format)' (expected csr, bsr or semi_structured_cutlass)")
+    }
+  }
+}
+
+/// The parsed value of a `sparsity:NAME` metadata entry.
+private struct FormatDescription {
+  var format: String
+  var shape: [Int]
+  var blocksize: [Int]?
+
+  init(name: String, text: String) throws {
+    func fail(_ detail: String) -> TensorArchiveError {
+      .invalidFormatDescription(tensor: name, detail: detail)
+    }
+    let value: JSONValue
+    do {
+      value = try Array(text.utf8).withUnsafeBytes { try JSONParser.parse($0) }
+    } catch {
+      throw fail("not valid JSON (\(error))")
+    }
+    guard case let .object(fields) = value else { throw fail("must be a JSON object") }
+    func integers(_ v: JSONValue, _ key: String) throws -> [Int] {
+      guard case let .array(items) = v, items.count == 2 else { throw fail("\(key) must be [a, b]") }
+      return try items.map { item in
+        guard case let .number(text) = item, let n = Int(text), n >= 0 else {
+          throw fail("\(key) must hold non-negative integers")
+        }
+        return n
+      }
+    }
+    var format: String?
+    var shape: [Int]?
+    for (key, v) in fields {
+      switch key {
+      case "format":
+        guard case let .string(s) = v else { throw fail("format must be a string") }
+        format = s
+      case "shape": shape = try integers(v, "shape")
+      case "blocksize": blocksize = try integers(v, "blocksize")
+      default: throw fail("unknown key '\(key)'")
+      }
+    }
+    guard let format else { throw fail("missing key 'format'") }
+    guard let shape else { throw fail("missing key 'shape'") }
+    self.format = format
+    self.shape = shape
+  }
+}
+
+/// A file that breaks the sparse-tensor naming convention of ``TensorArchive``.
+public enum TensorArchiveError: Error, Equatable, Sendable, CustomStringConvertible {
+  /// A `sparsity:NAME` entry names a component tensor the file lacks.
+  case missingComponent(tensor: String, component: String)
+  /// A component tensor has the wrong dtype or rank.
+  case invalidComponent(tensor: String, component: String, detail: String)
+  /// The `sparsity:NAME` metadata value is malformed.
+  case invalidFormatDescription(tensor: String, detail: String)
+  /// Two logical tensors claim the same component.
+  case sharedComponent(tensor: String, owners: [String])
+  /// A name is used twice (a dense tensor and a sparse tensor's component, or its logical name).
+  case nameCollision(String)
+
+  public var description: String {
+    switch self {
+    case let .missingComponent(tensor, component):
+      "sparse tensor '\(tensor)' is missing its component tensor '\(component)'"
+    case let .invalidComponent(tensor, component, detail):
+      "sparse tensor '\(tensor)': component '\(component)' \(detail)"
+    case let .invalidFormatDescription(tensor, detail):
+      "sparse tensor '\(tensor)': metadata entry '\(TensorArchive.formatKeyPrefix)\(tensor)' is invalid: \(detail)"
+    case let .sharedComponent(tensor, owners):
+      "tensor '\(tensor)' is claimed as a component by both '\(owners[0])' and '\(owners[1])'"
+    case let .nameCollision(name):
+      "tensor name '\(name)' is used twice"
+    }
+  }
+}
