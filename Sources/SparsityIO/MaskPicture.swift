@@ -7,7 +7,8 @@ import SparsityFormats
 /// Matrices up to `maximumCells` on each side are drawn element by element. Larger ones are
 /// downsampled by a power of two `f`, so that 2:4 groups and power-of-two blocks stay aligned
 /// to cells: each cell covers `f × f` elements and its shade is the fraction kept there (eight
-/// shades from white to the darkest blue).
+/// shades from white to the darkest blue); beside that overview, a full-resolution detail of
+/// the top-left 32×64 elements keeps fine structure such as 2:4 groups visible.
 ///
 /// ```swift
 /// let svg = MaskPicture.svg(Mask(nonzerosOf: weight), title: "fc1.weight")
@@ -25,66 +26,100 @@ public enum MaskPicture {
     while (rows + factor - 1) / factor > maximumCells || (columns + factor - 1) / factor > maximumCells {
       factor *= 2
     }
-    let cellRows = max(1, (rows + factor - 1) / factor)
-    let cellColumns = max(1, (columns + factor - 1) / factor)
-    let cellSize = max(2, min(24, 768 / max(cellRows, cellColumns)))
-    let levels = 8
-    // Shade level per cell: 0 = nothing kept … levels = everything kept.
-    var shade = [Int](repeating: 0, count: cellRows * cellColumns)
-    if rows > 0 && columns > 0 {
-      var kept = [Int](repeating: 0, count: cellRows * cellColumns)
-      mask.tensor.withUnsafeBufferPointer(as: Bool.self) { keep in
-        for r in 0..<rows {
-          for c in 0..<columns where keep[r * columns + c] { kept[(r / factor) * cellColumns + c / factor] += 1 }
-        }
-      }
-      for cr in 0..<cellRows {
-        for cc in 0..<cellColumns {
-          let size = (min(rows, (cr + 1) * factor) - cr * factor) * (min(columns, (cc + 1) * factor) - cc * factor)
-          let fraction = Double(kept[cr * cellColumns + cc]) / Double(size)
-          // Round, but never show a partly kept cell as empty or as full.
-          var level = Int((fraction * Double(levels)).rounded())
-          if fraction > 0 && level == 0 { level = 1 }
-          if fraction < 1 && level == levels { level = levels - 1 }
-          shade[cr * cellColumns + cc] = level
-        }
+    let keptFraction = mask.tensor.count == 0 ? 0 : Double(mask.keptCount) / Double(mask.tensor.count)
+    let top = 62
+    var body = ""
+    var width = 0
+    var height = 0
+    mask.tensor.withUnsafeBufferPointer(as: Bool.self) { keep in
+      let overview = panel(
+        keep, rows: rows, columns: columns, region: (0..<rows, 0..<columns), factor: factor,
+        left: 1, top: top, maximumSide: 768)
+      body += overview.svg
+      width = overview.width + 1
+      height = overview.height
+      if factor > 1 {
+        // A full-resolution detail of the top-left corner, so fine structure (2:4 groups,
+        // small blocks) stays visible next to the downsampled overview.
+        let detail = panel(
+          keep, rows: rows, columns: columns, region: (0..<min(rows, 32), 0..<min(columns, 64)),
+          factor: 1, left: width + 24, top: top, maximumSide: 512)
+        body +=
+          "<text x=\"\(width + 24)\" y=\"\(top - 6)\" font-size=\"11\">detail: rows 0–\(min(rows, 32) - 1), columns 0–\(min(columns, 64) - 1), one cell per element</text>\n"
+        body += detail.svg
+        width += 24 + detail.width
+        height = max(height, detail.height)
       }
     }
-    let top = 44
-    let width = cellColumns * cellSize
-    let height = cellRows * cellSize
-    let keptFraction = mask.tensor.count == 0 ? 0 : Double(mask.keptCount) / Double(mask.tensor.count)
-    let scale = factor == 1 ? "one cell per element" : "one cell per \(factor)×\(factor) elements, shade = fraction kept"
-    var svg = """
-      <svg xmlns="http://www.w3.org/2000/svg" width="\(max(width, 360) + 2)" height="\(height + top + 2)" \
-      viewBox="0 0 \(max(width, 360) + 2) \(height + top + 2)" font-family="sans-serif">
+    let scale =
+      factor == 1
+      ? "one cell per element" : "overview: one cell per \(factor)×\(factor) elements, shade = fraction kept"
+    let totalWidth = max(width, 420) + 2
+    return """
+      <svg xmlns="http://www.w3.org/2000/svg" width="\(totalWidth)" height="\(height + top + 2)" \
+      viewBox="0 0 \(totalWidth) \(height + top + 2)" font-family="sans-serif">
       <text x="1" y="16" font-size="14" font-weight="bold">\(escape(title))</text>
-      <text x="1" y="34" font-size="11">\(rows)×\(columns), \(percent(1 - keptFraction)) zeros; dark = kept, white = zero; \(scale)</text>
-      <rect x="1" y="\(top + 1)" width="\(width)" height="\(height)" fill="#ffffff" stroke="#888" stroke-width="1"/>
+      <text x="1" y="33" font-size="11">\(rows)×\(columns), \(percent(1 - keptFraction)) zeros; dark = kept, white = zero</text>
+      <text x="1" y="48" font-size="11">\(scale)</text>
+      \(body)</svg>
 
       """
-    // One rect per horizontal run of equal, non-empty shade.
-    for cr in 0..<cellRows {
-      var cc = 0
-      while cc < cellColumns {
-        let level = shade[cr * cellColumns + cc]
-        var end = cc + 1
-        while end < cellColumns && shade[cr * cellColumns + end] == level { end += 1 }
-        if level > 0 {
-          svg += "<rect x=\"\(1 + cc * cellSize)\" y=\"\(top + 1 + cr * cellSize)\" width=\"\((end - cc) * cellSize)\" height=\"\(cellSize)\" fill=\"\(color(level, of: levels))\"/>\n"
-        }
-        cc = end
+  }
+
+  /// One picture panel: the cells of `region` at `factor` elements per cell side.
+  private static func panel(
+    _ keep: UnsafeBufferPointer<Bool>, rows: Int, columns: Int, region: (Range<Int>, Range<Int>),
+    factor: Int, left: Int, top: Int, maximumSide: Int
+  ) -> (svg: String, width: Int, height: Int) {
+    let (rr, cc) = region
+    let cellRows = max(1, (rr.count + factor - 1) / factor)
+    let cellColumns = max(1, (cc.count + factor - 1) / factor)
+    let cellSize = max(2, min(24, maximumSide / max(cellRows, cellColumns)))
+    let levels = 8
+    // Shade level per cell: 0 = nothing kept … levels = everything kept.
+    var kept = [Int](repeating: 0, count: cellRows * cellColumns)
+    for r in rr {
+      for c in cc where keep[r * columns + c] {
+        kept[((r - rr.lowerBound) / factor) * cellColumns + (c - cc.lowerBound) / factor] += 1
       }
     }
-    if factor == 1 && cellSize >= 8 {
+    var shade = [Int](repeating: 0, count: cellRows * cellColumns)
+    for i in 0..<cellRows where !rr.isEmpty {
+      for j in 0..<cellColumns where !cc.isEmpty {
+        let size = (min(rr.count, (i + 1) * factor) - i * factor) * (min(cc.count, (j + 1) * factor) - j * factor)
+        let fraction = Double(kept[i * cellColumns + j]) / Double(size)
+        // Round, but never show a partly kept cell as empty or as full.
+        var level = Int((fraction * Double(levels)).rounded())
+        if fraction > 0 && level == 0 { level = 1 }
+        if fraction < 1 && level == levels { level = levels - 1 }
+        shade[i * cellColumns + j] = level
+      }
+    }
+    let (width, height) = (cellColumns * cellSize, cellRows * cellSize)
+    var svg =
+      "<rect x=\"\(left)\" y=\"\(top)\" width=\"\(width)\" height=\"\(height)\" fill=\"#ffffff\" stroke=\"#888\" stroke-width=\"1\"/>\n"
+    // One rect per horizontal run of equal, non-empty shade.
+    for i in 0..<cellRows {
+      var j = 0
+      while j < cellColumns {
+        let level = shade[i * cellColumns + j]
+        var end = j + 1
+        while end < cellColumns && shade[i * cellColumns + end] == level { end += 1 }
+        if level > 0 {
+          svg +=
+            "<rect x=\"\(left + j * cellSize)\" y=\"\(top + i * cellSize)\" width=\"\((end - j) * cellSize)\" height=\"\(cellSize)\" fill=\"\(color(level, of: levels))\"/>\n"
+        }
+        j = end
+      }
+    }
+    if factor == 1 && cellSize >= 6 {
       // Grid lines between elements, as in the talk's figures.
       var path = ""
-      for r in 1..<max(cellRows, 1) { path += "M1 \(top + 1 + r * cellSize)h\(width)" }
-      for c in 1..<max(cellColumns, 1) { path += "M\(1 + c * cellSize) \(top + 1)v\(height)" }
+      for i in 1..<max(cellRows, 1) { path += "M\(left) \(top + i * cellSize)h\(width)" }
+      for j in 1..<max(cellColumns, 1) { path += "M\(left + j * cellSize) \(top)v\(height)" }
       if !path.isEmpty { svg += "<path d=\"\(path)\" stroke=\"#bbb\" stroke-width=\"0.5\"/>\n" }
     }
-    svg += "</svg>\n"
-    return svg
+    return (svg, width, height)
   }
 
   /// White (level 0) to dark blue (level `levels`).
