@@ -36,6 +36,6 @@ let package = Package(
       name: "SparsityIOTests",
       dependencies: ["SparsityIO", .product(name: "PropertyBased", package: "swift-property-based")],
       resources: [.copy("Fixtures")]),
-    .testTarget(name: "SparsityCLITests", dependencies: ["SparsityCLI"]),
+    .testTarget(name: "SparsityCLITests", dependencies: ["SparsityCLI", "sparsity"]),
   ]
 )

@@ -1,0 +1,190 @@
+import Foundation
+import Sparsity
+import Testing
+
+/// End-to-end tests of the `sparsity` executable: exit codes, one-line errors, files written or
+/// not written.
+@Suite(.serialized)
+struct CLITests {
+  /// The built `sparsity` executable, next to the test bundle.
+  static let binary: URL = {
+    var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    // `swift test` runs `…/debug/<package>PackageTests.xctest`; the products are beside it.
+    for _ in 0..<3 where !FileManager.default.fileExists(atPath: directory.appendingPathComponent("sparsity").path) {
+      directory.deleteLastPathComponent()
+    }
+    return directory.appendingPathComponent("sparsity")
+  }()
+
+  struct Result {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+  }
+
+  static func run(_ arguments: [String], in directory: URL) throws -> Result {
+    let process = Process()
+    process.executableURL = binary
+    process.arguments = arguments
+    process.currentDirectoryURL = directory
+    let out = Pipe()
+    let err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let stdout = out.fileHandleForReading.readDataToEndOfFile()
+    let stderr = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return Result(
+      status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+      stderr: String(decoding: stderr, as: UTF8.self))
+  }
+
+  /// A fresh directory holding `model.safetensors`: a 2:4 f16 matrix, a 16×16-block f32
+  /// matrix, an unstructured f32 matrix, a bias, and a few broken files.
+  static func workspace() throws -> URL {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sparsity-cli-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    var rng = SeededGenerator(seed: 7)
+    let w = Tensor.randomNormal([64, 128], using: &rng)
+    // Keep positions 1 and 2 of every group of 4: 2:4.
+    let keep24 = Tensor((0..<(64 * 128)).map { [1, 2].contains($0 % 4) }, shape: [64, 128])
+    let twoFour = w.masked(by: keep24).converted(to: .float16)
+    let blockKeep = Tensor((0..<(64 * 128)).map { i in ((i / 128) / 16 + (i % 128) / 16) % 3 == 0 }, shape: [64, 128])
+    let blocky = w.masked(by: blockKeep)
+    let unstructured = w.masked(by: w.compared(.greater, 0.8))
+    let archive = TensorArchive(
+      tensors: [
+        ("fc.weight", .dense(twoFour)), ("blocks.weight", .dense(blocky)), ("loose.weight", .dense(unstructured)),
+        ("fc.bias", .dense(Tensor.randomNormal([64], using: &rng))),
+      ], metadata: ["format": "pt"])
+    try archive.write(to: directory.appendingPathComponent("model.safetensors").path)
+    // A truncated copy and a file whose sparse tensor lacks a component.
+    let bytes = try Data(contentsOf: directory.appendingPathComponent("model.safetensors"))
+    try bytes.prefix(bytes.count - 10).write(to: directory.appendingPathComponent("truncated.safetensors"))
+    try SafetensorsFile.write(
+      [("x.packed", Tensor(zeros: [32, 32], dtype: .float16))],
+      metadata: ["sparsity:x": #"{"format":"semi_structured_cutlass","shape":[32,64]}"#],
+      to: directory.appendingPathComponent("broken-sparse.safetensors").path)
+    return directory
+  }
+
+  @Test func demoRunsAndPassesItsChecks() throws {
+    let directory = try Self.workspace()
+    let result = try Self.run(["demo", "--output-dir", "out", "--json"], in: directory)
+    #expect(result.status == 0, "\(result.stderr)")
+    let records = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]] ?? []
+    #expect(records.count == 3)
+    for record in records {
+      #expect(record["conforms"] as? Bool == true)
+      #expect(record["round_trip_exact"] as? Bool == true)
+      #expect(record["outputs_equal"] as? Bool == true)
+    }
+    for file in ["dense.safetensors", "sparse.safetensors", "mlp.0.weight.svg"] {
+      #expect(FileManager.default.fileExists(atPath: directory.appendingPathComponent("out/\(file)").path))
+    }
+  }
+
+  @Test func inspectReportsPatternsAndFootprints() throws {
+    let directory = try Self.workspace()
+    let result = try Self.run(["inspect", "model.safetensors", "--json"], in: directory)
+    #expect(result.status == 0, "\(result.stderr)")
+    let records = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]] ?? []
+    let byName = Dictionary(uniqueKeysWithValues: records.map { ($0["name"] as? String ?? "", $0) })
+    #expect(byName["fc.weight"]?["satisfied_patterns"] as? [String] == ["2:4", "4:8"])
+    #expect((byName["fc.weight"]?["bytes"] as? [String: Int])?["2:4-cutlass"] == 64 * 64 * 2 + 64 * 8 * 2)
+    #expect((byName["blocks.weight"]?["satisfied_patterns"] as? [String])?.contains("block:16x16") == true)
+    #expect(byName["fc.bias"]?["sparsity"] as? Double == 0)
+    let text = try Self.run(["inspect", "model.safetensors"], in: directory)
+    #expect(text.status == 0)
+    #expect(text.stdout.contains("fc.weight") && text.stdout.contains("2:4 4:8"))
+  }
+
+  @Test(arguments: ["2:4", "csr", "bsr:16x16", "bsr:8x32"])
+  func compressThenDecompressIsExact(format: String) throws {
+    let directory = try Self.workspace()
+    let include = format == "2:4" ? ["--include", "^fc\\.weight$"] : []
+    let compressed = try Self.run(["compress", "model.safetensors", "-o", "c.safetensors", "--format", format] + include, in: directory)
+    #expect(compressed.status == 0, "\(compressed.stderr)")
+    let stored = try TensorArchive(contentsOf: directory.appendingPathComponent("c.safetensors").path)
+    #expect(stored["fc.weight"]?.formatName == (format == "2:4" ? "2:4" : format))
+    let back = try Self.run(["decompress", "c.safetensors", "-o", "d.safetensors"], in: directory)
+    #expect(back.status == 0, "\(back.stderr)")
+    let original = try TensorArchive(contentsOf: directory.appendingPathComponent("model.safetensors").path)
+    let restored = try TensorArchive(contentsOf: directory.appendingPathComponent("d.safetensors").path)
+    #expect(restored.metadata == original.metadata)
+    for (name, value) in original.tensors {
+      #expect(restored[name] == value, "\(name)")
+    }
+  }
+
+  @Test func maskPictureIsWritten() throws {
+    let directory = try Self.workspace()
+    let result = try Self.run(["inspect", "model.safetensors", "--mask", "blocks.weight", "-o", "m.svg"], in: directory)
+    #expect(result.status == 0, "\(result.stderr)")
+    let svg = try String(contentsOf: directory.appendingPathComponent("m.svg"), encoding: .utf8)
+    #expect(svg.hasPrefix("<svg") && svg.contains("blocks.weight") && svg.hasSuffix("</svg>\n"))
+  }
+
+  struct ErrorCase: Sendable, CustomTestStringConvertible {
+    var arguments: [String]
+    /// Text the one-line message must contain.
+    var message: String
+    /// A file that must not exist afterwards.
+    var output: String? = nil
+    var testDescription: String { arguments.joined(separator: " ") }
+  }
+
+  static let errorCases: [ErrorCase] = [
+    ErrorCase(
+      arguments: ["compress", "model.safetensors", "-o", "o.safetensors", "--format", "2:4"],
+      message: "tensor 'blocks.weight' is not 1:2", output: "o.safetensors"),
+    ErrorCase(
+      arguments: ["compress", "model.safetensors", "-o", "o.safetensors", "--format", "2:4", "--include", "loose"],
+      message: "tensor 'loose.weight' is not 1:2 (f32 2:4 is stored as 1:2, as in PyTorch): row 0", output: "o.safetensors"),
+    ErrorCase(
+      arguments: ["compress", "model.safetensors", "-o", "o.safetensors", "--format", "bsr:3x3"],
+      message: "needs rows divisible by 3", output: "o.safetensors"),
+    ErrorCase(
+      arguments: ["compress", "model.safetensors", "-o", "o.safetensors", "--format", "bsr:0x4"],
+      message: "bsr:0x4", output: "o.safetensors"),
+    ErrorCase(
+      arguments: ["compress", "model.safetensors", "-o", "o.safetensors", "--format", "csr", "--include", "("],
+      message: "--include '(' is not a valid regular expression", output: "o.safetensors"),
+    ErrorCase(
+      arguments: ["compress", "model.safetensors", "-o", "o.safetensors", "--format", "csr", "--include", "bias"],
+      message: "tensor 'fc.bias' with shape [64] matches --include but is not a matrix", output: "o.safetensors"),
+    ErrorCase(
+      arguments: ["compress", "missing.safetensors", "-o", "o.safetensors", "--format", "csr"],
+      message: "missing.safetensors", output: "o.safetensors"),
+    ErrorCase(
+      arguments: ["compress", "truncated.safetensors", "-o", "o.safetensors", "--format", "csr"],
+      message: "truncated", output: "o.safetensors"),
+    ErrorCase(
+      arguments: ["compress", "model.safetensors", "-o", "no/such/dir/o.safetensors", "--format", "csr"],
+      message: "does not exist"),
+    ErrorCase(
+      arguments: ["decompress", "broken-sparse.safetensors", "-o", "o.safetensors"],
+      message: "sparse tensor 'x' is missing its component tensor 'x.meta'", output: "o.safetensors"),
+    ErrorCase(arguments: ["inspect", "model.safetensors", "--mask", "nope", "-o", "m.svg"], message: "no tensor named 'nope'", output: "m.svg"),
+    ErrorCase(arguments: ["inspect", "model.safetensors", "--mask", "fc.weight"], message: "--mask needs -o FILE.svg"),
+    ErrorCase(arguments: ["inspect"], message: "Missing expected argument"),
+  ]
+
+  @Test(arguments: errorCases)
+  func errorsAreOneLineAndWriteNothing(_ c: ErrorCase) throws {
+    let directory = try Self.workspace()
+    let result = try Self.run(c.arguments, in: directory)
+    #expect(result.status != 0)
+    let lines = result.stderr.split(separator: "\n", omittingEmptySubsequences: false).filter { !$0.isEmpty }
+    #expect(lines.count == 1, "stderr: \(result.stderr)")
+    #expect(lines.first?.hasPrefix("error: ") == true)
+    #expect(result.stderr.contains(c.message), "stderr: \(result.stderr)")
+    if let output = c.output {
+      #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent(output).path))
+    }
+    // No temporary files left behind either.
+    let leftovers = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasPrefix(".") }
+    #expect(leftovers.isEmpty, "\(leftovers)")
+  }
+}
