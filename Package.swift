@@ -15,7 +15,9 @@ let package = Package(
     .target(name: "SparsityCore"),
     .target(name: "SparsityFormats", dependencies: ["SparsityCore"]),
     .target(name: "SparsityIO", dependencies: ["SparsityCore", "SparsityFormats"]),
-    .target(name: "Sparsity", dependencies: ["SparsityCore", "SparsityFormats", "SparsityIO"]),
+    .target(name: "SparsityPruning", dependencies: ["SparsityCore", "SparsityFormats"]),
+    .target(
+      name: "Sparsity", dependencies: ["SparsityCore", "SparsityFormats", "SparsityIO", "SparsityPruning"]),
     .target(
       name: "SparsityCLI",
       dependencies: [
@@ -35,6 +37,12 @@ let package = Package(
     .testTarget(
       name: "SparsityIOTests",
       dependencies: ["SparsityIO", .product(name: "PropertyBased", package: "swift-property-based")],
+      resources: [.copy("Fixtures")]),
+    .testTarget(
+      name: "SparsityPruningTests",
+      dependencies: [
+        "SparsityPruning", "SparsityIO", .product(name: "PropertyBased", package: "swift-property-based"),
+      ],
       resources: [.copy("Fixtures")]),
     .testTarget(name: "SparsityCLITests", dependencies: ["SparsityCLI", "sparsity"]),
   ]

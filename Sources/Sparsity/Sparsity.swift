@@ -1,3 +1,4 @@
 @_exported import SparsityCore
 @_exported import SparsityFormats
 @_exported import SparsityIO
+@_exported import SparsityPruning

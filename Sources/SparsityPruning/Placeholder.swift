@@ -1,0 +1,2 @@
+import SparsityCore
+import SparsityFormats
