@@ -67,8 +67,11 @@ extension Tensor {
     let a = doubleValues
     let b = other.doubleValues
     for i in 0..<a.count {
+      // Equal values (infinities included) match; otherwise both must be finite and within
+      // tolerance, so NaN never matches and an infinity only matches itself (as in NumPy).
+      if a[i] == b[i] { continue }
       let diff = Swift.abs(a[i] - b[i])
-      if !(diff <= absoluteTolerance + relativeTolerance * Swift.abs(b[i])) && !(a[i] == b[i]) {
+      if !(a[i].isFinite && b[i].isFinite && diff <= absoluteTolerance + relativeTolerance * Swift.abs(b[i])) {
         return (i, a[i], b[i])
       }
     }

@@ -45,7 +45,7 @@ extension Tensor {
     let permutedStrides = axes.map { sourceStrides[$0] }
     withUnsafeBytes { src in
       result.withUnsafeMutableBytes { dst in
-        if rank == 2 && width == 4 {
+        if rank == 2 && width == 4 && axes == [1, 0] {
           // Blocked 2-D transpose of 32-bit elements (the common weight case).
           let s = src.bindMemory(to: UInt32.self)
           let d = dst.bindMemory(to: UInt32.self)
