@@ -2,6 +2,10 @@
 """Writes one small malformed safetensors file per validation rule.
 
     python3 scripts/make_malformed_corpus.py
+    /work/venv/bin/python scripts/make_malformed_corpus.py --compare-reference
+
+With --compare-reference it also runs the Python `safetensors` package on every file and
+checks that it rejects each one too, except the documented rules where we are stricter.
 
 Output (committed): Tests/SparsityIOTests/Fixtures/malformed/<errorCase>--<what>.sft
 The part of the name before "--" is the SafetensorsError case the reader must throw; the
@@ -10,6 +14,7 @@ table-driven test in SafetensorsMalformedTests.swift checks every file against i
 import json
 import pathlib
 import struct
+import sys
 
 OUT = pathlib.Path(__file__).resolve().parent.parent / "Tests" / "SparsityIOTests" / "Fixtures" / "malformed"
 
@@ -109,7 +114,37 @@ CORPUS = {
 }
 
 
+# Files the reference reader (safetensors 0.8) accepts but we reject, and why.
+STRICTER_THAN_REFERENCE = {
+    "duplicateName--same-name": "serde keeps the last of two equal keys; we refuse the ambiguity",
+    "duplicateName--unicode-normalization": "Swift compares strings by canonical equivalence",
+    "invalidEntry--empty-name": "our writer cannot write an empty name, so the reader refuses it",
+    "invalidEntry--extra-key": "serde ignores unknown fields; an unknown key may change meaning",
+    "invalidHeaderStart--leading-space": "the spec says the header starts with '{' (0.8 does not check)",
+    "invalidMetadata--null": "serde reads null as no metadata; the spec allows only a string map",
+}
+
+
+def compare_reference():
+    from safetensors import deserialize
+
+    failures = 0
+    for name, blob in CORPUS.items():
+        try:
+            deserialize(blob)
+            accepted = True
+        except Exception:  # noqa: BLE001 - any rejection counts
+            accepted = False
+        if accepted != (name in STRICTER_THAN_REFERENCE):
+            failures += 1
+            print(f"MISMATCH {name}: reference {'accepts' if accepted else 'rejects'} it")
+    print(f"compared {len(CORPUS)} files with the reference reader, {failures} mismatches")
+    return failures == 0
+
+
 def main():
+    if "--compare-reference" in sys.argv:
+        sys.exit(0 if compare_reference() else 1)
     OUT.mkdir(parents=True, exist_ok=True)
     for old in OUT.glob("*.sft"):
         old.unlink()

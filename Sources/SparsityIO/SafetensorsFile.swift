@@ -18,6 +18,7 @@ public struct SafetensorsEntry: Sendable, Hashable {
   /// The tensor's bytes, relative to the start of the data section.
   public var dataRange: Range<Int>
 
+  /// Creates an entry; ``SafetensorsFile`` makes these while validating a header.
   public init(name: String, dtype: DType, shape: [Int], dataRange: Range<Int>) {
     self.name = name
     self.dtype = dtype
@@ -44,8 +45,11 @@ public struct SafetensorsEntry: Sendable, Hashable {
 /// long as the file value or any tensor read from it. If another process truncates the file
 /// while it is mapped, reading a tensor can crash (SIGBUS): do not modify files being read.
 ///
-/// Tensor names are compared as Swift strings, so two names that differ only in Unicode
-/// normalization count as duplicates. An empty tensor name is rejected.
+/// The reader is stricter than the reference (safetensors 0.8) in a few places, each an error
+/// here: a repeated tensor name (the reference keeps the last), an unknown key in an entry, a
+/// header not starting with `{`, `"__metadata__": null`, and an empty tensor name. Names are
+/// compared as Swift strings, so two names that differ only in Unicode normalization count as
+/// duplicates.
 public struct SafetensorsFile: Sendable {
   /// The `__metadata__` string map (empty when the file has none).
   public let metadata: [String: String]
@@ -97,7 +101,11 @@ public struct SafetensorsFile: Sendable {
     return tensor(for: entry)
   }
 
-  /// Every tensor with its name, in ``entries`` order.
+  /// Every tensor with its name, in ``entries`` order (views of the file where aligned).
+  ///
+  /// ```swift
+  /// for (name, tensor) in try file.tensors() { print(name, tensor.shape) }
+  /// ```
   public func tensors() throws -> [(name: String, tensor: Tensor)] {
     entries.map { ($0.name, tensor(for: $0)) }
   }
@@ -105,8 +113,8 @@ public struct SafetensorsFile: Sendable {
   /// A view of the entry's bytes when they are aligned to the element width, else a copy
   /// (typed access to misaligned memory is undefined behaviour).
   private func tensor(for entry: SafetensorsEntry) -> Tensor {
-    let raw = UnsafeRawBufferPointer(
-      rebasing: bytes.buffer[(dataStart + entry.dataRange.lowerBound)..<(dataStart + entry.dataRange.upperBound)])
+    let range = (dataStart + entry.dataRange.lowerBound)..<(dataStart + entry.dataRange.upperBound)
+    let raw = UnsafeRawBufferPointer(rebasing: bytes.buffer[range])
     let alignment = entry.dtype.byteWidth ?? 1
     if let base = raw.baseAddress, Int(bitPattern: base) % alignment == 0 {
       let storage = TensorStorage(borrowing: raw, owner: bytes)

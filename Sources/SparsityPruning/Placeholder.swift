@@ -1,2 +1,0 @@
-import SparsityCore
-import SparsityFormats
