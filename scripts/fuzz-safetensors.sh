@@ -25,7 +25,9 @@ swiftc "${flags[@]}" -I "$build" -o "$build/safetensors-fuzz" Fuzz/SafetensorsFu
   "$build/libSparsityIO.a" "$build/libSparsityCore.a" 2>&1 | grep -v "Cannot export local symbol" >&2 || true
 test -x "$build/safetensors-fuzz"
 
-cp -n Tests/SparsityIOTests/Fixtures/*.sft Tests/SparsityIOTests/Fixtures/malformed/*.sft "$out/corpus/"
+for seed in Tests/SparsityIOTests/Fixtures/*.sft Tests/SparsityIOTests/Fixtures/malformed/*.sft; do
+  [ -e "$out/corpus/$(basename "$seed")" ] || cp "$seed" "$out/corpus/"
+done
 {
   for token in '{' '}' '[' ']' ':' ',' '"' '\\u' '\\ud83d\\ude00' ' ' '"__metadata__"' '"dtype"' '"shape"' \
     '"data_offsets"' '18446744073709551615' '9223372036854775807' '4294967296' '-1' '1e3' '0.5'; do
