@@ -17,6 +17,8 @@ public struct COOMatrix: SparseMatrix, Equatable {
   public var byteCount: Int { values.byteCount + 4 * (rowIndices.count + columnIndices.count) }
 
   public init(dense: Tensor, name: String) throws(SparseFormatError) {
+    // Validate here so that errors name this format, not the CSR it is built through.
+    _ = try MatrixInput.check(dense, name: name, format: "coo")
     let csr = try CSRMatrix(dense: dense, name: name)
     var rows = [Int32](repeating: 0, count: csr.storedValueCount)
     for r in 0..<dense.shape[0] {

@@ -97,9 +97,13 @@ func checkCompressedRows(
   guard Int(offsets[rowCount]) == indices.count else {
     throw fail("last row offset is \(offsets[rowCount]) but there are \(indices.count) \(unit)s")
   }
+  // Check every offset before reading any index: a row range past the end (e.g. offsets
+  // [0, 5, 3] over 3 entries) must be reported, not read.
+  for r in 0..<rowCount where offsets[r] > offsets[r + 1] {
+    throw fail("row offsets decrease at row \(r) (\(offsets[r]) > \(offsets[r + 1]))")
+  }
   for r in 0..<rowCount {
     let (lo, hi) = (Int(offsets[r]), Int(offsets[r + 1]))
-    guard lo <= hi else { throw fail("row offsets decrease at row \(r) (\(lo) > \(hi))") }
     var previous = -1
     for i in lo..<hi {
       let c = Int(indices[i])
