@@ -1,4 +1,5 @@
 @_exported import SparsityCore
 @_exported import SparsityFormats
 @_exported import SparsityIO
+@_exported import SparsityKernels
 @_exported import SparsityPruning

@@ -1,0 +1,190 @@
+import Foundation
+import SparsityCore
+import Synchronization
+
+/// Picks the fastest kernel for a weight and a token count by timing the candidates once
+/// (LIBXSMM's plan-time autotuning), the dense kernels included and favoured by 10%: a
+/// sparse kernel is chosen only when it is at least ``denseBias`` times faster than the best
+/// dense one, so choosing sparsity never costs speed.
+///
+/// Decisions are keyed by format, `out × in`, density (to 1%), and a token bucket (powers of
+/// two: 1, 2, 4, 8, …), kept in memory and, for ``shared``, in a JSON file per machine:
+/// `$SPARSITY_CACHE_DIR` or `$XDG_CACHE_HOME/swift-sparsity` or `~/.cache/swift-sparsity`,
+/// named `autotune-<cpu>-<isa>-t<threads>.json`. Delete the file to re-tune; set
+/// `SPARSITY_AUTOTUNE=0` to skip timing and use the built-in rules (``heuristicKernel(for:tokens:)``).
+///
+/// ```swift
+/// let dispatcher = LinearDispatcher(cacheFile: nil)      // memory only
+/// let kernel = dispatcher.kernel(for: weight, tokens: 128)
+/// ```
+public final class LinearDispatcher: Sendable {
+  /// The dispatcher ``LinearWeight/apply(x:bias:)`` uses.
+  public static let shared: LinearDispatcher = {
+    let env = ProcessInfo.processInfo.environment
+    let off = env["SPARSITY_AUTOTUNE"].map { $0 == "0" || $0.lowercased() == "off" } ?? false
+    return LinearDispatcher(cacheFile: off ? nil : defaultCacheFile(), measures: !off)
+  }()
+
+  /// A sparse kernel must beat the best dense kernel by this factor to be chosen.
+  public let denseBias: Double
+  /// Where decisions are persisted, or `nil`.
+  public let cacheFile: String?
+  /// Whether unknown cases are timed (otherwise the rules decide).
+  public let measures: Bool
+  private let state = Mutex<[String: LinearKernel]>([:])
+  private let loaded = Mutex<Bool>(false)
+
+  /// Creates a dispatcher.
+  ///
+  /// - Parameters:
+  ///   - cacheFile: a JSON file to read decisions from and write them to, or `nil`.
+  ///   - measures: time the candidates (`true`) or use the built-in rules.
+  ///   - denseBias: how much faster a sparse kernel must be than dense to be chosen (1.1).
+  public init(cacheFile: String?, measures: Bool = true, denseBias: Double = 1.1) {
+    self.cacheFile = cacheFile
+    self.measures = measures
+    self.denseBias = denseBias
+  }
+
+  /// The default cache file for this machine and build.
+  public static func defaultCacheFile() -> String {
+    let env = ProcessInfo.processInfo.environment
+    let dir: String
+    if let d = env["SPARSITY_CACHE_DIR"], !d.isEmpty {
+      dir = d
+    } else if let x = env["XDG_CACHE_HOME"], !x.isEmpty {
+      dir = x + "/swift-sparsity"
+    } else {
+      dir = (env["HOME"] ?? NSTemporaryDirectory()) + "/.cache/swift-sparsity"
+    }
+    let cpu = CPUFeatures.host.brand.lowercased().map { $0.isLetter || $0.isNumber ? $0 : "-" }
+    let name = String(cpu).split(separator: "-").joined(separator: "-")
+    return "\(dir)/autotune-\(name)-\(CPUFeatures.kernelISA)-t\(Parallel.workerCount).json"
+  }
+
+  /// The token bucket of `m`: the smallest power of two ≥ m.
+  public static func tokenBucket(_ m: Int) -> Int {
+    var b = 1
+    while b < m { b <<= 1 }
+    return b
+  }
+
+  /// The cache key of a weight and token count.
+  public static func key(for weight: LinearWeight, tokens m: Int) -> String {
+    let density = Int((weight.density * 100).rounded())
+    return "\(weight.format)|\(weight.outFeatures)x\(weight.inFeatures)|d\(density)|m\(tokenBucket(m))"
+  }
+
+  /// The decisions made or loaded so far, by key.
+  public var decisions: [String: LinearKernel] { loadIfNeeded(); return state.withLock { $0 } }
+
+  /// The kernel to run `weight` on `tokens` rows: cached, or timed now (or, without timing,
+  /// the rules).
+  public func kernel(for weight: LinearWeight, tokens m: Int) -> LinearKernel {
+    let candidates = weight.candidateKernels(tokens: m)
+    if candidates.count == 1 { return candidates[0] }
+    loadIfNeeded()
+    let key = Self.key(for: weight, tokens: m)
+    if let known = state.withLock({ $0[key] }), candidates.contains(known) { return known }
+    guard measures else { return Self.heuristicKernel(for: weight, tokens: m) }
+    let choice = tune(weight, tokens: m, candidates: candidates)
+    state.withLock { $0[key] = choice }
+    if !choice.isDense && weight.format != .dense { weight.releaseDenseFallback() }
+    save()
+    return choice
+  }
+
+  /// Times every candidate for `weight` at the bucket's token count (capped at 2048) on
+  /// random activations: one warm-up, then the best of at least three runs (and 20 ms).
+  /// Returns the fastest kernel, dense preferred unless beaten by ``denseBias``.
+  public func tune(_ weight: LinearWeight, tokens m: Int, candidates: [LinearKernel]) -> LinearKernel {
+    let rows = Swift.max(1, Swift.min(Self.tokenBucket(m), 2048))
+    var rng = SeededGenerator(seed: 0x5EED)
+    let x = Tensor.randomUniform([rows, weight.inFeatures], in: -1...1, using: &rng)
+    var bestDense = (LinearKernel.denseGEMM, Double.infinity)
+    var bestSparse = (LinearKernel.denseGEMM, Double.infinity)
+    for kernel in candidates {
+      let t = Self.time { _ = weight.apply(x: x, kernel: kernel) }
+      if kernel.isDense {
+        if t < bestDense.1 { bestDense = (kernel, t) }
+      } else if t < bestSparse.1 {
+        bestSparse = (kernel, t)
+      }
+    }
+    if weight.format == .dense { return bestDense.0 }
+    return bestSparse.1 * denseBias <= bestDense.1 ? bestSparse.0 : bestDense.0
+  }
+
+  /// The best of several timings of `body` in seconds, after one warm-up run.
+  static func time(_ body: () -> Void) -> Double {
+    body()
+    var best = Double.infinity
+    var total = 0.0
+    var runs = 0
+    while runs < 3 || (total < 0.02 && runs < 50) {
+      let t0 = DispatchTime.now().uptimeNanoseconds
+      body()
+      let t = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
+      best = Swift.min(best, t)
+      total += t
+      runs += 1
+    }
+    return best
+  }
+
+  /// The rules used without timing: the one-row kernels for M ≤ 2; the sparse kernels where
+  /// they usually win on this class of CPU (2:4 always, BSR at density ≤ 0.7, CSR at
+  /// density ≤ 0.3), dense otherwise.
+  public static func heuristicKernel(for weight: LinearWeight, tokens m: Int) -> LinearKernel {
+    let small = m <= 2
+    switch weight.format {
+    case .dense: return small ? .denseGEMV : .denseGEMM
+    case .semiStructured: return small ? .semiStructuredGEMV : .semiStructuredPanel
+    case .bsr, .csr:
+      let own = weight.sparseKernels
+      let sparseOK = own.first == .bsr ? weight.density <= 0.7 : weight.density <= 0.3
+      if !sparseOK { return small ? .denseGEMV : .denseGEMM }
+      return small ? own[1] : own[0]
+    }
+  }
+
+  // MARK: Persistence
+
+  private struct CacheFile: Codable {
+    var cpu: String
+    var isa: String
+    var threads: Int
+    var decisions: [String: String]
+  }
+
+  private func loadIfNeeded() {
+    let first = loaded.withLock { done in
+      defer { done = true }
+      return !done
+    }
+    guard first, let cacheFile, let data = FileManager.default.contents(atPath: cacheFile),
+      let file = try? JSONDecoder().decode(CacheFile.self, from: data),
+      file.cpu == CPUFeatures.host.brand, file.isa == CPUFeatures.kernelISA
+    else { return }
+    state.withLock { state in
+      for (key, name) in file.decisions {
+        if let k = LinearKernel(rawValue: name), state[key] == nil { state[key] = k }
+      }
+    }
+  }
+
+  private func save() {
+    guard let cacheFile else { return }
+    let snapshot = state.withLock { $0 }
+    let file = CacheFile(
+      cpu: CPUFeatures.host.brand, isa: CPUFeatures.kernelISA, threads: Parallel.workerCount,
+      decisions: snapshot.mapValues(\.rawValue))
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    guard let data = try? encoder.encode(file) else { return }
+    let url = URL(fileURLWithPath: cacheFile)
+    // Best effort: a read-only home must not break inference.
+    try? FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+    try? data.write(to: url, options: .atomic)
+  }
+}

@@ -1,0 +1,14 @@
+#ifndef SPARSITY_CPUID_H
+#define SPARSITY_CPUID_H
+
+#include <stdint.h>
+
+/// Runs CPUID for `leaf`/`subleaf` and stores EAX, EBX, ECX, EDX in `registers`.
+/// Returns 0 when the leaf is above the highest one the CPU reports (or on a non-x86 CPU),
+/// 1 otherwise. Compiled for baseline x86-64, so it runs on every CPU.
+int sparsity_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t registers[4]);
+
+/// XCR0, the register state the OS saves (XGETBV 0); 0 when OSXSAVE is off or not x86.
+uint64_t sparsity_xgetbv0(void);
+
+#endif

@@ -1,0 +1,149 @@
+/// A dense weight `W [n, k]` packed for ``denseLinear``: panels of 16 output columns, k-major
+/// (`data[p·k·16 + kk·16 + j] = W[16p + j][kk]`, zero past `n`).
+package final class PackedDenseWeight: @unchecked Sendable {
+  package let n: Int
+  package let k: Int
+  package let panels: Int
+  package let data: FloatBuffer
+
+  /// Packs a row-major `[n, k]` weight.
+  package init(weight w: UnsafePointer<Float>, n: Int, k: Int) {
+    self.n = n
+    self.k = k
+    panels = (n + 15) / 16
+    data = FloatBuffer(count: panels * k * 16)
+    let d = data.pointer
+    for p in 0..<panels {
+      for j in 0..<Swift.min(16, n - p * 16) {
+        let row = w + (p * 16 + j) * k
+        let out = d + p * k * 16 + j
+        for kk in 0..<k { out[kk * 16] = row[kk] }
+      }
+    }
+  }
+
+  /// Bytes held (the packed, padded copy).
+  package var byteCount: Int { panels * k * 16 * 4 }
+
+  /// Writes the row-major `[n, k]` weight back.
+  package func unpack(into w: UnsafeMutablePointer<Float>) {
+    for p in 0..<panels {
+      for j in 0..<Swift.min(16, n - p * 16) {
+        let row = w + (p * 16 + j) * k
+        let src = data.pointer + p * k * 16 + j
+        for kk in 0..<k { row[kk] = src[kk * 16] }
+      }
+    }
+  }
+}
+
+/// Tunables of the dense GEMM (k-block and rows per L2 block, in 6-row panels).
+package struct DenseBlocking: Sendable {
+  package var kc = 256
+  package var mcPanels = 24
+  package init() {}
+}
+
+/// `y[m, n] = x[m, k] · Wᵀ + bias` with the packed GEMM (6×16 register tiles, k-blocks that
+/// keep a 16 KiB weight micro-panel in L1 and 144-row activation blocks in L2), on `workers`
+/// threads splitting the output columns (or the rows when there are few columns).
+package func denseLinear(
+  weight: PackedDenseWeight, x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>,
+  bias: UnsafePointer<Float>?, workers: Int, blocking: DenseBlocking = DenseBlocking()
+) {
+  let (n, k, np) = (weight.n, weight.k, weight.panels)
+  let mp = (m + 5) / 6
+  guard m > 0, n > 0 else { return }
+  if k == 0 {
+    fillBias(y: y, m: m, n: n, bias: bias)
+    return
+  }
+  withPaddedBias(bias, count: n, padded: np * 16) { biasP in
+    withActivationPanels(x: x, m: m, k: k, workers: workers) { ap in
+      let splitColumns = np >= 2 * workers || mp < workers
+      let parts = Swift.max(1, Swift.min(workers, splitColumns ? np : mp))
+      let out = Unchecked(y)
+      parallelFor(parts) { w in
+        let jr = splitColumns ? (np * w / parts)..<(np * (w + 1) / parts) : 0..<np
+        let ir = splitColumns ? 0..<mp : (mp * w / parts)..<(mp * (w + 1) / parts)
+        denseBlock(
+          weight: weight, ap: ap, m: m, y: out.value, bias: biasP, panelRows: ir, panelColumns: jr,
+          blocking: blocking)
+      }
+    }
+  }
+}
+
+private func denseBlock(
+  weight: PackedDenseWeight, ap: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>,
+  bias: UnsafePointer<Float>?, panelRows: Range<Int>, panelColumns: Range<Int>,
+  blocking: DenseBlocking
+) {
+  let (n, k) = (weight.n, weight.k)
+  let bp = UnsafePointer(weight.data.pointer)
+  var pc = 0
+  while pc < k {
+    let len = Swift.min(blocking.kc, k - pc)
+    let first = pc == 0
+    var ic = panelRows.lowerBound
+    while ic < panelRows.upperBound {
+      let icEnd = Swift.min(ic + blocking.mcPanels, panelRows.upperBound)
+      for jr in panelColumns {
+        let b = bp + jr * k * 16 + pc * 16
+        let columns = Swift.min(16, n - jr * 16)
+        let biasJ = first ? bias.map { $0 + jr * 16 } : nil
+        for ir in ic..<icEnd {
+          let rows = Swift.min(6, m - ir * 6)
+          withTile(rows: rows, columns: columns, c: y + ir * 6 * n + jr * 16, ldc: n, accumulate: !first) {
+            c, ldc in
+            kernel6x16(
+              segments: 1, length: len, kStarts: nil, a: ap + ir * k * 6 + pc * 6, b: b, c: c, ldc: ldc,
+              accumulate: !first, bias: biasJ)
+          }
+        }
+      }
+      ic = icEnd
+    }
+    pc += len
+  }
+}
+
+/// `y = x · Wᵀ + bias` one activation row at a time with the GEMV kernel (streams the weight
+/// once per row; the right kernel for M = 1, where a GEMM wastes its register tile).
+package func denseLinearRows(
+  weight: PackedDenseWeight, x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>,
+  bias: UnsafePointer<Float>?, workers: Int
+) {
+  let (n, k, np) = (weight.n, weight.k, weight.panels)
+  guard m > 0, n > 0 else { return }
+  withPaddedBias(bias, count: n, padded: np * 16) { biasP in
+    let parts = Swift.max(1, Swift.min(workers, np))
+    let out = Unchecked(y)
+    let bp = UnsafePointer(weight.data.pointer)
+    parallelFor(parts) { w in
+      let y = out.value
+      for p in (np * w / parts)..<(np * (w + 1) / parts) {
+        let columns = Swift.min(16, n - p * 16)
+        for r in 0..<m {
+          withTile(rows: 1, columns: columns, c: y + r * n + p * 16, ldc: n, accumulate: false, fullRows: 1) {
+            c, _ in
+            kernel1x16(
+              segments: 1, length: k, kStarts: nil, x: x + r * k, b: bp + p * k * 16, c: c,
+              accumulate: false, bias: biasP.map { $0 + p * 16 })
+          }
+        }
+      }
+    }
+  }
+}
+
+/// `y[m, n] = bias` (or zero): the product with an empty inner dimension.
+package func fillBias(y: UnsafeMutablePointer<Float>, m: Int, n: Int, bias: UnsafePointer<Float>?) {
+  for r in 0..<m {
+    if let bias {
+      (y + r * n).update(from: bias, count: n)
+    } else {
+      (y + r * n).update(repeating: 0, count: n)
+    }
+  }
+}

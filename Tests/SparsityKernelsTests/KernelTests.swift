@@ -1,0 +1,202 @@
+import Foundation
+import SparsityCore
+import SparsityFormats
+import Testing
+
+@testable import SparsityKernels
+
+/// Token counts: M = 1, the small-M paths, and ragged multiples of the 6-row and 64-token tiles.
+let tokenCounts = [1, 2, 5, 7, 13, 64, 67, 130]
+
+struct Shape: CustomTestStringConvertible, Sendable {
+  var n: Int
+  var k: Int
+  var testDescription: String { "\(n)x\(k)" }
+}
+
+@Suite struct DenseKernelTests {
+  @Test(arguments: [Shape(n: 1, k: 1), Shape(n: 16, k: 16), Shape(n: 17, k: 3), Shape(n: 40, k: 37), Shape(n: 33, k: 300)])
+  func denseMatchesReference(shape: Shape) throws {
+    let w = SyntheticWeights.dense(rows: shape.n, columns: shape.k, seed: 11)
+    let weight = try LinearWeight(dense: w)
+    for m in tokenCounts {
+      expectAllKernelsMatch(weight, dense: w, m: m, seed: UInt64(m), "dense \(shape.testDescription)")
+    }
+  }
+
+  @Test func kBlockingAcrossSeveralBlocks() throws {
+    // k = 600 crosses the 256-wide k-blocks twice, with a ragged last block.
+    let w = SyntheticWeights.dense(rows: 20, columns: 600, seed: 3)
+    let weight = try LinearWeight(dense: w)
+    expectAllKernelsMatch(weight, dense: w, m: 150, seed: 4, "dense k=600")
+  }
+
+  @Test func emptyInnerDimensionGivesBias() throws {
+    let weight = try LinearWeight(dense: Tensor(zeros: [5, 0], dtype: .float32))
+    let b = biasVector(5, seed: 1)
+    let y = weight.apply(x: Tensor(zeros: [3, 0], dtype: .float32), bias: b, kernel: .denseGEMM)
+    #expect(y.shape == [3, 5])
+    #expect(Array(y.floatValues[0..<5]) == b.floatValues)
+  }
+
+  @Test func leadingDimensionsAreTokens() throws {
+    let w = SyntheticWeights.dense(rows: 9, columns: 10, seed: 5)
+    let weight = try LinearWeight(dense: w)
+    let x = activations(6, 10, seed: 6).reshaped([2, 3, 10])
+    let y = weight.apply(x: x, bias: nil, kernel: .denseGEMM)
+    #expect(y.shape == [2, 3, 9])
+    expectMatchesReference(y, x: x, weight: w, bias: nil, "rank 3")
+  }
+
+  @Test func rejectsNonFloat32() {
+    #expect(throws: KernelError.self) { try LinearWeight(dense: Tensor(zeros: [2, 2], dtype: .float16)) }
+  }
+}
+
+@Suite struct BSRKernelTests {
+  struct Case: CustomTestStringConvertible, Sendable {
+    var r: Int
+    var c: Int
+    var n: Int
+    var k: Int
+    var sparsity: Double
+    var testDescription: String { "\(r)x\(c) [\(n), \(k)] \(sparsity)" }
+  }
+
+  static let cases = [
+    Case(r: 8, c: 8, n: 24, k: 40, sparsity: 0.5), Case(r: 16, c: 16, n: 48, k: 64, sparsity: 0.7),
+    Case(r: 32, c: 32, n: 64, k: 96, sparsity: 0.5), Case(r: 64, c: 64, n: 128, k: 128, sparsity: 0.75),
+    Case(r: 16, c: 8, n: 32, k: 24, sparsity: 0.3), Case(r: 8, c: 1, n: 16, k: 9, sparsity: 0.6),
+    Case(r: 1, c: 16, n: 5, k: 32, sparsity: 0.5), Case(r: 4, c: 4, n: 12, k: 8, sparsity: 0.5),
+    Case(r: 16, c: 16, n: 32, k: 32, sparsity: 1.0), Case(r: 16, c: 16, n: 32, k: 32, sparsity: 0.0),
+  ]
+
+  @Test(arguments: cases)
+  func bsrMatchesReference(c: Case) throws {
+    let w = SyntheticWeights.blockSparse(
+      rows: c.n, columns: c.k, blockRows: c.r, blockColumns: c.c, sparsity: c.sparsity, seed: 21)
+    let weight = try LinearWeight(BSRMatrix(dense: w, blockRows: c.r, blockColumns: c.c))
+    #expect(weight.format == .bsr(blockRows: c.r, blockColumns: c.c))
+    for m in tokenCounts {
+      expectAllKernelsMatch(weight, dense: w, m: m, seed: UInt64(m) &+ 100, "bsr \(c.testDescription)")
+    }
+    #expect(weight.dense() == w)
+  }
+}
+
+@Suite struct CSRKernelTests {
+  @Test(arguments: [
+    (Shape(n: 1, k: 1), 0.0), (Shape(n: 17, k: 29), 0.5), (Shape(n: 40, k: 100), 0.9),
+    (Shape(n: 64, k: 130), 0.99), (Shape(n: 9, k: 7), 1.0), (Shape(n: 33, k: 65), 0.2),
+  ])
+  func csrMatchesReference(shape: Shape, sparsity: Double) throws {
+    let w = SyntheticWeights.unstructured(rows: shape.n, columns: shape.k, sparsity: sparsity, seed: 31)
+    let weight = try LinearWeight(CSRMatrix(dense: w))
+    for m in tokenCounts {
+      expectAllKernelsMatch(weight, dense: w, m: m, seed: UInt64(m) &+ 200, "csr \(shape.testDescription) \(sparsity)")
+    }
+    #expect(weight.dense() == w)
+  }
+
+  @Test func columnBlocksSplitTheInputs() throws {
+    // 3 column blocks of 40 (the last ragged): the block-local indices must add up.
+    let w = SyntheticWeights.unstructured(rows: 21, columns: 100, sparsity: 0.7, seed: 32)
+    let weight = try LinearWeight(CSRMatrix(dense: w), columnBlock: 40)
+    for m in [1, 3, 70] {
+      expectAllKernelsMatch(weight, dense: w, m: m, seed: 9, "csr blocks of 40")
+    }
+  }
+}
+
+@Suite struct SemiStructuredKernelTests {
+  @Test(arguments: [
+    Shape(n: 1, k: 4), Shape(n: 8, k: 16), Shape(n: 19, k: 70), Shape(n: 24, k: 7), Shape(n: 5, k: 1),
+    Shape(n: 40, k: 257), Shape(n: 16, k: 64),
+  ])
+  func semiStructuredMatchesReference(shape: Shape) throws {
+    let w = SyntheticWeights.semiStructured(rows: shape.n, columns: shape.k, seed: 41)
+    let weight = try LinearWeight(SemiStructuredMatrix(dense: w, n: 2, m: 4))
+    for m in tokenCounts {
+      expectAllKernelsMatch(weight, dense: w, m: m, seed: UInt64(m) &+ 300, "2:4 \(shape.testDescription)")
+    }
+    #expect(weight.dense() == w)
+  }
+
+  @Test func compactBytesAreUnder56PercentOfDense() throws {
+    let w = SyntheticWeights.semiStructured(rows: 64, columns: 256, seed: 42)
+    let weight = try LinearWeight(SemiStructuredMatrix(dense: w, n: 2, m: 4))
+    let ratio = Double(weight.byteCount) / Double(64 * 256 * 4)
+    #expect(ratio <= 0.56, "2:4 holds \(ratio) of the dense bytes")
+    #expect(ratio >= 0.5)
+  }
+
+  @Test func rejectsOtherNM() throws {
+    let w = SyntheticWeights.dense(rows: 4, columns: 8, seed: 1)
+    let ones = try SemiStructuredMatrix(dense: w, n: 4, m: 4)
+    #expect(throws: KernelError.self) { try LinearWeight(ones) }
+  }
+}
+
+@Suite struct DispatchTests {
+  @Test func dispatchPicksACandidateAndMatches() throws {
+    let dispatcher = LinearDispatcher(cacheFile: nil)
+    let w = SyntheticWeights.blockSparse(rows: 64, columns: 64, block: 16, sparsity: 0.75, seed: 5)
+    let weights = [
+      (try LinearWeight(dense: w), w),
+      (try LinearWeight(BSRMatrix(dense: w, blockRows: 16, blockColumns: 16)), w),
+      (try LinearWeight(CSRMatrix(dense: w)), w),
+    ]
+    for (weight, dense) in weights {
+      for m in [1, 3, 40] {
+        let kernel = dispatcher.kernel(for: weight, tokens: m)
+        #expect(weight.candidateKernels(tokens: m).contains(kernel))
+        let x = activations(m, 64, seed: 8)
+        expectMatchesReference(
+          weight.apply(x: x, bias: nil, dispatcher: dispatcher), x: x, weight: dense, bias: nil,
+          "dispatch \(weight.format) m=\(m)")
+      }
+    }
+    #expect(dispatcher.decisions.count >= 6)
+  }
+
+  @Test func decisionsPersistAcrossDispatchers() throws {
+    let file = FileManager.default.temporaryDirectory
+      .appendingPathComponent("sparsity-autotune-\(UUID().uuidString).json").path
+    defer { try? FileManager.default.removeItem(atPath: file) }
+    let w = SyntheticWeights.semiStructured(rows: 32, columns: 64, seed: 6)
+    let weight = try LinearWeight(SemiStructuredMatrix(dense: w, n: 2, m: 4))
+    let first = LinearDispatcher(cacheFile: file).kernel(for: weight, tokens: 100)
+    #expect(FileManager.default.fileExists(atPath: file))
+    // A dispatcher that may not measure must still know the decision from the file.
+    let second = LinearDispatcher(cacheFile: file, measures: false)
+    #expect(second.kernel(for: weight, tokens: 100) == first)
+    #expect(second.decisions[LinearDispatcher.key(for: weight, tokens: 100)] == first)
+  }
+
+  @Test func tokenBuckets() {
+    #expect([1, 2, 3, 4, 5, 128, 129].map(LinearDispatcher.tokenBucket) == [1, 2, 4, 4, 8, 128, 256])
+  }
+
+  @Test func heuristicsPreferDenseForDenseishUnstructured() throws {
+    let w = SyntheticWeights.unstructured(rows: 16, columns: 16, sparsity: 0.5, seed: 2)
+    let weight = try LinearWeight(CSRMatrix(dense: w))
+    #expect(LinearDispatcher.heuristicKernel(for: weight, tokens: 64) == .denseGEMM)
+    #expect(LinearDispatcher.heuristicKernel(for: weight, tokens: 1) == .denseGEMV)
+  }
+}
+
+@Suite struct CPUFeatureTests {
+  @Test func hostCanRunThisBuild() {
+    // The test binary runs on the machine it was built for.
+    #expect(CPUFeatures.host.kernelSupportProblem == nil, "\(CPUFeatures.host)")
+    #expect(!CPUFeatures.host.brand.isEmpty)
+  }
+
+  @Test func requiredFeaturesMatchTheBuild() {
+    switch CPUFeatures.kernelISA {
+    case "portable": #expect(CPUFeatures.requiredFeatures.isEmpty)
+    case "avx2": #expect(CPUFeatures.requiredFeatures.contains("avx2") && CPUFeatures.requiredFeatures.contains("fma"))
+    default: #expect(CPUFeatures.requiredFeatures.contains("avx512f"))
+    }
+  }
+}
