@@ -264,6 +264,7 @@ public final class LinearWeight: Sendable {
     bias: UnsafePointer<Float>?
   ) {
     guard m > 0, outFeatures > 0, let y else { return }
+    _ = experimentSettings
     let workers = Parallel.workerCount
     // With an empty inner dimension the buffers may have no address.
     let x = x ?? UnsafePointer(bitPattern: 64)!
@@ -332,3 +333,12 @@ public final class LinearWeight: Sendable {
     return t
   }
 }
+
+// TEMPORARY experiment knobs.
+import Foundation
+let experimentSettings: Bool = {
+  let env = ProcessInfo.processInfo.environment
+  if let v = env["EXP_24_CHUNK"].flatMap(Int.init) { SemiStructuredTuning.rowChunk = v }
+  if let v = env["EXP_CSR_CHUNK"].flatMap(Int.init) { CSRTuning.rowChunk = v }
+  return true
+}()

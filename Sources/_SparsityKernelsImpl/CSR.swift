@@ -16,6 +16,7 @@ package final class PackedCSRWeight: TokenPanelWeight, @unchecked Sendable {
   private let rowPrefix: [Int]
 
   package var paddedK: Int { k }
+  package var rowChunk: Int { CSRTuning.rowChunk }
 
   /// Packs CSR arrays (`rowOffsets` `n + 1`, `columnIndices`, `values` f32).
   package init(
@@ -170,4 +171,8 @@ private func csrRows(
       y[t * n + r] = (s0 + s1) + (s2 + s3) + (bias?[r] ?? 0)
     }
   }
+}
+
+package enum CSRTuning {
+  nonisolated(unsafe) package static var rowChunk = 128
 }

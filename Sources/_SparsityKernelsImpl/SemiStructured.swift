@@ -19,6 +19,7 @@ package final class PackedSemiStructuredWeight: TokenPanelWeight, @unchecked Sen
   package let values: FloatBuffer
   package let codes: UnsafeMutablePointer<UInt8>
   package var kBlock: Int { 64 }
+  package var rowChunk: Int { SemiStructuredTuning.rowChunk }
   package var paddedK: Int { (groups + 15) / 16 * 64 }
 
   /// Packs the logical 2:4 form: `values` `[n, groups·2]`, `positions` one byte per value.
@@ -176,4 +177,8 @@ private func semiStructuredRows(
     }
     y[r] = (acc0 + acc1).sum() + tail + (bias?[r] ?? 0)
   }
+}
+
+package enum SemiStructuredTuning {
+  nonisolated(unsafe) package static var rowChunk = 32
 }

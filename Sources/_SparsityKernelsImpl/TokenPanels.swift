@@ -15,6 +15,9 @@ package protocol TokenPanelWeight {
   var paddedK: Int { get }
   /// The k-block height: accumulate(row:block:) touches panel rows [block·kBlock, +kBlock).
   var kBlock: Int { get }
+  /// Output rows per pass over a k-block: their yᵀ tiles, weights and the panel slice should
+  /// fit L1 together.
+  var rowChunk: Int { get }
   /// Output rows split into `parts` ranges of about equal work.
   func rowRanges(parts: Int) -> [Range<Int>]
   /// `acc[0..<64] += Σ_{kept (kk, w) of row, kk in block} w · panel[kk]`.
@@ -45,8 +48,9 @@ package func packTokenPanel(
 /// split across `workers`, each worker running 64-token × `rowChunk`-row tiles of yᵀ.
 package func tokenPanelLinear<W: TokenPanelWeight>(
   weight: W, x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>,
-  bias: UnsafePointer<Float>?, workers: Int, rowChunk: Int = 128
+  bias: UnsafePointer<Float>?, workers: Int
 ) {
+  let rowChunk = weight.rowChunk
   let (n, k, kp) = (weight.n, weight.k, weight.paddedK)
   guard m > 0, n > 0 else { return }
   let tiles = (m + panelTokens - 1) / panelTokens
