@@ -243,7 +243,11 @@ public final class LinearWeight: Sendable {
       precondition(bias.dtype == .float32 && bias.shape == [outFeatures], "bias must be float32 [\(outFeatures)], got \(bias.dtype) \(bias.shape)")
     }
     let m = Self.tokens(of: x)
-    var y = Tensor(zeros: Array(x.shape.dropLast()) + [outFeatures], dtype: .float32)
+    // Every kernel writes every output element: no zero fill.
+    let outShape = Array(x.shape.dropLast()) + [outFeatures]
+    var y = Tensor(
+      shape: outShape, dtype: .float32,
+      storage: TensorStorage(uninitializedByteCount: m * outFeatures * 4))
     y.withUnsafeMutableBufferPointer(as: Float.self) { yb in
       x.withUnsafeBufferPointer(as: Float.self) { xb in
         if let bias {
@@ -282,11 +286,11 @@ public final class LinearWeight: Sendable {
     case (.bsrGEMV, .bsr(let p)):
       bsrLinearRows(weight: p, x: x, m: m, y: y, bias: bias, workers: workers)
     case (.csrPanel, .csr(let p)):
-      tokenPanelLinear(weight: p, x: x, m: m, y: y, bias: bias, workers: workers)
+      csrPanelLinear(weight: p, x: x, m: m, y: y, bias: bias, workers: workers)
     case (.csrSpMV, .csr(let p)):
       csrLinearRows(weight: p, x: x, m: m, y: y, bias: bias, workers: workers)
     case (.semiStructuredPanel, .semiStructured(let p)):
-      tokenPanelLinear(weight: p, x: x, m: m, y: y, bias: bias, workers: workers)
+      semiStructuredPanelLinear(weight: p, x: x, m: m, y: y, bias: bias, workers: workers)
     case (.semiStructuredGEMV, .semiStructured(let p)):
       semiStructuredLinearRows(weight: p, x: x, m: m, y: y, bias: bias, workers: workers)
     default:

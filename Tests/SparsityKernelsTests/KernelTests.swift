@@ -200,3 +200,16 @@ struct Shape: CustomTestStringConvertible, Sendable {
     }
   }
 }
+
+@Suite struct OracleCheckTests {
+  /// The comparison itself must fail on a result that is off by more than the tolerance.
+  @Test func checkerCatchesAWrongElement() throws {
+    let w = SyntheticWeights.dense(rows: 8, columns: 16, seed: 1)
+    let x = activations(3, 16, seed: 2)
+    var y = try LinearWeight(dense: w).apply(x: x, bias: nil, kernel: .denseGEMM)
+    y.withUnsafeMutableBufferPointer(as: Float.self) { $0[13] += 1e-3 }
+    withKnownIssue("a perturbed element must be reported") {
+      expectMatchesReference(y, x: x, weight: w, bias: nil, "perturbed")
+    }
+  }
+}
