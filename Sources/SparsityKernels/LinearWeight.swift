@@ -22,7 +22,7 @@ public enum LinearKernel: String, Sendable, CaseIterable, Codable, CustomStringC
   case csrSpMV = "csr-spmv"
   /// 2:4: activation-major with the positions decoded from 4-bit codes, k-blocks of 64.
   case semiStructuredPanel = "2:4-panel"
-  /// 2:4, one activation row at a time, selecting x values with permutes (M = 1).
+  /// 2:4 for small M: 8 output rows per vector, x values picked with in-lane permutes.
   case semiStructuredGEMV = "2:4-gemv"
 
   /// Whether the kernel runs the dense fallback rather than the sparse weight.
@@ -204,7 +204,7 @@ public final class LinearWeight: Sendable {
     var list: [LinearKernel] = []
     for kernel in sparseKernels + [.denseGEMM, .denseGEMV] {
       let rowWise = kernel == .denseGEMV || kernel == .bsrGEMV || kernel == .csrSpMV || kernel == .semiStructuredGEMV
-      if rowWise && m > 4 { continue }
+      if rowWise && m > 16 { continue }
       if kernel == .denseGEMM && m == 1 { continue }
       list.append(kernel)
     }

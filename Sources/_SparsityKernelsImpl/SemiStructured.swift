@@ -2,22 +2,26 @@
   import _Builtin_intrinsics.intel
 #endif
 
-/// A 2:4 weight in its compact form: per row, `groups · 2` kept values (the logical
-/// semi-structured layout) and one 4-bit code per group — the two positions `i0 < i1` in
-/// 0..<4 as `i0 | i1 << 2`, two groups per byte, even group in the low nibble. That is
-/// 4 + 0.25 bytes per kept value: 53% of the dense bytes in fp32.
+/// A 2:4 weight in a compact, 8-row interleaved form: output rows in blocks of 8; for every
+/// block and group of 4 inputs, the 8 rows' first kept values, then their second kept values
+/// (`values[((rb·groups + g)·2 + slot)·8 + lane]`), and one 32-bit word of 8 four-bit codes
+/// (`code = i0 | i1 << 2`, the two kept positions of row `8·rb + lane`, at bits `4·lane`).
+/// That is 4 + 0.25 bytes per kept value: 53% of the dense fp32 bytes.
 ///
-/// The token-panel kernel reads the positions straight from the codes: group g of k-block b
-/// touches panel rows `4g + i0` and `4g + i1`. Every row has exactly `k/2` kept weights, so the
-/// work is perfectly balanced and branch-free.
+/// Both kernels read this one layout:
+/// - the token-panel kernel (large M) takes one row at a time: broadcasts of its values
+///   (stride 16 floats) against panel rows `4g + i0` and `4g + i1`;
+/// - the row-block kernel (small M) computes 8 output rows per vector: `vpermilps` picks each
+///   lane's x value out of the group's 4 (broadcast to both 128-bit halves), so one group costs
+///   two in-lane permutes and two FMAs for 8 rows.
+/// Every row has exactly `k/2` kept weights: perfectly balanced, branch-free.
 package final class PackedSemiStructuredWeight: TokenPanelWeight, @unchecked Sendable {
   package let n: Int
   package let k: Int
   package let groups: Int
-  /// Bytes of codes per row: groups rounded up to a whole k-block of 16 groups, over 2.
-  package let codeStride: Int
+  package let rowBlocks: Int
   package let values: FloatBuffer
-  package let codes: UnsafeMutablePointer<UInt8>
+  package let codes: UnsafeMutablePointer<UInt32>
   package var kBlock: Int { 64 }
   package var rowChunk: Int { SemiStructuredTuning.rowChunk }
   package var paddedK: Int { (groups + 15) / 16 * 64 }
@@ -27,70 +31,82 @@ package final class PackedSemiStructuredWeight: TokenPanelWeight, @unchecked Sen
     self.n = n
     self.k = k
     groups = (k + 3) / 4
-    codeStride = (groups + 15) / 16 * 8
-    values = FloatBuffer(count: n * groups * 2 + 8)
-    values.pointer.update(from: src, count: n * groups * 2)
-    codes = .allocate(capacity: Swift.max(1, n * codeStride))
-    codes.initialize(repeating: 0, count: Swift.max(1, n * codeStride))
+    rowBlocks = (n + 7) / 8
+    values = FloatBuffer(count: rowBlocks * groups * 16 + 16)
+    codes = .allocate(capacity: Swift.max(1, rowBlocks * groups))
+    codes.initialize(repeating: 0, count: Swift.max(1, rowBlocks * groups))
+    let v = values.pointer
     for r in 0..<n {
+      let (rb, lane) = (r / 8, r % 8)
       for g in 0..<groups {
-        let i0 = positions[(r * groups + g) * 2]
-        let i1 = positions[(r * groups + g) * 2 + 1]
-        let code = (i0 | i1 << 2) << (4 * UInt8(g & 1))
-        codes[r * codeStride + g / 2] |= code
+        let slot = (r * groups + g) * 2
+        let i0 = UInt32(positions[slot])
+        let i1 = UInt32(positions[slot + 1])
+        codes[rb * groups + g] |= (i0 | i1 << 2) << (4 * UInt32(lane))
+        v[((rb * groups + g) * 2) * 8 + lane] = src[slot]
+        v[((rb * groups + g) * 2 + 1) * 8 + lane] = src[slot + 1]
       }
     }
   }
 
   deinit { codes.deallocate() }
 
-  /// Values plus 4 bits per group (the padding of the code rows not counted).
+  /// Values plus 4 bits per group and row (the zero rows that pad to a multiple of 8 not counted).
   package var byteCount: Int { n * groups * 2 * 4 + (n * groups + 1) / 2 }
 
   package func rowRanges(parts: Int) -> [Range<Int>] {
-    (0..<parts).map { (n * $0 / parts)..<(n * ($0 + 1) / parts) }
+    // Whole 8-row blocks per part, so two threads never share one.
+    (0..<parts).map { p in Swift.min(n, rowBlocks * p / parts * 8)..<Swift.min(n, rowBlocks * (p + 1) / parts * 8) }
   }
 
   @inline(__always)
-  package func accumulate(row: Int, block: Int, panel: UnsafePointer<Float>, acc: UnsafeMutablePointer<Float>) {
+  package func accumulate(rows: Range<Int>, block: Int, panel: UnsafePointer<Float>, acc: UnsafeMutablePointer<Float>) {
     let g0 = block * 16
-    semiStructuredTile64(
-      groups: Swift.min(16, groups - g0), values: values.pointer + row * groups * 2 + g0 * 2,
-      codes: UnsafeRawPointer(codes + row * codeStride + block * 8).loadUnaligned(as: UInt64.self),
-      panel: panel + block * 64 * panelTokens, acc: acc)
+    let count = Swift.min(16, groups - g0)
+    let slice = panel + block * 64 * panelTokens
+    var out = acc
+    for r in rows {
+      let (rb, lane) = (r / 8, r % 8)
+      semiStructuredTile64(
+        groups: count, values: UnsafePointer(values.pointer) + ((rb * groups + g0) * 2) * 8 + lane,
+        codes: UnsafePointer(codes) + rb * groups + g0, shift: UInt32(4 * lane), panel: slice, acc: out)
+      out += panelTokens
+    }
   }
 
   /// Writes the dense row-major `[n, k]` weight.
   package func unpack(into w: UnsafeMutablePointer<Float>) {
     w.update(repeating: 0, count: n * k)
     for r in 0..<n {
+      let (rb, lane) = (r / 8, r % 8)
       for g in 0..<groups {
-        let code = Int(codes[r * codeStride + g / 2] >> (4 * UInt8(g & 1)))
+        let code = Int(codes[rb * groups + g] >> (4 * UInt32(lane)))
         for (s, i) in [code & 3, (code >> 2) & 3].enumerated() where 4 * g + i < k {
-          w[r * k + 4 * g + i] = values.pointer[r * groups * 2 + g * 2 + s]
+          w[r * k + 4 * g + i] = values.pointer[((rb * groups + g) * 2 + s) * 8 + lane]
         }
       }
     }
   }
 }
 
-/// `acc[0..<64] += Σ_g v[2g]·panel[4g + i0] + v[2g+1]·panel[4g + i1]` for one row and one
-/// k-block of up to 16 groups, positions decoded from the 64-bit code word.
+/// `acc[0..<64] += Σ_g v0_g·panel[4g + i0] + v1_g·panel[4g + i1]` for one row and one k-block
+/// of up to 16 groups. `values` points at the row's first value of the block (stride 16
+/// floats per group, second value 8 floats on); `codes >> shift` holds the row's positions.
 @inline(never)
 package func semiStructuredTile64(
-  groups: Int, values: UnsafePointer<Float>, codes: UInt64, panel: UnsafePointer<Float>,
-  acc: UnsafeMutablePointer<Float>
+  groups: Int, values: UnsafePointer<Float>, codes: UnsafePointer<UInt32>, shift: UInt32,
+  panel: UnsafePointer<Float>, acc: UnsafeMutablePointer<Float>
 ) {
   var a0 = load8(acc), a1 = load8(acc + 8), a2 = load8(acc + 16), a3 = load8(acc + 24)
   var a4 = load8(acc + 32), a5 = load8(acc + 40), a6 = load8(acc + 48), a7 = load8(acc + 56)
-  var bits = codes
   var v = values
   var base = panel
-  for _ in 0..<groups {
+  for g in 0..<groups {
+    let bits = codes[g] &>> shift
     let p = base + Int(truncatingIfNeeded: bits & 3) &* 64
-    let q = base + Int(truncatingIfNeeded: (bits >> 2) & 3) &* 64
+    let q = base + Int(truncatingIfNeeded: (bits &>> 2) & 3) &* 64
     let w = Vec8(repeating: v[0])
-    let u = Vec8(repeating: v[1])
+    let u = Vec8(repeating: v[8])
     a0 = fma(a0, w, load8(p)); a1 = fma(a1, w, load8(p + 8))
     a2 = fma(a2, w, load8(p + 16)); a3 = fma(a3, w, load8(p + 24))
     a4 = fma(a4, w, load8(p + 32)); a5 = fma(a5, w, load8(p + 40))
@@ -99,84 +115,104 @@ package func semiStructuredTile64(
     a2 = fma(a2, u, load8(q + 16)); a3 = fma(a3, u, load8(q + 24))
     a4 = fma(a4, u, load8(q + 32)); a5 = fma(a5, u, load8(q + 40))
     a6 = fma(a6, u, load8(q + 48)); a7 = fma(a7, u, load8(q + 56))
-    bits >>= 4
-    v += 2
+    v += 16
     base += 4 * 64
   }
   store8(a0, acc); store8(a1, acc + 8); store8(a2, acc + 16); store8(a3, acc + 24)
   store8(a4, acc + 32); store8(a5, acc + 40); store8(a6, acc + 48); store8(a7, acc + 56)
 }
 
-/// Row-wise 2:4 for small M (the decode path): for each activation row and output row, 8 kept
-/// values at a time (4 groups) against a 16-float window of x, selecting the x values with
-/// two `vpermps` and a blend (AVX2), or scalar loads in the portable build.
+/// Small-M 2:4 (the decode path): for every block of 8 output rows and up to 4 activation
+/// rows at a time, one vector of 8 outputs per activation row; per group two in-lane permutes
+/// select each row's x values, shared decode and value loads across the activation rows.
 package func semiStructuredLinearRows(
   weight: PackedSemiStructuredWeight, x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>,
   bias: UnsafePointer<Float>?, workers: Int
 ) {
   let (n, k, groups) = (weight.n, weight.k, weight.groups)
   guard m > 0, n > 0 else { return }
-  // x rows padded to whole 4-group windows (and 16 spare floats) with zeros.
-  let stride = (groups + 3) / 4 * 16 + 16
-  Scratch.with(count: m * stride) { xs in
+  // x rows padded with zeros to whole groups (filler positions may point past k).
+  let stride = groups * 4 + 8
+  Scratch.with(count: m * stride + 8 * 4 * 8) { xs in
     for t in 0..<m {
       (xs + t * stride).update(from: x + t * k, count: k)
       (xs + t * stride + k).update(repeating: 0, count: stride - k)
     }
-    let parts = Swift.max(1, Swift.min(workers, n))
+    let parts = Swift.max(1, Swift.min(workers, weight.rowBlocks))
     let out = Unchecked(y)
     let xp = Unchecked(UnsafePointer(xs))
     parallelFor(parts) { w in
-      for t in 0..<m {
-        semiStructuredRows(
-          weight: weight, rows: (n * w / parts)..<(n * (w + 1) / parts), x: xp.value + t * stride,
-          y: out.value + t * n, bias: bias)
+      let y = out.value
+      withUnsafeTemporaryAllocation(of: Float.self, capacity: 32) { tile in
+        for rb in (weight.rowBlocks * w / parts)..<(weight.rowBlocks * (w + 1) / parts) {
+          let lanes = Swift.min(8, n - rb * 8)
+          var t = 0
+          while t < m {
+            let rows = Swift.min(4, m - t)
+            semiStructuredRowBlock(
+              groups: groups, values: UnsafePointer(weight.values.pointer) + rb * groups * 16,
+              codes: UnsafePointer(weight.codes) + rb * groups, x: xp.value + t * stride, ldx: stride,
+              rows: rows, out: tile.baseAddress!)
+            for i in 0..<rows {
+              for j in 0..<lanes {
+                y[(t + i) * n + rb * 8 + j] = tile[i * 8 + j] + (bias?[rb * 8 + j] ?? 0)
+              }
+            }
+            t += rows
+          }
+        }
       }
     }
   }
 }
 
+/// `out[t][lane] = Σ_g v0[g][lane]·x_t[4g + i0] + v1[g][lane]·x_t[4g + i1]` for `rows` ≤ 4
+/// activation rows (stride `ldx`) and one block of 8 output rows.
 @inline(never)
-private func semiStructuredRows(
-  weight: PackedSemiStructuredWeight, rows: Range<Int>, x: UnsafePointer<Float>,
-  y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?
+package func semiStructuredRowBlock(
+  groups: Int, values: UnsafePointer<Float>, codes: UnsafePointer<UInt32>, x: UnsafePointer<Float>,
+  ldx: Int, rows: Int, out: UnsafeMutablePointer<Float>
 ) {
-  let groups = weight.groups
-  let chunks = groups / 4
-  #if SPARSITY_ISA_AVX2 || SPARSITY_ISA_AVX512
-    let shifts = SIMD8<UInt32>(0, 2, 4, 6, 8, 10, 12, 14)
-    let offsets = SIMD8<UInt32>(0, 0, 4, 4, 0, 0, 4, 4)
-    let upper = SIMD8<Int32>(0, 0, 0, 0, -1, -1, -1, -1) .< 0
-  #endif
-  for r in rows {
-    let v = UnsafePointer(weight.values.pointer + r * groups * 2)
-    let code = UnsafeRawPointer(weight.codes + r * weight.codeStride)
-    var acc0 = Vec8()
-    var acc1 = Vec8()
-    var c = 0
-    #if SPARSITY_ISA_AVX2 || SPARSITY_ISA_AVX512
-      while c + 2 <= chunks {
-        let bits = code.loadUnaligned(fromByteOffset: 2 * c, as: UInt32.self)
-        let i0 = ((SIMD8<UInt32>(repeating: bits & 0xFFFF) &>> shifts) & 3) &+ offsets
-        let i1 = ((SIMD8<UInt32>(repeating: bits >> 16) &>> shifts) & 3) &+ offsets
-        let xw = x + 16 * c
-        let s0 = _mm256_permutevar8x32_ps(load8(xw), unsafeBitCast(i0, to: __m256i.self))
-          .replacing(with: _mm256_permutevar8x32_ps(load8(xw + 8), unsafeBitCast(i0, to: __m256i.self)), where: upper)
-        let s1 = _mm256_permutevar8x32_ps(load8(xw + 16), unsafeBitCast(i1, to: __m256i.self))
-          .replacing(with: _mm256_permutevar8x32_ps(load8(xw + 24), unsafeBitCast(i1, to: __m256i.self)), where: upper)
-        acc0 = fma(acc0, load8(v + 8 * c), s0)
-        acc1 = fma(acc1, load8(v + 8 * c + 8), s1)
-        c += 2
+  let shifts = SIMD8<UInt32>(0, 4, 8, 12, 16, 20, 24, 28)
+  var a0 = Vec8(), a1 = Vec8(), a2 = Vec8(), a3 = Vec8()
+  var b0 = Vec8(), b1 = Vec8(), b2 = Vec8(), b3 = Vec8()
+  let x0 = x, x1 = x + ldx, x2 = x + 2 * ldx, x3 = x + 3 * ldx
+  var v = values
+  for g in 0..<groups {
+    let i0 = SIMD8<UInt32>(repeating: codes[g]) &>> shifts
+    let i1 = i0 &>> 2
+    let v0 = load8(v)
+    let v1 = load8(v + 8)
+    let o = 4 * g
+    a0 = fma(a0, v0, select(x0 + o, i0)); b0 = fma(b0, v1, select(x0 + o, i1))
+    if rows > 1 {
+      a1 = fma(a1, v0, select(x1 + o, i0)); b1 = fma(b1, v1, select(x1 + o, i1))
+      if rows > 2 {
+        a2 = fma(a2, v0, select(x2 + o, i0)); b2 = fma(b2, v1, select(x2 + o, i1))
+        if rows > 3 {
+          a3 = fma(a3, v0, select(x3 + o, i0)); b3 = fma(b3, v1, select(x3 + o, i1))
+        }
       }
-    #endif
-    var tail: Float = 0
-    for g in (4 * c)..<groups {
-      let byte = Int(code.load(fromByteOffset: g / 2, as: UInt8.self) >> (4 * UInt8(g & 1)))
-      tail = fmaScalar(tail, v[2 * g], x[4 * g + (byte & 3)])
-      tail = fmaScalar(tail, v[2 * g + 1], x[4 * g + ((byte >> 2) & 3)])
     }
-    y[r] = (acc0 + acc1).sum() + tail + (bias?[r] ?? 0)
+    v += 16
   }
+  store8(a0 + b0, out)
+  if rows > 1 { store8(a1 + b1, out + 8) }
+  if rows > 2 { store8(a2 + b2, out + 16) }
+  if rows > 3 { store8(a3 + b3, out + 24) }
+}
+
+/// Lane j gets `x[index[j] & 3]`: `vpermilps` on the 4 floats broadcast to both halves.
+@inline(__always)
+func select(_ x: UnsafePointer<Float>, _ index: SIMD8<UInt32>) -> Vec8 {
+  let quad = UnsafeRawPointer(x).loadUnaligned(as: SIMD4<Float>.self)
+  #if SPARSITY_ISA_AVX2 || SPARSITY_ISA_AVX512
+    return _mm256_permutevar_ps(Vec8(lowHalf: quad, highHalf: quad), unsafeBitCast(index, to: __m256i.self))
+  #else
+    var r = Vec8()
+    for j in 0..<8 { r[j] = quad[Int(index[j] & 3)] }
+    return r
+  #endif
 }
 
 package enum SemiStructuredTuning {
