@@ -149,10 +149,23 @@ package func semiStructuredLinearRows(
           var t = 0
           while t < m {
             let rows = Swift.min(4, m - t)
-            semiStructuredRowBlock(
-              groups: groups, values: UnsafePointer(weight.values.pointer) + rb * groups * 16,
-              codes: UnsafePointer(weight.codes) + rb * groups, x: xp.value + t * stride, ldx: stride,
-              rows: rows, out: tile.baseAddress!)
+            let v = UnsafePointer(weight.values.pointer) + rb * groups * 16
+            let c = UnsafePointer(weight.codes) + rb * groups
+            if rows == 1 {
+              semiStructuredRowBlock1(groups: groups, values: v, codes: c, x: xp.value + t * stride, out: tile.baseAddress!)
+            } else {
+              // Rows past m read the zero row at the end of the scratch buffer.
+              let ldx = stride
+              let xBase = xp.value + t * stride
+              if rows == 4 {
+                semiStructuredRowBlock4(groups: groups, values: v, codes: c, x: xBase, ldx: ldx, out: tile.baseAddress!)
+              } else {
+                for i in 0..<rows {
+                  semiStructuredRowBlock1(
+                    groups: groups, values: v, codes: c, x: xBase + i * ldx, out: tile.baseAddress! + i * 8)
+                }
+              }
+            }
             for i in 0..<rows {
               for j in 0..<lanes {
                 y[(t + i) * n + rb * 8 + j] = tile[i * 8 + j] + (bias?[rb * 8 + j] ?? 0)
@@ -166,54 +179,105 @@ package func semiStructuredLinearRows(
   }
 }
 
-/// `out[t][lane] = Σ_g v0[g][lane]·x_t[4g + i0] + v1[g][lane]·x_t[4g + i1]` for `rows` ≤ 4
-/// activation rows (stride `ldx`) and one block of 8 output rows.
+/// `out[lane] = Σ_g v0[g][lane]·x[4g + i0] + v1[g][lane]·x[4g + i1]` for one activation row
+/// and one block of 8 output rows; two groups per iteration (four FMA chains).
 @inline(never)
-package func semiStructuredRowBlock(
+package func semiStructuredRowBlock1(
   groups: Int, values: UnsafePointer<Float>, codes: UnsafePointer<UInt32>, x: UnsafePointer<Float>,
-  ldx: Int, rows: Int, out: UnsafeMutablePointer<Float>
+  out: UnsafeMutablePointer<Float>
 ) {
-  let shifts = SIMD8<UInt32>(0, 4, 8, 12, 16, 20, 24, 28)
+  var a0 = Vec8(), b0 = Vec8(), a1 = Vec8(), b1 = Vec8()
+  var v = values
+  var g = 0
+  while g + 2 <= groups {
+    let (i0, i1) = positions(codes[g])
+    let (j0, j1) = positions(codes[g + 1])
+    let q = quad(x + 4 * g)
+    let r = quad(x + 4 * g + 4)
+    a0 = fma(a0, load8(v), select(q, i0)); b0 = fma(b0, load8(v + 8), select(q, i1))
+    a1 = fma(a1, load8(v + 16), select(r, j0)); b1 = fma(b1, load8(v + 24), select(r, j1))
+    v += 32
+    g += 2
+  }
+  if g < groups {
+    let (i0, i1) = positions(codes[g])
+    let q = quad(x + 4 * g)
+    a0 = fma(a0, load8(v), select(q, i0)); b0 = fma(b0, load8(v + 8), select(q, i1))
+  }
+  store8((a0 + b0) + (a1 + b1), out)
+}
+
+/// ``semiStructuredRowBlock1`` for four activation rows (stride `ldx`) at once, sharing the
+/// decoded positions and the value loads; `out` is `[4][8]`.
+@inline(never)
+package func semiStructuredRowBlock4(
+  groups: Int, values: UnsafePointer<Float>, codes: UnsafePointer<UInt32>, x: UnsafePointer<Float>,
+  ldx: Int, out: UnsafeMutablePointer<Float>
+) {
   var a0 = Vec8(), a1 = Vec8(), a2 = Vec8(), a3 = Vec8()
   var b0 = Vec8(), b1 = Vec8(), b2 = Vec8(), b3 = Vec8()
   let x0 = x, x1 = x + ldx, x2 = x + 2 * ldx, x3 = x + 3 * ldx
   var v = values
   for g in 0..<groups {
-    let i0 = SIMD8<UInt32>(repeating: codes[g]) &>> shifts
-    let i1 = i0 &>> 2
+    let (i0, i1) = positions(codes[g])
     let v0 = load8(v)
     let v1 = load8(v + 8)
     let o = 4 * g
-    a0 = fma(a0, v0, select(x0 + o, i0)); b0 = fma(b0, v1, select(x0 + o, i1))
-    if rows > 1 {
-      a1 = fma(a1, v0, select(x1 + o, i0)); b1 = fma(b1, v1, select(x1 + o, i1))
-      if rows > 2 {
-        a2 = fma(a2, v0, select(x2 + o, i0)); b2 = fma(b2, v1, select(x2 + o, i1))
-        if rows > 3 {
-          a3 = fma(a3, v0, select(x3 + o, i0)); b3 = fma(b3, v1, select(x3 + o, i1))
-        }
-      }
-    }
+    var q = quad(x0 + o)
+    a0 = fma(a0, v0, select(q, i0)); b0 = fma(b0, v1, select(q, i1))
+    q = quad(x1 + o)
+    a1 = fma(a1, v0, select(q, i0)); b1 = fma(b1, v1, select(q, i1))
+    q = quad(x2 + o)
+    a2 = fma(a2, v0, select(q, i0)); b2 = fma(b2, v1, select(q, i1))
+    q = quad(x3 + o)
+    a3 = fma(a3, v0, select(q, i0)); b3 = fma(b3, v1, select(q, i1))
     v += 16
   }
-  store8(a0 + b0, out)
-  if rows > 1 { store8(a1 + b1, out + 8) }
-  if rows > 2 { store8(a2 + b2, out + 16) }
-  if rows > 3 { store8(a3 + b3, out + 24) }
+  store8(a0 + b0, out); store8(a1 + b1, out + 8); store8(a2 + b2, out + 16); store8(a3 + b3, out + 24)
 }
 
-/// Lane j gets `x[index[j] & 3]`: `vpermilps` on the 4 floats broadcast to both halves.
-@inline(__always)
-func select(_ x: UnsafePointer<Float>, _ index: SIMD8<UInt32>) -> Vec8 {
-  let quad = UnsafeRawPointer(x).loadUnaligned(as: SIMD4<Float>.self)
-  #if SPARSITY_ISA_AVX2 || SPARSITY_ISA_AVX512
-    return _mm256_permutevar_ps(Vec8(lowHalf: quad, highHalf: quad), unsafeBitCast(index, to: __m256i.self))
-  #else
+#if SPARSITY_ISA_AVX2 || SPARSITY_ISA_AVX512
+  /// The per-lane kept positions of one group of 8 rows: lane j's code `>> 4j` (first) and
+  /// `>> (4j + 2)` (second); `vpermilps` reads only the low two bits.
+  @inline(__always)
+  func positions(_ code: UInt32) -> (__m256i, __m256i) {
+    let c = _mm256_set1_epi32(Int32(bitPattern: code))
+    let first = _mm256_srlv_epi32(c, _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28))
+    return (first, _mm256_srli_epi32(first, 2))
+  }
+
+  /// The group's 4 x values in both 128-bit halves.
+  @inline(__always)
+  func quad(_ x: UnsafePointer<Float>) -> Vec8 {
+    let q = UnsafeRawPointer(x).loadUnaligned(as: SIMD4<Float>.self)
+    return Vec8(lowHalf: q, highHalf: q)
+  }
+
+  /// Lane j gets the `index[j] & 3`-th of the quad (in-lane `vpermilps`).
+  @inline(__always)
+  func select(_ quad: Vec8, _ index: __m256i) -> Vec8 {
+    _mm256_permutevar_ps(quad, index)
+  }
+#else
+  @inline(__always)
+  func positions(_ code: UInt32) -> (SIMD8<UInt32>, SIMD8<UInt32>) {
+    let first = SIMD8<UInt32>(repeating: code) &>> SIMD8<UInt32>(0, 4, 8, 12, 16, 20, 24, 28)
+    return (first, first &>> 2)
+  }
+
+  @inline(__always)
+  func quad(_ x: UnsafePointer<Float>) -> Vec8 {
+    let q = UnsafeRawPointer(x).loadUnaligned(as: SIMD4<Float>.self)
+    return Vec8(lowHalf: q, highHalf: q)
+  }
+
+  @inline(__always)
+  func select(_ quad: Vec8, _ index: SIMD8<UInt32>) -> Vec8 {
     var r = Vec8()
     for j in 0..<8 { r[j] = quad[Int(index[j] & 3)] }
     return r
-  #endif
-}
+  }
+#endif
 
 package enum SemiStructuredTuning {
   nonisolated(unsafe) package static var rowChunk = 32
