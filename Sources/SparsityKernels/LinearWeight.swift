@@ -150,9 +150,12 @@ public final class LinearWeight: Sendable {
     }
   }
 
-  /// Packs an unstructured `float32` weight (CSR), in column blocks of `columnBlock` inputs
-  /// (a panel slice of `columnBlock · 256` bytes is what the kernel keeps in L2).
-  public convenience init(_ matrix: CSRMatrix, columnBlock: Int = 1024) throws(KernelError) {
+  /// Packs an unstructured `float32` weight (CSR), in column blocks of `columnBlock` inputs.
+  ///
+  /// The default picks the block from the density so a row holds about 16 nonzeros per block
+  /// (between 128 and 2048 inputs): measured on Zen 3, small blocks win at 70% sparsity
+  /// (the panel slice stays in L1/L2) and large ones at 99% (fewer accumulator reloads).
+  public convenience init(_ matrix: CSRMatrix, columnBlock: Int? = nil) throws(KernelError) {
     try CPUFeatures.requireKernelSupport()
     guard matrix.dtype == .float32 else {
       throw .unsupportedWeight("the kernels take float32 values, not \(matrix.dtype)")
@@ -162,8 +165,20 @@ public final class LinearWeight: Sendable {
     self.init(format: .csr, n: n, k: k, density: density, packed: .csr(Self.packCSR(matrix, columnBlock: columnBlock)))
   }
 
-  private static func packCSR(_ m: CSRMatrix, columnBlock: Int = 1024) -> PackedCSRWeight {
-    m.values.withUnsafeBufferPointer(as: Float.self) { v in
+  /// The default CSR column block for a density: about 16 nonzeros per row and block, a
+  /// power of two in 128…2048.
+  static func defaultColumnBlock(density: Double) -> Int {
+    let wanted = 16 / Swift.max(density, 1e-6)
+    var block = 128
+    while Double(block) < wanted && block < 2048 { block *= 2 }
+    return block
+  }
+
+  private static func packCSR(_ m: CSRMatrix, columnBlock: Int? = nil) -> PackedCSRWeight {
+    let density = Double(m.storedValueCount) / Double(Swift.max(1, m.shape[0] * m.shape[1]))
+    let columnBlock = ProcessInfo.processInfo.environment["EXP_CSR_KBLOCK"].flatMap(Int.init)
+      ?? columnBlock ?? defaultColumnBlock(density: density)
+    return m.values.withUnsafeBufferPointer(as: Float.self) { v in
       PackedCSRWeight(
         n: m.shape[0], k: m.shape[1], rowOffsets: m.rowOffsets, columnIndices: m.columnIndices,
         values: v.baseAddress ?? UnsafePointer(bitPattern: 16)!, kBlock: columnBlock)

@@ -80,13 +80,18 @@ package final class PackedCSRWeight: TokenPanelWeight, @unchecked Sendable {
   }
 
   @inline(__always)
-  package func accumulate(row: Int, block: Int, panel: UnsafePointer<Float>, acc: UnsafeMutablePointer<Float>) {
-    let lo = Int(offsets[block * n + row])
-    let hi = Int(offsets[block * n + row + 1])
-    if lo == hi { return }
-    csrTile64(
-      count: hi - lo, values: values + lo, columns: columns + lo,
-      panel: panel + block * kBlock * panelTokens, acc: acc)
+  package func accumulate(rows: Range<Int>, block: Int, panel: UnsafePointer<Float>, acc: UnsafeMutablePointer<Float>) {
+    let (offsets, values, columns) = (self.offsets + block * n, self.values, self.columns)
+    let slice = panel + block * kBlock * panelTokens
+    var out = acc
+    for r in rows {
+      let lo = Int(offsets[r])
+      let hi = Int(offsets[r + 1])
+      if lo < hi {
+        csrTile64(count: hi - lo, values: values + lo, columns: columns + lo, panel: slice, acc: out)
+      }
+      out += panelTokens
+    }
   }
 
   /// Writes the dense row-major `[n, k]` weight.

@@ -1,3 +1,7 @@
+#if SPARSITY_ISA_AVX2 || SPARSITY_ISA_AVX512
+  import _Builtin_intrinsics.intel
+#endif
+
 // The activation-major family (DESIGN §5 (b), reference/performance.md §3.1 (A)): pack xᵀ
 // into panels of 64 tokens (`P[kk·64 + j] = x[m0 + j][kk]`), and for every output row
 // accumulate `yᵀ[n, m0..<m0+64] += w · P[kk]` over the row's kept weights — one broadcast of
@@ -20,8 +24,9 @@ package protocol TokenPanelWeight {
   var rowChunk: Int { get }
   /// Output rows split into `parts` ranges of about equal work.
   func rowRanges(parts: Int) -> [Range<Int>]
-  /// `acc[0..<64] += Σ_{kept (kk, w) of row, kk in block} w · panel[kk]`.
-  func accumulate(row: Int, block: Int, panel: UnsafePointer<Float>, acc: UnsafeMutablePointer<Float>)
+  /// For each row r in `rows`: `acc[(r − rows.lowerBound)·64 ..< +64] += Σ_{kept (kk, w) of r,
+  /// kk in block} w · panel[kk]`.
+  func accumulate(rows: Range<Int>, block: Int, panel: UnsafePointer<Float>, acc: UnsafeMutablePointer<Float>)
 }
 
 /// Packs `x[m0 ..< m0+64][0 ..< k]` transposed into `dst[paddedK][64]`, zero-padded.
@@ -36,17 +41,50 @@ package func packTokenPanel(
   var j = 0
   while j < tokens {
     let rows = Swift.min(8, tokens - j)
-    for kk in 0..<k {
+    var kk = 0
+    #if SPARSITY_ISA_AVX2 || SPARSITY_ISA_AVX512
+      if rows == 8 {
+        let s = x + (m0 + j) * k
+        while kk + 8 <= k {
+          let p = s + kk
+          let t = transpose8x8(
+            load8(p), load8(p + k), load8(p + 2 * k), load8(p + 3 * k), load8(p + 4 * k), load8(p + 5 * k),
+            load8(p + 6 * k), load8(p + 7 * k))
+          let o = dst + kk * panelTokens + j
+          store8(t.0, o); store8(t.1, o + 64); store8(t.2, o + 128); store8(t.3, o + 192)
+          store8(t.4, o + 256); store8(t.5, o + 320); store8(t.6, o + 384); store8(t.7, o + 448)
+          kk += 8
+        }
+      }
+    #endif
+    while kk < k {
       let o = dst + kk * panelTokens + j
       for t in 0..<rows { o[t] = x[(m0 + j + t) * k + kk] }
+      kk += 1
     }
     j += 8
   }
 }
 
+/// `y = x · Wᵀ + bias` for a CSR weight with the token-panel kernel.
+package func csrPanelLinear(
+  weight: PackedCSRWeight, x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>,
+  bias: UnsafePointer<Float>?, workers: Int
+) {
+  tokenPanelLinear(weight: weight, x: x, m: m, y: y, bias: bias, workers: workers)
+}
+
+/// `y = x · Wᵀ + bias` for a 2:4 weight with the token-panel kernel.
+package func semiStructuredPanelLinear(
+  weight: PackedSemiStructuredWeight, x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>,
+  bias: UnsafePointer<Float>?, workers: Int
+) {
+  tokenPanelLinear(weight: weight, x: x, m: m, y: y, bias: bias, workers: workers)
+}
+
 /// `y = x · Wᵀ + bias` for any ``TokenPanelWeight``: panels packed in parallel, output rows
 /// split across `workers`, each worker running 64-token × `rowChunk`-row tiles of yᵀ.
-package func tokenPanelLinear<W: TokenPanelWeight>(
+func tokenPanelLinear<W: TokenPanelWeight>(
   weight: W, x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>,
   bias: UnsafePointer<Float>?, workers: Int
 ) {
@@ -80,9 +118,7 @@ package func tokenPanelLinear<W: TokenPanelWeight>(
             let rows = Swift.min(rowChunk, range.upperBound - n0)
             yt.update(repeating: 0, count: rows * panelTokens)
             for b in 0..<blocks {
-              for r in 0..<rows {
-                weight.accumulate(row: n0 + r, block: b, panel: panel, acc: yt + r * panelTokens)
-              }
+              weight.accumulate(rows: n0..<(n0 + rows), block: b, panel: panel, acc: yt)
             }
             storeTransposed(
               yt: yt, rows: rows, tokens: tokens, y: y + m0 * n + n0, ldy: n, bias: bias.map { $0 + n0 })
@@ -94,18 +130,74 @@ package func tokenPanelLinear<W: TokenPanelWeight>(
   }
 }
 
-/// `y[j][r] = yt[r][j] (+ bias[r])` for `r < rows`, `j < tokens`.
+/// `y[j][r] = yt[r][j] (+ bias[r])` for `r < rows`, `j < tokens`: 8×8 blocks through registers
+/// (AVX2 unpacks and lane inserts), scalar at the edges.
 @inline(never)
 package func storeTransposed(
   yt: UnsafePointer<Float>, rows: Int, tokens: Int, y: UnsafeMutablePointer<Float>, ldy: Int,
   bias: UnsafePointer<Float>?
 ) {
+  let fullRows = rows / 8 * 8
+  let fullTokens = tokens / 8 * 8
+  #if SPARSITY_ISA_AVX2 || SPARSITY_ISA_AVX512
+    var r = 0
+    while r < fullRows {
+      let b = bias.map { load8($0 + r) } ?? Vec8()
+      var j = 0
+      while j < fullTokens {
+        let src = yt + r * panelTokens + j
+        let t = transpose8x8(
+          load8(src), load8(src + 64), load8(src + 128), load8(src + 192), load8(src + 256), load8(src + 320),
+          load8(src + 384), load8(src + 448))
+        let out = y + j * ldy + r
+        store8(t.0 + b, out); store8(t.1 + b, out + ldy); store8(t.2 + b, out + 2 * ldy)
+        store8(t.3 + b, out + 3 * ldy); store8(t.4 + b, out + 4 * ldy); store8(t.5 + b, out + 5 * ldy)
+        store8(t.6 + b, out + 6 * ldy); store8(t.7 + b, out + 7 * ldy)
+        j += 8
+      }
+      r += 8
+    }
+    let vectorRows = fullRows
+    let vectorTokens = fullTokens
+  #else
+    let vectorRows = 0
+    let vectorTokens = 0
+  #endif
+  // Edges: the tokens past the vector part for the vector rows, then every remaining row.
   for j in 0..<tokens {
     let out = y + j * ldy
+    let r0 = j < vectorTokens ? vectorRows : 0
     if let bias {
-      for r in 0..<rows { out[r] = yt[r * panelTokens + j] + bias[r] }
+      for r in r0..<rows { out[r] = yt[r * panelTokens + j] + bias[r] }
     } else {
-      for r in 0..<rows { out[r] = yt[r * panelTokens + j] }
+      for r in r0..<rows { out[r] = yt[r * panelTokens + j] }
     }
   }
 }
+
+#if SPARSITY_ISA_AVX2 || SPARSITY_ISA_AVX512
+  /// The transpose of the 8×8 matrix whose rows are `a0 … a7`.
+  @inline(__always)
+  func transpose8x8(
+    _ a0: Vec8, _ a1: Vec8, _ a2: Vec8, _ a3: Vec8, _ a4: Vec8, _ a5: Vec8, _ a6: Vec8, _ a7: Vec8
+  ) -> (Vec8, Vec8, Vec8, Vec8, Vec8, Vec8, Vec8, Vec8) {
+    let t0 = _mm256_unpacklo_ps(a0, a1), t1 = _mm256_unpackhi_ps(a0, a1)
+    let t2 = _mm256_unpacklo_ps(a2, a3), t3 = _mm256_unpackhi_ps(a2, a3)
+    let t4 = _mm256_unpacklo_ps(a4, a5), t5 = _mm256_unpackhi_ps(a4, a5)
+    let t6 = _mm256_unpacklo_ps(a6, a7), t7 = _mm256_unpackhi_ps(a6, a7)
+    func lo(_ x: Vec8, _ y: Vec8) -> Vec8 {
+      unsafeBitCast(_mm256_unpacklo_pd(unsafeBitCast(x, to: __m256d.self), unsafeBitCast(y, to: __m256d.self)), to: Vec8.self)
+    }
+    func hi(_ x: Vec8, _ y: Vec8) -> Vec8 {
+      unsafeBitCast(_mm256_unpackhi_pd(unsafeBitCast(x, to: __m256d.self), unsafeBitCast(y, to: __m256d.self)), to: Vec8.self)
+    }
+    let s0 = lo(t0, t2), s1 = hi(t0, t2), s2 = lo(t1, t3), s3 = hi(t1, t3)
+    let s4 = lo(t4, t6), s5 = hi(t4, t6), s6 = lo(t5, t7), s7 = hi(t5, t7)
+    return (
+      Vec8(lowHalf: s0.lowHalf, highHalf: s4.lowHalf), Vec8(lowHalf: s1.lowHalf, highHalf: s5.lowHalf),
+      Vec8(lowHalf: s2.lowHalf, highHalf: s6.lowHalf), Vec8(lowHalf: s3.lowHalf, highHalf: s7.lowHalf),
+      Vec8(lowHalf: s0.highHalf, highHalf: s4.highHalf), Vec8(lowHalf: s1.highHalf, highHalf: s5.highHalf),
+      Vec8(lowHalf: s2.highHalf, highHalf: s6.highHalf), Vec8(lowHalf: s3.highHalf, highHalf: s7.highHalf)
+    )
+  }
+#endif
