@@ -90,7 +90,7 @@ def main():
     ap.add_argument("--sparsities", help="for BSR/CSR (default 0.5,0.8,0.9,0.95,0.99; CSR adds 0.6,0.7)")
     ap.add_argument("--blocks", help="BSR blocks (default 8,16,32,64)")
     ap.add_argument("--no-torch-sparse", action="store_true", help="skip PyTorch's CSR/BSR kernels")
-    ap.add_argument("--torch-sparse-max-m", type=int, default=1024,
+    ap.add_argument("--torch-sparse-max-m", type=int, default=128,
                     help="largest M for PyTorch's sparse kernels (they are slow)")
     args = ap.parse_args()
 

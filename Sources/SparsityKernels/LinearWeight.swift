@@ -176,8 +176,7 @@ public final class LinearWeight: Sendable {
 
   private static func packCSR(_ m: CSRMatrix, columnBlock: Int? = nil) -> PackedCSRWeight {
     let density = Double(m.storedValueCount) / Double(Swift.max(1, m.shape[0] * m.shape[1]))
-    let columnBlock = ProcessInfo.processInfo.environment["EXP_CSR_KBLOCK"].flatMap(Int.init)
-      ?? columnBlock ?? defaultColumnBlock(density: density)
+    let columnBlock = columnBlock ?? defaultColumnBlock(density: density)
     return m.values.withUnsafeBufferPointer(as: Float.self) { v in
       PackedCSRWeight(
         n: m.shape[0], k: m.shape[1], rowOffsets: m.rowOffsets, columnIndices: m.columnIndices,
@@ -283,7 +282,6 @@ public final class LinearWeight: Sendable {
     bias: UnsafePointer<Float>?
   ) {
     guard m > 0, outFeatures > 0, let y else { return }
-    _ = experimentSettings
     let workers = Parallel.workerCount
     // With an empty inner dimension the buffers may have no address.
     let x = x ?? UnsafePointer(bitPattern: 64)!
@@ -353,11 +351,3 @@ public final class LinearWeight: Sendable {
   }
 }
 
-// TEMPORARY experiment knobs.
-import Foundation
-let experimentSettings: Bool = {
-  let env = ProcessInfo.processInfo.environment
-  if let v = env["EXP_24_CHUNK"].flatMap(Int.init) { SemiStructuredTuning.rowChunk = v }
-  if let v = env["EXP_CSR_CHUNK"].flatMap(Int.init) { CSRTuning.rowChunk = v }
-  return true
-}()

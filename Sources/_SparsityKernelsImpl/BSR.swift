@@ -97,7 +97,7 @@ package func bsrLinear(
   let width = weight.width
   withPaddedBias(bias, count: n, padded: n + 16) { biasP in
     withActivationPanels(x: x, m: m, k: k, workers: workers) { ap in
-      let parts = Swift.max(1, Swift.min(workers, n / weight.r))
+      let parts = Swift.max(1, Swift.min(workItems(workers), n / weight.r))
       let ranges = weight.rowRanges(parts: parts)
       // Rows per pass: the activation block a pass re-reads for every block row stays in L2.
       let chunk = Swift.max(4, (256 * 1024) / Swift.max(1, k * 24))
@@ -150,7 +150,7 @@ package func bsrLinearRows(
   guard m > 0, n > 0 else { return }
   let width = weight.width
   withPaddedBias(bias, count: n, padded: n + 16) { biasP in
-    let parts = Swift.max(1, Swift.min(workers, n / weight.r))
+    let parts = Swift.max(1, Swift.min(workItems(workers), n / weight.r))
     let ranges = weight.rowRanges(parts: parts)
     let out = Unchecked(y)
     parallelFor(parts) { w in

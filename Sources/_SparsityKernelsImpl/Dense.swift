@@ -61,7 +61,7 @@ package func denseLinear(
   withPaddedBias(bias, count: n, padded: np * 16) { biasP in
     withActivationPanels(x: x, m: m, k: k, workers: workers) { ap in
       let splitColumns = np >= 2 * workers || mp < workers
-      let parts = Swift.max(1, Swift.min(workers, splitColumns ? np : mp))
+      let parts = Swift.max(1, Swift.min(workItems(workers), splitColumns ? np : mp))
       let out = Unchecked(y)
       parallelFor(parts) { w in
         let jr = splitColumns ? (np * w / parts)..<(np * (w + 1) / parts) : 0..<np
@@ -117,7 +117,7 @@ package func denseLinearRows(
   let (n, k, np) = (weight.n, weight.k, weight.panels)
   guard m > 0, n > 0 else { return }
   withPaddedBias(bias, count: n, padded: np * 16) { biasP in
-    let parts = Swift.max(1, Swift.min(workers, np))
+    let parts = Swift.max(1, Swift.min(workItems(workers), np))
     let out = Unchecked(y)
     let bp = UnsafePointer(weight.data.pointer)
     parallelFor(parts) { w in

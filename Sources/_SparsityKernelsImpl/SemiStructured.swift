@@ -23,7 +23,8 @@ package final class PackedSemiStructuredWeight: TokenPanelWeight, @unchecked Sen
   package let values: FloatBuffer
   package let codes: UnsafeMutablePointer<UInt32>
   package var kBlock: Int { 64 }
-  package var rowChunk: Int { SemiStructuredTuning.rowChunk }
+  /// 32 rows: their yᵀ tiles (8 KiB), values and the 16 KiB panel slice of a k-block fit L1.
+  package var rowChunk: Int { 32 }
   package var paddedK: Int { (groups + 15) / 16 * 64 }
 
   /// Packs the logical 2:4 form: `values` `[n, groups·2]`, `positions` one byte per value.
@@ -138,7 +139,7 @@ package func semiStructuredLinearRows(
       (xs + t * stride).update(from: x + t * k, count: k)
       (xs + t * stride + k).update(repeating: 0, count: stride - k)
     }
-    let parts = Swift.max(1, Swift.min(workers, weight.rowBlocks))
+    let parts = Swift.max(1, Swift.min(workItems(workers), weight.rowBlocks))
     let out = Unchecked(y)
     let xp = Unchecked(UnsafePointer(xs))
     parallelFor(parts) { w in
@@ -278,7 +279,3 @@ package func semiStructuredRowBlock4(
     return r
   }
 #endif
-
-package enum SemiStructuredTuning {
-  nonisolated(unsafe) package static var rowChunk = 32
-}

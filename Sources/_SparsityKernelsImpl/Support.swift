@@ -82,6 +82,10 @@ package struct Unchecked<T>: @unchecked Sendable {
   package init(_ value: T) { self.value = value }
 }
 
+/// Work items for `workers` threads: four per thread, so that `concurrentPerform` balances
+/// uneven items and a thread slowed by another process (a shared VM) does not hold the rest up.
+package func workItems(_ workers: Int) -> Int { workers <= 1 ? 1 : workers * 4 }
+
 /// Fork–join over `workers` items (inline when 1).
 package func parallelFor(_ workers: Int, _ body: (Int) -> Void) {
   if workers <= 1 {

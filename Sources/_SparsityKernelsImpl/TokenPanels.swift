@@ -102,7 +102,7 @@ func tokenPanelLinear<W: TokenPanelWeight>(
         packTokenPanel(x: x, m: m, k: k, paddedK: kp, m0: t * panelTokens, into: pp.value + t * panelSize)
       }
     }
-    let rowParts = Swift.max(1, Swift.min(workers, n))
+    let rowParts = Swift.max(1, Swift.min(workItems(workers), n))
     let ranges = weight.rowRanges(parts: rowParts)
     let out = Unchecked(y)
     parallelFor(rowParts) { w in
