@@ -357,7 +357,7 @@ struct BenchReport {
           for b in sorted(rs.compactMap(\.block)) {
             series.append(("block \(b)", xs.map { s in rs.first { $0.block == b && $0.sparsity == s }?.speedup }, false))
             if hasPeers {
-              series.append(("block \(b) vs best", xs.map { s in rs.first { $0.block == b && $0.sparsity == s }?.speedupVsBestDense }, true))
+              series.append(("\(b) vs best dense", xs.map { s in rs.first { $0.block == b && $0.sparsity == s }?.speedupVsBestDense }, true))
             }
           }
           body.append(chart(title: "\(rs[0].shapeName) \(shape), M = \(m)", xLabels: xs.map { String(format: "%.2f", $0) }, xTitle: "sparsity", series: series))
@@ -393,7 +393,7 @@ struct BenchReport {
         var series: [(String, [Double?], Bool)] = []
         for m in sorted(rs.map(\.m)) {
           series.append(("M = \(m)", xs.map { s in rs.first { $0.m == m && $0.sparsity == s }?.speedup }, false))
-          if hasPeers { series.append(("M = \(m) vs best", xs.map { s in rs.first { $0.m == m && $0.sparsity == s }?.speedupVsBestDense }, true)) }
+          if hasPeers { series.append(("M=\(m) vs best dense", xs.map { s in rs.first { $0.m == m && $0.sparsity == s }?.speedupVsBestDense }, true)) }
         }
         body.append(chart(title: "\(rs[0].shapeName) \(shape)", xLabels: xs.map { String(format: "%.2f", $0) }, xTitle: "sparsity", series: series))
       }
@@ -427,7 +427,7 @@ struct BenchReport {
 
   /// An SVG line chart with categorical x and a log-scale y (speedups).
   private func chart(title: String, xLabels: [String], xTitle: String, series: [(String, [Double?], Bool)]) -> String {
-    let (w, h, left, right, top, bottom) = (460.0, 300.0, 48.0, 120.0, 28.0, 40.0)
+    let (w, h, left, right, top, bottom) = (520.0, 300.0, 48.0, 150.0, 28.0, 40.0)
     let values = series.flatMap { $0.1.compactMap { $0 } }.filter { $0 > 0 }
     let lo = Swift.min(0.5, (values.min() ?? 1) / 1.2)
     let hi = Swift.max(2.0, (values.max() ?? 1) * 1.2)

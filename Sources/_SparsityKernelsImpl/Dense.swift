@@ -122,7 +122,18 @@ package func denseLinearRows(
     let bp = UnsafePointer(weight.data.pointer)
     parallelFor(parts) { w in
       let y = out.value
-      for p in (np * w / parts)..<(np * (w + 1) / parts) {
+      let range = (np * w / parts)..<(np * (w + 1) / parts)
+      var p = range.lowerBound
+      // Pairs of full panels: two weight streams at once.
+      while p + 2 <= range.upperBound && (p + 2) * 16 <= n {
+        for r in 0..<m {
+          kernel1x32(
+            length: k, x: x + r * k, b0: bp + p * k * 16, b1: bp + (p + 1) * k * 16, c: y + r * n + p * 16,
+            bias: biasP.map { $0 + p * 16 })
+        }
+        p += 2
+      }
+      for p in p..<range.upperBound {
         let columns = Swift.min(16, n - p * 16)
         for r in 0..<m {
           withTile(rows: 1, columns: columns, c: y + r * n + p * 16, ldc: n, accumulate: false, fullRows: 1) {

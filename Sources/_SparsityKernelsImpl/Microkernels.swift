@@ -191,3 +191,37 @@ package func kernel1x8(
   }
   store8((a0 + a1) + (a2 + a3), c)
 }
+
+/// Two adjacent 16-column weight panels at once (two weight streams in flight, 8
+/// accumulators, k unrolled by two): the dense GEMV's kernel.
+@inline(never)
+package func kernel1x32(
+  length: Int, x: UnsafePointer<Float>, b0: UnsafePointer<Float>, b1: UnsafePointer<Float>,
+  c: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?
+) {
+  var a0 = Vec8(), a1 = Vec8(), a2 = Vec8(), a3 = Vec8()
+  var e0 = Vec8(), e1 = Vec8(), e2 = Vec8(), e3 = Vec8()
+  if let bias {
+    a0 = load8(bias); a1 = load8(bias + 8); a2 = load8(bias + 16); a3 = load8(bias + 24)
+  }
+  var p = b0
+  var q = b1
+  var k = 0
+  while k + 2 <= length {
+    let v = Vec8(repeating: x[k])
+    let u = Vec8(repeating: x[k + 1])
+    a0 = fma(a0, v, load8(p)); a1 = fma(a1, v, load8(p + 8))
+    a2 = fma(a2, v, load8(q)); a3 = fma(a3, v, load8(q + 8))
+    e0 = fma(e0, u, load8(p + 16)); e1 = fma(e1, u, load8(p + 24))
+    e2 = fma(e2, u, load8(q + 16)); e3 = fma(e3, u, load8(q + 24))
+    p += 32
+    q += 32
+    k += 2
+  }
+  if k < length {
+    let v = Vec8(repeating: x[k])
+    a0 = fma(a0, v, load8(p)); a1 = fma(a1, v, load8(p + 8))
+    a2 = fma(a2, v, load8(q)); a3 = fma(a3, v, load8(q + 8))
+  }
+  store8(a0 + e0, c); store8(a1 + e1, c + 8); store8(a2 + e2, c + 16); store8(a3 + e3, c + 24)
+}
