@@ -10,10 +10,18 @@ cd "$(dirname "$0")/.."
 python=${PYTHON:-/work/venv/bin/python}
 [ -x "$python" ] || python=python3
 mkdir -p docs/bench
-swift build -c release --product sparsity
-bin=$(swift build -c release --show-bin-path)/sparsity
+# SPARSITY_BIN: an already built release `sparsity` (default: build one in .build).
+bin=${SPARSITY_BIN:-}
+if [ -z "$bin" ]; then
+  swift build -c release --product sparsity
+  bin=$(swift build -c release --show-bin-path)/sparsity
+fi
 env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE SPARSITY_THREADS=2 "$python" scripts/bench_peers.py \
   --threads 2 -o docs/bench/peers.json "$@"
 SPARSITY_THREADS=2 "$bin" bench --formats dense,2:4,bsr,csr --peers docs/bench/peers.json \
   --html docs/bench/benchmarks.html --json-output docs/bench/results.json --markdown "$@" > BENCHMARKS.md
+# The hand-written reading of the numbers (bottlenecks, next ideas) follows the tables.
+if [ -f docs/bench/analysis.md ]; then
+  { echo; cat docs/bench/analysis.md; } >> BENCHMARKS.md
+fi
 echo "wrote BENCHMARKS.md, docs/bench/benchmarks.html, docs/bench/results.json, docs/bench/peers.json"
