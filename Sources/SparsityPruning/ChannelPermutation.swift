@@ -72,7 +72,7 @@ public struct ChannelPermutation: Sendable, Hashable {
   ///
   /// - Precondition: the last extent equals the permutation's size.
   public func permutingColumns(of tensor: Tensor) -> Tensor {
-    let (rows, columns) = Mask.matrixView(tensor.shape)
+    let columns = Mask.matrixView(tensor.shape).columns
     precondition(columns == order.count, "tensor \(tensor.shape) does not have \(order.count) columns")
     return gather(tensor) { index in (index / columns) * columns + order[index % columns] }
   }

@@ -266,32 +266,38 @@ enum LinearAlgebra {
 
   /// `x · Wᵀ` and `x · (W − Ŵ)ᵀ` summarized as squared Frobenius norms: returns
   /// `(‖x Wᵀ‖², ‖x (W − Ŵ)ᵀ‖²)` for `x` `[tokens, in]`, `W` and `Ŵ` `[out, in]`.
+  ///
+  /// Tokens are processed in blocks of 32 (kept in cache while the weight rows stream past),
+  /// blocks in parallel.
   static func outputNorms(inputs x: [Float], tokens: Int, weight: [Float], pruned: [Float], out: Int, in d: Int)
     -> (reference: Double, error: Double)
   {
     var difference = [Float](repeating: 0, count: weight.count)
     for i in 0..<weight.count { difference[i] = weight[i] - pruned[i] }
-    let chunks = Swift.max(1, Swift.min(tokens, Parallel.workerCount * 4))
-    var partial = [Double](repeating: 0, count: 2 * chunks)
+    let blockSize = 32
+    let blocks = (tokens + blockSize - 1) / blockSize
+    var partial = [Double](repeating: 0, count: 2 * blocks)
     x.withUnsafeBufferPointer { x in
       weight.withUnsafeBufferPointer { w in
         difference.withUnsafeBufferPointer { e in
           partial.withUnsafeMutableBufferPointer { partial in
             let sums = UncheckedPointer(partial.baseAddress!)
-            Parallel.forEach(chunks: chunks) { c in
+            Parallel.forEach(chunks: blocks) { b in
               var reference = 0.0
               var error = 0.0
-              for t in (tokens * c / chunks)..<(tokens * (c + 1) / chunks) {
-                let row = x.baseAddress! + t * d
-                for o in 0..<out {
-                  let y = Double(dot(row, w.baseAddress! + o * d, d))
-                  let delta = Double(dot(row, e.baseAddress! + o * d, d))
-                  reference += y * y
-                  error += delta * delta
+              let t0 = b * blockSize
+              let t1 = Swift.min(tokens, t0 + blockSize)
+              for o in 0..<out {
+                let wRow = w.baseAddress! + o * d
+                let eRow = e.baseAddress! + o * d
+                for t in t0..<t1 {
+                  let (y, delta) = dotPair(x.baseAddress! + t * d, wRow, eRow, d)
+                  reference += Double(y) * Double(y)
+                  error += Double(delta) * Double(delta)
                 }
               }
-              sums.pointer[2 * c] = reference
-              sums.pointer[2 * c + 1] = error
+              sums.pointer[2 * b] = reference
+              sums.pointer[2 * b + 1] = error
             }
           }
         }
@@ -299,10 +305,37 @@ enum LinearAlgebra {
     }
     var reference = 0.0
     var error = 0.0
-    for c in 0..<chunks {
-      reference += partial[2 * c]
-      error += partial[2 * c + 1]
+    for b in 0..<blocks {
+      reference += partial[2 * b]
+      error += partial[2 * b + 1]
     }
     return (reference, error)
+  }
+
+  /// `(x·a, x·b)` over `count` floats, loading `x` once.
+  @inline(__always)
+  static func dotPair(_ x: UnsafePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ count: Int)
+    -> (Float, Float)
+  {
+    var sa0 = SIMD4<Float>(), sa1 = SIMD4<Float>(), sb0 = SIMD4<Float>(), sb1 = SIMD4<Float>()
+    let rx = UnsafeRawPointer(x), ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
+    var i = 0
+    while i + 8 <= count {
+      let x0 = rx.loadUnaligned(fromByteOffset: i * 4, as: SIMD4<Float>.self)
+      let x1 = rx.loadUnaligned(fromByteOffset: i * 4 + 16, as: SIMD4<Float>.self)
+      sa0 += x0 * ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD4<Float>.self)
+      sa1 += x1 * ra.loadUnaligned(fromByteOffset: i * 4 + 16, as: SIMD4<Float>.self)
+      sb0 += x0 * rb.loadUnaligned(fromByteOffset: i * 4, as: SIMD4<Float>.self)
+      sb1 += x1 * rb.loadUnaligned(fromByteOffset: i * 4 + 16, as: SIMD4<Float>.self)
+      i += 8
+    }
+    var ya = (sa0 + sa1).sum()
+    var yb = (sb0 + sb1).sum()
+    while i < count {
+      ya += x[i] * a[i]
+      yb += x[i] * b[i]
+      i += 1
+    }
+    return (ya, yb)
   }
 }
