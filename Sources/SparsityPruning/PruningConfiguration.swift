@@ -53,6 +53,7 @@ public struct PruningConfiguration: Sendable, Hashable {
   /// SparseGPT only.
   public var sparseGPT: SparseGPTOptions
 
+  /// A configuration; every option has PyTorch's or the method's published default.
   public init(
     method: PruningMethod = .magnitude, pattern: SparsityPattern = .unstructured, sparsityLevel: Double = 0.5,
     scope: ComparisonScope? = nil, zerosPerBlock: Int? = nil, norm: BlockNorm = .l2,
@@ -207,14 +208,22 @@ extension PruningConfiguration: Codable {
 public struct TensorConfiguration: Sendable, Hashable {
   /// The tensor's name (PyTorch's `tensor_fqn`).
   public var tensor: String
+  /// Replaces ``PruningConfiguration/method``.
   public var method: PruningMethod?
+  /// Replaces ``PruningConfiguration/pattern``.
   public var pattern: SparsityPattern?
+  /// Replaces ``PruningConfiguration/sparsityLevel``.
   public var sparsityLevel: Double?
+  /// Replaces ``PruningConfiguration/scope``.
   public var scope: ComparisonScope?
+  /// Replaces ``PruningConfiguration/zerosPerBlock``.
   public var zerosPerBlock: Int?
+  /// Replaces ``PruningConfiguration/norm``.
   public var norm: BlockNorm?
+  /// Replaces ``PruningConfiguration/sparseGPT``.
   public var sparseGPT: SparseGPTOptions?
 
+  /// Overrides for `tensor`; unset fields keep the defaults.
   public init(
     tensor: String, method: PruningMethod? = nil, pattern: SparsityPattern? = nil, sparsityLevel: Double? = nil,
     scope: ComparisonScope? = nil, zerosPerBlock: Int? = nil, norm: BlockNorm? = nil, sparseGPT: SparseGPTOptions? = nil

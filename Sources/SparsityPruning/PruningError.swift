@@ -37,6 +37,7 @@ public enum PruningError: Error, Equatable, Sendable, CustomStringConvertible {
   /// A saved sparsifier state that cannot be read.
   case invalidState(String)
 
+  /// The one-line message.
   public var description: String {
     switch self {
     case .zerosPerBlockTooLarge:

@@ -32,6 +32,7 @@ public struct CubicSchedule: SparsitySchedule, Hashable {
   /// Level 0 (instead of `s_0`) before `t_0` (default false).
   public var initiallyZero: Bool
 
+  /// PyTorch `CubicSL`'s defaults: `s_0 = 0`, `t_0 = 0`, `Δt = 10`, `n = 100`.
   public init(
     initialLevel: Double = 0, initialStep: Int = 0, stepInterval: Int = 10, totalSteps: Int = 100,
     initiallyZero: Bool = false
@@ -61,6 +62,7 @@ public struct LambdaSchedule: SparsitySchedule {
   /// The multiplicative factor per step.
   public var factor: @Sendable (Int) -> Double
 
+  /// A schedule whose level is `target · factor(step)`.
   public init(_ factor: @escaping @Sendable (Int) -> Double) { self.factor = factor }
 
   public func sparsityLevel(atStep step: Int, target: Double) -> Double { target * factor(step) }

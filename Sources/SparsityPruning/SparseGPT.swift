@@ -10,6 +10,7 @@ public struct SparseGPTOptions: Sendable, Hashable, Codable {
   /// chosen (default 128; rounded down to a multiple of M for N:M).
   public var blockSize: Int
 
+  /// The reference's defaults: dampening 0.01, blocks of 128 columns.
   public init(dampening: Double = 0.01, blockSize: Int = 128) {
     self.dampening = dampening
     self.blockSize = blockSize

@@ -36,6 +36,7 @@ public struct Sparsifier: Sendable {
     /// Defaults merged with the tensor's overrides; schedulers change `sparsityLevel` here.
     public var configuration: PruningConfiguration
 
+    /// A group for `tensor` with its merged configuration.
     public init(tensor: String, configuration: PruningConfiguration) {
       self.tensor = tensor
       self.configuration = configuration
@@ -51,6 +52,7 @@ public struct Sparsifier: Sendable {
     /// SparseGPT's updated weight (dense; the mask still applies), or `nil`.
     public var updatedWeight: Tensor?
 
+    /// A state with `mask`, `stepCount` steps taken and SparseGPT's `updatedWeight` if any.
     public init(mask: Mask, stepCount: Int = 0, updatedWeight: Tensor? = nil) {
       self.mask = mask
       self.stepCount = stepCount
@@ -60,6 +62,7 @@ public struct Sparsifier: Sendable {
 
   /// What one step did to one tensor.
   public struct StepRecord: Sendable {
+    /// The tensor's name (`"(global)"` for the joint ranking of global groups).
     public var tensor: String
     /// Wall-clock seconds spent on the tensor (statistics, scores, mask, updates).
     public var seconds: Double
@@ -74,6 +77,7 @@ public struct Sparsifier: Sendable {
   /// When `false`, ``step(_:calibration:progress:)`` leaves masks unchanged.
   public var isMaskUpdateEnabled = true
 
+  /// An empty sparsifier whose tensors default to `defaults`.
   public init(defaults: PruningConfiguration = PruningConfiguration()) {
     self.defaults = defaults
     self.groups = []
