@@ -261,7 +261,6 @@ struct PeerRecord: Codable {
 struct BenchRunner {
   var runs: Int
   var peers: [PeerRecord]
-  private var denseCache: [String: (ms: Double, kernel: String)] = [:]
   private var denseWeights: [BenchPlan.Shape: LinearWeight] = [:]
   private var done = 0
   private var total = 0
@@ -277,24 +276,58 @@ struct BenchRunner {
     var records: [BenchRecord] = []
     for c in plan.cases {
       let weight = makeWeight(c)
+      let denseWeight = denseWeight(c.shape)
       for m in c.tokens {
         let x = SyntheticWeights.dense(rows: m, columns: c.shape.inp, seed: UInt64(m))
-        let dense = denseBaseline(c.shape, m: m, x: x)
-        var best = (kernel: LinearKernel.denseGEMM, times: [Double.infinity])
-        if c.table == .dense {
-          best = (LinearKernel(rawValue: dense.kernel) ?? .denseGEMM, [dense.ms])
-        } else {
-          for kernel in weight.candidateKernels(tokens: m) where !kernel.isDense {
-            let times = measure { _ = weight.apply(x: x, bias: nil, kernel: kernel) }
-            if median(times) < median(best.times) { best = (kernel, times) }
+        // Dense and sparse kernels timed in alternating rounds, so that a busy machine (other
+        // processes, frequency changes) slows both alike and the ratio stays meaningful.
+        var contenders: [(LinearWeight, LinearKernel)] = denseWeight.candidateKernels(tokens: m).map { (denseWeight, $0) }
+        if c.table != .dense {
+          contenders += weight.candidateKernels(tokens: m).filter { !$0.isDense }.map { (weight, $0) }
+        }
+        let times = measureInterleaved(contenders.map { w, k in { _ = w.apply(x: x, bias: nil, kernel: k) } })
+        var dense = (ms: Double.infinity, kernel: LinearKernel.denseGEMM, times: [Double]())
+        var best = (ms: Double.infinity, kernel: LinearKernel.denseGEMM, times: [Double]())
+        for (i, (w, kernel)) in contenders.enumerated() {
+          let t = median(times[i])
+          if w === denseWeight {
+            if t < dense.ms { dense = (t, kernel, times[i]) }
+          } else if t < best.ms {
+            best = (t, kernel, times[i])
           }
         }
-        records.append(record(c, m: m, weight: weight, kernel: best.kernel, times: best.times, dense: dense))
+        if c.table == .dense { best = dense }
+        records.append(
+          record(c, m: m, weight: weight, kernel: best.kernel, times: best.times, dense: (dense.ms, dense.kernel.rawValue)))
         done += 1
         progress(records.last!)
       }
     }
     return records
+  }
+
+  /// Per body, timings in ms: two warm-ups each, then rounds that run every body once (in
+  /// alternating order), `runs` rounds or more (up to 50) while the rounds took under 0.3 s.
+  private func measureInterleaved(_ bodies: [() -> Void]) -> [[Double]] {
+    for body in bodies {
+      body()
+      body()
+    }
+    var times = [[Double]](repeating: [], count: bodies.count)
+    var total = 0.0
+    var round = 0
+    while round < runs || (total < 0.3 && round < 50) {
+      let order = round % 2 == 0 ? Array(bodies.indices) : bodies.indices.reversed()
+      for i in order {
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        bodies[i]()
+        let t = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-6
+        times[i].append(t)
+        total += t / 1000
+      }
+      round += 1
+    }
+    return times
   }
 
   private func progress(_ r: BenchRecord) {
@@ -335,36 +368,6 @@ struct BenchRunner {
     let w = try! LinearWeight(dense: SyntheticWeights.dense(rows: s.out, columns: s.inp, seed: 99))
     denseWeights[s] = w
     return w
-  }
-
-  /// Our best dense kernel for the shape and M (GEMM, and GEMV for M ≤ 4), cached per run.
-  private mutating func denseBaseline(_ s: BenchPlan.Shape, m: Int, x: Tensor) -> (ms: Double, kernel: String) {
-    let key = "\(s)|\(m)"
-    if let d = denseCache[key] { return d }
-    let w = denseWeight(s)
-    var best = (ms: Double.infinity, kernel: "")
-    for kernel in w.candidateKernels(tokens: m) {
-      let t = median(measure { _ = w.apply(x: x, bias: nil, kernel: kernel) })
-      if t < best.ms { best = (t, kernel.rawValue) }
-    }
-    denseCache[key] = best
-    return best
-  }
-
-  /// Timings in ms: two warm-ups, then `runs` runs, more (up to 50) while the total is under 0.3 s.
-  private func measure(_ body: () -> Void) -> [Double] {
-    body()
-    body()
-    var times: [Double] = []
-    var total = 0.0
-    while times.count < runs || (total < 0.3 && times.count < 50) {
-      let t0 = DispatchTime.now().uptimeNanoseconds
-      body()
-      let t = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-6
-      times.append(t)
-      total += t / 1000
-    }
-    return times
   }
 
   private func median(_ t: [Double]) -> Double {
