@@ -2,10 +2,10 @@ import ArgumentParser
 import Foundation
 import Sparsity
 
-/// The main job on built-in data. Until the pruning, kernel and training modules land, it
-/// walks the foundation's pipeline end to end: a seeded synthetic model is pruned to the
-/// talk's three patterns by plain magnitude, compressed to the matching formats, written,
-/// read back, checked bit for bit, and pictured.
+/// The main job on built-in data. Until the NN and training module lands (issue 5), it walks
+/// the pipeline end to end: a seeded synthetic model is pruned to the talk's three patterns by
+/// magnitude, compressed to the matching formats, written, read back, checked bit for bit,
+/// and pictured.
 struct Demo: ParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Run the pipeline on built-in data: prune a synthetic model to 2:4, block and unstructured sparsity, compress, verify, picture.",
@@ -61,8 +61,10 @@ struct Demo: ParsableCommand {
     let x = Tensor.randomNormal([8, 512], using: &rng)
     for layer in Demo.layers {
       let weight = Tensor.randomNormal(layer.shape, standardDeviation: 0.05, using: &rng)
-      let pruned = weight.masked(by: Demo.magnitudeMask(weight, pattern: layer.pattern, sparsity: layer.sparsity).tensor)
-        .converted(to: layer.dtype)
+      // N:M levels mean "fraction of groups made N:M": every group here.
+      let level = if case .nOfM = layer.pattern { 1.0 } else { layer.sparsity }
+      let mask = try Magnitude.mask(for: weight, pattern: layer.pattern, sparsityLevel: level, name: layer.name)
+      let pruned = weight.masked(by: mask.tensor).converted(to: layer.dtype)
       let stored = try layer.format.compress(pruned, name: layer.name)
       dense.tensors.append((layer.name, .dense(pruned)))
       sparse.tensors.append((layer.name, stored))
@@ -114,37 +116,5 @@ struct Demo: ParsableCommand {
     if records.contains(where: { !$0.conforms || !$0.roundTripExact || !$0.outputsEqual }) {
       throw CLIError("the demo's checks failed (see the table)")
     }
-  }
-
-  /// A magnitude mask for the demo: keeps the largest |w| per pattern cell (ties: lower index).
-  static func magnitudeMask(_ weight: Tensor, pattern: SparsityPattern, sparsity: Double) -> Mask {
-    let (rows, columns) = (weight.shape[0], weight.shape[1])
-    let w = weight.floatValues.map { Swift.abs($0) }
-    var keep = [Bool](repeating: true, count: w.count)
-    func dropSmallest(_ scores: [(score: Float, index: [Int])], count: Int) {
-      let order = scores.indices.sorted { (scores[$0].score, $0) < (scores[$1].score, $1) }
-      for i in order.prefix(count) { for j in scores[i].index { keep[j] = false } }
-    }
-    switch pattern {
-    case let .nOfM(n, m):
-      for r in 0..<rows {
-        for g in stride(from: 0, to: columns, by: m) {
-          let group = (g..<min(g + m, columns)).map { (w[r * columns + $0], [r * columns + $0]) }
-          dropSmallest(group, count: max(0, group.count - n))
-        }
-      }
-    case let .block(br, bc):
-      var blocks: [(score: Float, index: [Int])] = []
-      for r0 in stride(from: 0, to: rows, by: br) {
-        for c0 in stride(from: 0, to: columns, by: bc) {
-          let index = (r0..<min(r0 + br, rows)).flatMap { r in (c0..<min(c0 + bc, columns)).map { r * columns + $0 } }
-          blocks.append((index.map { w[$0] * w[$0] }.reduce(0, +), index))
-        }
-      }
-      dropSmallest(blocks, count: Int((sparsity * Double(blocks.count)).rounded()))
-    default:
-      dropSmallest(w.enumerated().map { ($0.element, [$0.offset]) }, count: Int((sparsity * Double(w.count)).rounded()))
-    }
-    return Mask(Tensor(keep, shape: weight.shape))
   }
 }
