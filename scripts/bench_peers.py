@@ -216,7 +216,8 @@ def main():
                                 block=b, median_ms=t, threads=args.threads, detail=torch_detail))
             progress("torch %s %dx%d m=%d s=%.2f b=%s: %.3f ms" % (fmt, n, k, m, sp, b, t))
 
-    out = dict(generated=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), threads=args.threads, records=records)
+    out = dict(generated=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), threads=args.threads,
+               load_average_at_end=os.getloadavg(), records=records)
     tmp = args.output + ".tmp"
     with open(tmp, "w") as f:
         json.dump(out, f, indent=1)

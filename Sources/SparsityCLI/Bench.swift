@@ -62,12 +62,13 @@ struct Bench: ParsableCommand {
     } catch {
       throw CLIError("\(error)")
     }
+    let machine = MachineDescription.current()
     let plan = try BenchPlan(
       formats: formats, shapes: shapes, tokens: tokens, sparsities: sparsities, blocks: blocks)
     let peerRecords = try peers.map(PeerRecord.load) ?? []
     var runner = BenchRunner(runs: runs, peers: peerRecords)
     let records = runner.run(plan)
-    let report = BenchReport(records: records, peers: peerRecords, machine: MachineDescription.current(), runs: runs)
+    let report = BenchReport(records: records, peers: peerRecords, machine: machine, runs: runs)
     if let html {
       try write(report.html(), to: html)
       FileHandle.standardError.write(Data("wrote \(html)\n".utf8))

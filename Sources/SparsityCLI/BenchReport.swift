@@ -12,6 +12,8 @@ struct MachineDescription: Codable {
   var os: String
   var kernelBuild: String
   var date: String
+  /// `/proc/loadavg` when the run started (other processes on the machine skew timings).
+  var loadAverage: String
 
   static func current() -> MachineDescription {
     let info = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
@@ -44,7 +46,9 @@ struct MachineDescription: Codable {
       features: features.joined(separator: " "), cores: ProcessInfo.processInfo.activeProcessorCount,
       threads: Parallel.workerCount, memoryGiB: Double(ProcessInfo.processInfo.physicalMemory) / 1_073_741_824,
       os: ProcessInfo.processInfo.operatingSystemVersionString,
-      kernelBuild: "kernels built for \(CPUFeatures.kernelISA.uppercased())", date: formatter.string(from: Date()))
+      kernelBuild: "kernels built for \(CPUFeatures.kernelISA.uppercased())", date: formatter.string(from: Date()),
+      loadAverage: ((try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8)) ?? "").split(separator: " ").prefix(3)
+        .joined(separator: " "))
   }
 }
 
@@ -113,7 +117,7 @@ struct BenchReport {
     out.append("")
     out.append("- CPU: \(machine.cpu) (\(machine.cpuDetail)); features: \(machine.features)")
     out.append("- \(machine.cores) cores, \(machine.threads) kernel threads, \(String(format: "%.0f", machine.memoryGiB)) GiB memory; \(machine.os)")
-    out.append("- \(machine.kernelBuild); measured \(machine.date)")
+    out.append("- \(machine.kernelBuild); measured \(machine.date); load average at the start \(machine.loadAverage) (1/5/15 min; the machine is shared)")
     if let p = peers.first(where: { $0.library == "torch" }) { out.append("- PyTorch: \(p.detail ?? "torch"), \(p.threads ?? 0) threads") }
     if let p = peers.first(where: { $0.library == "openblas" }) { out.append("- OpenBLAS: \(p.detail ?? "openblas"), \(p.threads ?? 0) threads") }
     out.append("")
