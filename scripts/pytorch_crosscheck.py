@@ -131,13 +131,13 @@ def main():
                     info = json.loads(meta["sparsity:" + name])
                     crow, col, values = (stored[f"{name}.{k}"] for k in ("crow_indices", "col_indices", "values"))
                     if block is None:
-                        t = torch.sparse_csr_tensor(crow, col, values, size=info["shape"])
+                        t = torch.sparse_csr_tensor(crow, col, values, size=info["shape"], check_invariants=True)
                         assert torch.equal(t.to_dense(), dense), name
                         ref = dense.to_sparse_csr()
                         checks["csr loads equal"] += 1
                     else:
                         assert info["blocksize"] == list(block)
-                        t = torch.sparse_bsr_tensor(crow, col, values, size=info["shape"])
+                        t = torch.sparse_bsr_tensor(crow, col, values, size=info["shape"], check_invariants=True)
                         assert torch.equal(t.to_dense(), dense), name
                         ref = dense.to_sparse_bsr(block)
                         checks["bsr loads equal"] += 1
