@@ -97,17 +97,25 @@ package func bsrLinear(
   let width = weight.width
   withPaddedBias(bias, count: n, padded: n + 16) { biasP in
     withActivationPanels(x: x, m: m, k: k, workers: workers) { ap in
-      let parts = Swift.max(1, Swift.min(workItems(workers), n / weight.r))
-      let ranges = weight.rowRanges(parts: parts)
       // Rows per pass: the activation block a pass re-reads for every block row stays in L2.
       let chunk = Swift.max(4, (256 * 1024) / Swift.max(1, k * 24))
+      // Work items: row panels when the packed activations outweigh the weight (large M: each
+      // item streams the weight once and only its own activations), else block rows.
+      let items: [(panels: Range<Int>, blockRows: Range<Int>)]
+      if mp >= 2 * workers * chunk && mp * k * 24 > weight.byteCount {
+        let parts = Swift.min(workItems(workers), mp / chunk)
+        items = (0..<parts).map { ((mp * $0 / parts)..<(mp * ($0 + 1) / parts), 0..<(n / weight.r)) }
+      } else {
+        let parts = Swift.max(1, Swift.min(workItems(workers), n / weight.r))
+        items = weight.rowRanges(parts: parts).map { (0..<mp, $0) }
+      }
       let out = Unchecked(y)
-      parallelFor(parts) { w in
+      parallelFor(items.count) { w in
         let y = out.value
-        var ic = 0
-        while ic < mp {
-          let icEnd = Swift.min(ic + chunk, mp)
-          for br in ranges[w] {
+        var ic = items[w].panels.lowerBound
+        while ic < items[w].panels.upperBound {
+          let icEnd = Swift.min(ic + chunk, items[w].panels.upperBound)
+          for br in items[w].blockRows {
             for s in 0..<(weight.r / width) {
               let (panel, count, lo) = weight.subPanel(br, s)
               let col = br * weight.r + s * width

@@ -60,7 +60,10 @@ package func denseLinear(
   }
   withPaddedBias(bias, count: n, padded: np * 16) { biasP in
     withActivationPanels(x: x, m: m, k: k, workers: workers) { ap in
-      let splitColumns = np >= 2 * workers || mp < workers
+      // Split the output columns (each item streams all of the packed activations), unless the
+      // activations outweigh the weight (M > N) and there are rows enough: then split the rows
+      // (each item streams the weight once).
+      let splitColumns = (np >= 2 * workers || mp < workers) && !(m > n && mp >= 4 * workers * blocking.mcPanels / 4)
       let parts = Swift.max(1, Swift.min(workItems(workers), splitColumns ? np : mp))
       let out = Unchecked(y)
       parallelFor(parts) { w in

@@ -22,6 +22,8 @@ package protocol TokenPanelWeight {
   /// Output rows per pass over a k-block: their yᵀ tiles, weights and the panel slice should
   /// fit L1 together.
   var rowChunk: Int { get }
+  /// Bytes of the packed weight.
+  var byteCount: Int { get }
   /// Output rows split into `parts` ranges of about equal work.
   func rowRanges(parts: Int) -> [Range<Int>]
   /// For each row r in `rows`: `acc[(r − rows.lowerBound)·64 ..< +64] += Σ_{kept (kk, w) of r,
@@ -102,14 +104,23 @@ func tokenPanelLinear<W: TokenPanelWeight>(
         packTokenPanel(x: x, m: m, k: k, paddedK: kp, m0: t * panelTokens, into: pp.value + t * panelSize)
       }
     }
-    let rowParts = Swift.max(1, Swift.min(workItems(workers), n))
-    let ranges = weight.rowRanges(parts: rowParts)
+    // Work items: token tiles when the packed activations outweigh the weight (large M: each
+    // item then streams the weight once and its own panels), else output rows (every item
+    // streams all panels: fine while they are small).
+    let items: [(tiles: Range<Int>, rows: Range<Int>)]
+    if tiles >= 2 * workers && tiles * panelSize * 4 > weight.byteCount {
+      let parts = Swift.min(workItems(workers), tiles)
+      items = (0..<parts).map { ((tiles * $0 / parts)..<(tiles * ($0 + 1) / parts), 0..<n) }
+    } else {
+      let parts = Swift.max(1, Swift.min(workItems(workers), n))
+      items = weight.rowRanges(parts: parts).map { (0..<tiles, $0) }
+    }
     let out = Unchecked(y)
-    parallelFor(rowParts) { w in
+    parallelFor(items.count) { w in
       let y = out.value
-      let range = ranges[w]
+      let range = items[w].rows
       Scratch.with(count: rowChunk * panelTokens) { yt in
-        for t in 0..<tiles {
+        for t in items[w].tiles {
           let panel = UnsafePointer(pp.value + t * panelSize)
           let m0 = t * panelTokens
           let tokens = Swift.min(panelTokens, m - m0)

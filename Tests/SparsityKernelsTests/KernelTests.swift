@@ -213,3 +213,25 @@ struct Shape: CustomTestStringConvertible, Sendable {
     }
   }
 }
+
+/// Large M with small weights: the kernels split the work by tokens instead of output rows.
+@Suite struct TokenSplitTests {
+  @Test func denseSplitsRowsWhenMExceedsN() throws {
+    let w = SyntheticWeights.dense(rows: 8, columns: 300, seed: 61)
+    expectAllKernelsMatch(try LinearWeight(dense: w), dense: w, m: 600, seed: 62, "dense m > n")
+  }
+
+  @Test func panelKernelsSplitTokenTiles() throws {
+    let u = SyntheticWeights.unstructured(rows: 16, columns: 40, sparsity: 0.8, seed: 63)
+    expectAllKernelsMatch(try LinearWeight(CSRMatrix(dense: u)), dense: u, m: 600, seed: 64, "csr tiles")
+    let s = SyntheticWeights.semiStructured(rows: 17, columns: 42, seed: 65)
+    expectAllKernelsMatch(
+      try LinearWeight(SemiStructuredMatrix(dense: s, n: 2, m: 4)), dense: s, m: 600, seed: 66, "2:4 tiles")
+  }
+
+  @Test func bsrSplitsRowPanels() throws {
+    let b = SyntheticWeights.blockSparse(rows: 32, columns: 2048, block: 16, sparsity: 0.9, seed: 67)
+    expectAllKernelsMatch(
+      try LinearWeight(BSRMatrix(dense: b, blockRows: 16, blockColumns: 16)), dense: b, m: 150, seed: 68, "bsr panels")
+  }
+}
