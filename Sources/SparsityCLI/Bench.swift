@@ -286,7 +286,8 @@ struct BenchRunner {
         if c.table != .dense {
           contenders += weight.candidateKernels(tokens: m).filter { !$0.isDense }.map { (weight, $0) }
         }
-        let times = measureInterleaved(contenders.map { w, k in { _ = w.apply(x: x, bias: nil, kernel: k) } })
+        let times = measureInterleaved(
+          contenders.map { w, k in (ObjectIdentifier(w), { _ = w.apply(x: x, bias: nil, kernel: k) }) })
         var dense = (ms: Double.infinity, kernel: LinearKernel.denseGEMM, times: [Double]())
         var best = (ms: Double.infinity, kernel: LinearKernel.denseGEMM, times: [Double]())
         for (i, (w, kernel)) in contenders.enumerated() {
@@ -309,19 +310,25 @@ struct BenchRunner {
 
   /// Per body, timings in ms: two warm-ups each, then rounds that run every body once (in
   /// alternating order), `runs` rounds or more (up to 50) while the rounds took under 0.3 s.
-  private func measureInterleaved(_ bodies: [() -> Void]) -> [[Double]] {
+  /// A body whose weight differs from the one timed just before runs once untimed first, so
+  /// every timing sees its own weight in cache (as the peers' back-to-back runs do) rather
+  /// than the other contender's.
+  private func measureInterleaved(_ bodies: [(weight: ObjectIdentifier, run: () -> Void)]) -> [[Double]] {
     for body in bodies {
-      body()
-      body()
+      body.run()
+      body.run()
     }
     var times = [[Double]](repeating: [], count: bodies.count)
     var total = 0.0
     var round = 0
+    var last = bodies.last?.weight
     while round < runs || (total < 0.3 && round < 50) {
       let order = round % 2 == 0 ? Array(bodies.indices) : bodies.indices.reversed()
       for i in order {
+        if bodies[i].weight != last { bodies[i].run() }
+        last = bodies[i].weight
         let t0 = DispatchTime.now().uptimeNanoseconds
-        bodies[i]()
+        bodies[i].run()
         let t = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-6
         times[i].append(t)
         total += t / 1000

@@ -126,7 +126,9 @@ struct BenchReport {
     out.append("""
       Every case times `LinearWeight.apply(x:bias:kernel:)` (output allocation included) after two warm-ups: \
       the median of \(runs) runs (more, up to 50, while a case takes under 0.3 s in all), our dense kernels and \
-      the sparse ones in alternating rounds, so that other load on the machine slows both alike. Weights are seeded \
+      the sparse ones in alternating rounds, so that other load on the machine slows both alike (each timed run \
+      follows an untimed run of the same weight, so every kernel finds its own weight in cache, like the peers' \
+      back-to-back runs). Weights are seeded \
       random fp32 values with an exact number of kept blocks/elements at uniformly random positions; \
       activations are random `[M, in]`. **Speedup** divides our best dense kernel's median (GEMM; GEMV for \
       M ≤ 4) for the same shape and M, measured in the same run, by the best sparse kernel's median\
