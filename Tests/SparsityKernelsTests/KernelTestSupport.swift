@@ -11,11 +11,22 @@ func expectMatchesReference(
   _ y: Tensor, x: Tensor, weight: Tensor, bias: Tensor?, _ what: String,
   sourceLocation: SourceLocation = #_sourceLocation
 ) {
+  #expect(y.shape == Array(x.shape.dropLast()) + [weight.shape[0]], "\(what): shape", sourceLocation: sourceLocation)
+  if let m = referenceMismatch(y, x: x, weight: weight, bias: bias) {
+    Issue.record(
+      "\(what): element \(m.index) (row \(m.index / Swift.max(1, weight.shape[0])), column \(m.index % Swift.max(1, weight.shape[0]))) is \(m.value), reference \(m.reference); worst relative error \(m.worst)",
+      sourceLocation: sourceLocation)
+  }
+}
+
+/// The first element of `y` whose error relative to Σ|x|·|w| (+|b|) exceeds 1e-5, or `nil`.
+func referenceMismatch(_ y: Tensor, x: Tensor, weight: Tensor, bias: Tensor?)
+  -> (index: Int, value: Float, reference: Float, worst: Double)?
+{
   let x2 = x.reshaped([x.count / Swift.max(1, x.shape.last!), x.shape.last!])
   let reference = Tensor.referenceLinear(x2, weight: weight, bias: bias)
   let scale = Tensor.referenceLinear(x2.abs(), weight: weight.abs(), bias: bias?.abs())
-  #expect(y.shape == Array(x.shape.dropLast()) + [weight.shape[0]], "\(what): shape", sourceLocation: sourceLocation)
-  guard y.count == reference.count else { return }
+  guard y.count == reference.count else { return (-1, .nan, .nan, .infinity) }
   let (a, r, s) = (y.floatValues, reference.floatValues, scale.floatValues)
   var worst = 0.0
   var first: Int? = nil
@@ -24,11 +35,7 @@ func expectMatchesReference(
     if a[i] != r[i] && !(error <= 1e-5) && first == nil { first = i }
     if a[i] != r[i] { worst = Swift.max(worst, error) }
   }
-  if let i = first {
-    Issue.record(
-      "\(what): element \(i) (row \(i / Swift.max(1, weight.shape[0])), column \(i % Swift.max(1, weight.shape[0]))) is \(a[i]), reference \(r[i]); worst relative error \(worst)",
-      sourceLocation: sourceLocation)
-  }
+  return first.map { ($0, a[$0], r[$0], worst) }
 }
 
 /// Activations `[m, k]` in [-1, 1).
