@@ -87,9 +87,7 @@ public struct BSRMatrix: SparseMatrix, Equatable {
         tensor: name, format: "bsr",
         detail: "values have shape \(values.shape); expected [blocks, blockRows, blockColumns]")
     }
-    guard shape.count == 2, shape.allSatisfy({ $0 >= 0 }) else {
-      throw .shapeRule(tensor: name, shape: shape, rule: "bsr stores matrices (rank 2)")
-    }
+    try MatrixInput.checkShape(shape, name: name, format: "bsr")
     try BSRMatrix.checkBlockShape(
       shape: shape, blockRows: values.shape[1], blockColumns: values.shape[2], name: name)
     self.shape = shape

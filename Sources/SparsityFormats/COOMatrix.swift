@@ -19,12 +19,16 @@ public struct COOMatrix: SparseMatrix, Equatable {
   public init(dense: Tensor, name: String) throws(SparseFormatError) {
     // Validate here so that errors name this format, not the CSR it is built through.
     _ = try MatrixInput.check(dense, name: name, format: "coo")
-    let csr = try CSRMatrix(dense: dense, name: name)
+    self.init(try CSRMatrix(dense: dense, name: name))
+  }
+
+  /// The same matrix as a CSR one, with its row offsets expanded to one row index per value.
+  public init(_ csr: CSRMatrix) {
     var rows = [Int32](repeating: 0, count: csr.storedValueCount)
-    for r in 0..<dense.shape[0] {
+    for r in 0..<csr.shape[0] {
       for i in Int(csr.rowOffsets[r])..<Int(csr.rowOffsets[r + 1]) { rows[i] = Int32(r) }
     }
-    self.shape = dense.shape
+    self.shape = csr.shape
     self.rowIndices = rows
     self.columnIndices = csr.columnIndices
     self.values = csr.values
@@ -34,9 +38,7 @@ public struct COOMatrix: SparseMatrix, Equatable {
   public init(
     shape: [Int], rowIndices: [Int32], columnIndices: [Int32], values: Tensor, name: String
   ) throws(SparseFormatError) {
-    guard shape.count == 2, shape.allSatisfy({ $0 >= 0 }) else {
-      throw .shapeRule(tensor: name, shape: shape, rule: "coo stores matrices (rank 2)")
-    }
+    try MatrixInput.checkShape(shape, name: name, format: "coo")
     self.shape = shape
     self.rowIndices = rowIndices
     self.columnIndices = columnIndices

@@ -58,9 +58,7 @@ public struct CSRMatrix: SparseMatrix, Equatable {
   public init(
     shape: [Int], rowOffsets: [Int32], columnIndices: [Int32], values: Tensor, name: String
   ) throws(SparseFormatError) {
-    guard shape.count == 2, shape.allSatisfy({ $0 >= 0 }) else {
-      throw .shapeRule(tensor: name, shape: shape, rule: "csr stores matrices (rank 2)")
-    }
+    try MatrixInput.checkShape(shape, name: name, format: "csr")
     self.shape = shape
     self.rowOffsets = rowOffsets
     self.columnIndices = columnIndices

@@ -100,9 +100,7 @@ public struct SemiStructuredMatrix: SparseMatrix, Equatable {
   public init(shape: [Int], n: Int, m: Int, values: Tensor, indices: [UInt8], name: String)
     throws(SparseFormatError)
   {
-    guard shape.count == 2, shape.allSatisfy({ $0 >= 0 }) else {
-      throw .shapeRule(tensor: name, shape: shape, rule: "\(n):\(m) stores matrices (rank 2)")
-    }
+    try MatrixInput.checkShape(shape, name: name, format: "\(n):\(m)")
     guard (try? SparsityPattern.nOfM(n: n, m: m).validated()) != nil else {
       throw .shapeRule(tensor: name, shape: shape, rule: "N:M needs 1 ≤ N ≤ M ≤ 16, got \(n):\(m)")
     }

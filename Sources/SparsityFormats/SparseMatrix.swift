@@ -57,6 +57,14 @@ enum MatrixInput {
     return (dense.shape[0], dense.shape[1], width)
   }
 
+  /// Validates the declared shape of a matrix assembled from stored arrays: rank 2, no
+  /// negative extent.
+  static func checkShape(_ shape: [Int], name: String, format: String) throws(SparseFormatError) {
+    guard shape.count == 2, shape.allSatisfy({ $0 >= 0 }) else {
+      throw .shapeRule(tensor: name, shape: shape, rule: "\(format) stores matrices (rank 2)")
+    }
+  }
+
   /// Throws unless `count` fits the 32-bit indices the formats use.
   static func checkIndexRange(_ count: Int, name: String, shape: [Int], format: String)
     throws(SparseFormatError)

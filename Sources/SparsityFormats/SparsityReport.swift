@@ -69,8 +69,10 @@ public struct SparsityReport: Sendable, Codable, Equatable {
   private static func footprints(of tensor: Tensor, rows: Int, columns: Int) -> [String: Int] {
     var bytes = ["dense": tensor.byteCount]
     let matrix = tensor.reshaped([rows, columns])
-    if let m = try? COOMatrix(dense: matrix) { bytes["coo"] = m.byteCount }
-    if let m = try? CSRMatrix(dense: matrix) { bytes["csr"] = m.byteCount }
+    if let csr = try? CSRMatrix(dense: matrix) {
+      bytes["csr"] = csr.byteCount
+      bytes["coo"] = COOMatrix(csr).byteCount
+    }
     for b in blockSizes where rows % b == 0 && columns % b == 0 {
       if let m = try? BSRMatrix(dense: matrix, blockRows: b, blockColumns: b) {
         bytes["bsr:\(b)x\(b)"] = m.byteCount
