@@ -53,8 +53,16 @@ let package = Package(
       dependencies: ["SparsityCore", "SparsityFormats", "_SparsityKernelsImpl", "_SparsityCPUID"],
       swiftSettings: [.define(kernelISA)]),
     .target(
+      name: "SparsityNN",
+      dependencies: ["SparsityCore", "SparsityFormats", "SparsityIO", "SparsityPruning", "SparsityKernels"],
+      resources: [.copy("Resources")]),
+    .target(name: "SparsityText"),
+    .target(
       name: "Sparsity",
-      dependencies: ["SparsityCore", "SparsityFormats", "SparsityIO", "SparsityPruning", "SparsityKernels"]),
+      dependencies: [
+        "SparsityCore", "SparsityFormats", "SparsityIO", "SparsityPruning", "SparsityKernels", "SparsityNN",
+        "SparsityText",
+      ]),
     .target(
       name: "SparsityCLI",
       dependencies: [
@@ -82,6 +90,13 @@ let package = Package(
       ],
       resources: [.copy("Fixtures")]),
     .testTarget(name: "SparsityCLITests", dependencies: ["SparsityCLI", "sparsity"]),
+    .testTarget(
+      name: "SparsityNNTests",
+      dependencies: ["SparsityNN", .product(name: "PropertyBased", package: "swift-property-based")]),
+    .testTarget(
+      name: "SparsityTextTests",
+      dependencies: ["SparsityText"],
+      resources: [.copy("Fixtures")]),
     .testTarget(
       name: "SparsityKernelsTests",
       dependencies: ["SparsityKernels", .product(name: "PropertyBased", package: "swift-property-based")]),

@@ -3,3 +3,5 @@
 @_exported import SparsityIO
 @_exported import SparsityKernels
 @_exported import SparsityPruning
+@_exported import SparsityNN
+@_exported import SparsityText

@@ -1,0 +1,1 @@
+// Text processing for transformer models (tokenizers).
