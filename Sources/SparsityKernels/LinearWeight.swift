@@ -276,6 +276,19 @@ public final class LinearWeight: Sendable {
     return y
   }
 
+  /// `y = x · Wᵀ + bias` on raw row-major buffers — `x [tokens, in]`, `y [tokens, out]`,
+  /// `bias [out]` — with the kernel ``LinearDispatcher/shared`` picks for `tokens`.
+  public func apply(
+    x: UnsafeBufferPointer<Float>, tokens m: Int, into y: UnsafeMutableBufferPointer<Float>,
+    bias: UnsafeBufferPointer<Float>? = nil
+  ) {
+    if let problem = CPUFeatures.host.kernelSupportProblem { preconditionFailure(problem) }
+    precondition(x.count == m * inFeatures && y.count == m * outFeatures, "apply: buffers do not hold \(m) tokens")
+    precondition(bias == nil || bias!.count == outFeatures, "apply: bias must hold \(outFeatures) values")
+    let kernel = LinearDispatcher.shared.kernel(for: self, tokens: m)
+    run(kernel, x: x.baseAddress, m: m, y: y.baseAddress, bias: bias?.baseAddress)
+  }
+
   /// Runs `kernel` on raw buffers: `x [m, in]`, `y [m, out]`, `bias [out]` or nil.
   func run(
     _ kernel: LinearKernel, x: UnsafePointer<Float>?, m: Int, y: UnsafeMutablePointer<Float>?,

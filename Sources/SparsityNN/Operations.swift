@@ -1,0 +1,447 @@
+import Foundation
+import SparsityCore
+import SparsityKernels
+
+// Differentiable operations on `Variable`s. Each computes its value and, when recording, a closure
+// that adds ∂loss/∂input into every input that requires a gradient. Every one is checked against
+// central finite differences in SparsityNNTests/GradientCheckTests.
+
+// MARK: - Linear algebra
+
+/// `y = x · weightᵀ + bias` over the last axis: x `[..., in]`, weight `[out, in]`, bias `[out]`.
+public func linear(_ x: Variable, weight: Variable, bias: Variable? = nil) -> Variable {
+  precondition(weight.shape.count == 2, "weight must be [out, in], got \(weight.shape)")
+  let (n, k) = (weight.shape[0], weight.shape[1])
+  precondition(x.shape.last == k, "x \(x.shape) does not end in the weight's \(k) input features")
+  if let bias { precondition(bias.shape == [n], "bias must be [\(n)], got \(bias.shape)") }
+  let m = x.count / max(k, 1)
+  var y = [Float](repeating: 0, count: m * n)
+  multiplyTransposed(x.value, rows: m, weight.value, rows: n, inner: k, into: &y, bias: bias?.value)
+  return Variable(y, shape: Array(x.shape.dropLast()) + [n], parents: [x, weight] + (bias.map { [$0] } ?? [])) { out in
+    let g = out.gradient!
+    if x.requiresGradient {
+      // ∂x[m, k] = g[m, n] · weight[n, k]
+      var dx = [Float](repeating: 0, count: m * k)
+      multiplyTransposed(g, rows: m, transposed(weight.value, rows: n, columns: k), rows: k, inner: n, into: &dx)
+      x.accumulate(dx)
+    }
+    if weight.requiresGradient {
+      // ∂weight[n, k] = gᵀ[n, m] · x[m, k]
+      var dw = [Float](repeating: 0, count: n * k)
+      multiplyTransposed(
+        transposed(g, rows: m, columns: n), rows: n, transposed(x.value, rows: m, columns: k), rows: k, inner: m,
+        into: &dw)
+      weight.accumulate(dw)
+    }
+    if let bias, bias.requiresGradient {
+      bias.accumulate { db in
+        g.withUnsafeBufferPointer { g in
+          for i in 0..<m { for j in 0..<n { db[j] += g[i * n + j] } }
+        }
+      }
+    }
+  }
+}
+
+/// Batched matrix product over the last two axes: `a [..., t, k] · b [..., s, k]ᵀ → [..., t, s]`
+/// when `transposeB`, else `a [..., t, s] · b [..., s, d] → [..., t, d]`. Leading axes must match.
+public func matmul(_ a: Variable, _ b: Variable, transposeB: Bool) -> Variable {
+  precondition(a.shape.count >= 2 && a.shape.count == b.shape.count, "matmul of \(a.shape) and \(b.shape)")
+  precondition(a.shape.dropLast(2) == b.shape.dropLast(2), "matmul: leading axes differ in \(a.shape) and \(b.shape)")
+  let batch = a.shape.dropLast(2).reduce(1, *)
+  let (t, ka) = (a.shape[a.shape.count - 2], a.shape[a.shape.count - 1])
+  let (rb, cb) = (b.shape[b.shape.count - 2], b.shape[b.shape.count - 1])
+  let (inner, s) = transposeB ? (cb, rb) : (rb, cb)
+  precondition(ka == inner, "matmul: inner extents differ in \(a.shape) and \(b.shape)\(transposeB ? " (b transposed)" : "")")
+  let y = batchedProduct(a.value, b.value, batch: batch, t: t, k: inner, s: s, transposeA: false, transposeB: transposeB)
+  return Variable(y, shape: Array(a.shape.dropLast(2)) + [t, s], parents: [a, b]) { out in
+    let g = out.gradient!
+    if transposeB {
+      // c = a·bᵀ: ∂a = g·b, ∂b = gᵀ·a
+      if a.requiresGradient {
+        a.accumulate(batchedProduct(g, b.value, batch: batch, t: t, k: s, s: inner, transposeA: false, transposeB: false))
+      }
+      if b.requiresGradient {
+        b.accumulate(batchedProduct(g, a.value, batch: batch, t: s, k: t, s: inner, transposeA: true, transposeB: false))
+      }
+    } else {
+      // c = a·b: ∂a = g·bᵀ, ∂b = aᵀ·g
+      if a.requiresGradient {
+        a.accumulate(batchedProduct(g, b.value, batch: batch, t: t, k: s, s: inner, transposeA: false, transposeB: true))
+      }
+      if b.requiresGradient {
+        b.accumulate(batchedProduct(a.value, g, batch: batch, t: inner, k: t, s: s, transposeA: true, transposeB: false))
+      }
+    }
+  }
+}
+
+/// `batch` products `op(a)[t, k] · op(b)[k, s]` where `op` transposes a stored `[k, t]` /
+/// `[s, k]` operand when asked. Items run in parallel, each on the packed GEMM.
+func batchedProduct(
+  _ a: [Float], _ b: [Float], batch: Int, t: Int, k: Int, s: Int, transposeA: Bool, transposeB: Bool
+) -> [Float] {
+  var c = [Float](repeating: 0, count: batch * t * s)
+  guard t > 0, s > 0, batch > 0 else { return c }
+  a.withUnsafeBufferPointer { a in
+    b.withUnsafeBufferPointer { b in
+      c.withUnsafeMutableBufferPointer { c in
+        let (a, b, c) = (a.baseAddress!, b.baseAddress!, c.baseAddress!)
+        Parallel.forEachRange(batch) { items in
+          var left = [Float](repeating: 0, count: transposeA ? t * k : 0)
+          var right = [Float](repeating: 0, count: transposeB ? 0 : s * k)
+          for item in items {
+            let ai = a + item * t * k, bi = b + item * k * s, ci = c + item * t * s
+            if transposeA { transpose(ai, rows: k, columns: t, into: &left) }
+            if !transposeB { transpose(bi, rows: k, columns: s, into: &right) }
+            // The GEMM wants a [t, k] and b as rows [s, k].
+            left.withUnsafeBufferPointer { l in
+              right.withUnsafeBufferPointer { r in
+                DenseMatmul.multiplyTransposed(
+                  transposeA ? l.baseAddress! : ai, rows: t, transposeB ? bi : r.baseAddress!, rows: s, inner: k,
+                  into: ci, workers: 1)
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  return c
+}
+
+func multiplyTransposed(
+  _ a: [Float], rows m: Int, _ b: [Float], rows n: Int, inner k: Int, into c: inout [Float], bias: [Float]? = nil
+) {
+  a.withUnsafeBufferPointer { a in
+    b.withUnsafeBufferPointer { b in
+      c.withUnsafeMutableBufferPointer { c in
+        if let bias {
+          bias.withUnsafeBufferPointer { bias in
+            DenseMatmul.multiplyTransposed(
+              a.baseAddress!, rows: m, b.baseAddress!, rows: n, inner: k, into: c.baseAddress!, bias: bias.baseAddress)
+          }
+        } else {
+          DenseMatmul.multiplyTransposed(a.baseAddress!, rows: m, b.baseAddress!, rows: n, inner: k, into: c.baseAddress!)
+        }
+      }
+    }
+  }
+}
+
+func transposed(_ a: [Float], rows: Int, columns: Int) -> [Float] {
+  var t = [Float](repeating: 0, count: a.count)
+  a.withUnsafeBufferPointer { transpose($0.baseAddress!, rows: rows, columns: columns, into: &t) }
+  return t
+}
+
+/// Writes the `[columns, rows]` transpose of row-major `a [rows, columns]` into `t`, in tiles.
+func transpose(_ a: UnsafePointer<Float>, rows: Int, columns: Int, into t: inout [Float]) {
+  t.withUnsafeMutableBufferPointer { t in
+    let tile = 32
+    for i0 in stride(from: 0, to: rows, by: tile) {
+      for j0 in stride(from: 0, to: columns, by: tile) {
+        for i in i0..<min(i0 + tile, rows) {
+          for j in j0..<min(j0 + tile, columns) { t[j * rows + i] = a[i * columns + j] }
+        }
+      }
+    }
+  }
+}
+
+// MARK: - Elementwise
+
+/// `a + b`, where `b`'s shape equals `a`'s or is a suffix of it (then `b` repeats over `a`'s
+/// leading axes, as a bias or a position embedding does).
+public func add(_ a: Variable, _ b: Variable) -> Variable {
+  precondition(
+    b.shape.count <= a.shape.count && Array(a.shape.suffix(b.shape.count)) == b.shape,
+    "add: \(b.shape) is not a suffix of \(a.shape)")
+  let inner = b.count
+  var y = a.value
+  if inner > 0 {
+    y.withUnsafeMutableBufferPointer { y in
+      b.value.withUnsafeBufferPointer { b in
+        for start in stride(from: 0, to: y.count, by: inner) { for j in 0..<inner { y[start + j] += b[j] } }
+      }
+    }
+  }
+  return Variable(y, shape: a.shape, parents: [a, b]) { out in
+    let g = out.gradient!
+    a.accumulate(g)
+    if b.requiresGradient && inner > 0 {
+      b.accumulate { db in
+        g.withUnsafeBufferPointer { g in
+          for start in stride(from: 0, to: g.count, by: inner) { for j in 0..<inner { db[j] += g[start + j] } }
+        }
+      }
+    }
+  }
+}
+
+/// `x · factor`.
+public func scaled(_ x: Variable, by factor: Float) -> Variable {
+  Variable(x.value.map { $0 * factor }, shape: x.shape, parents: [x]) { out in
+    x.accumulate(out.gradient!.map { $0 * factor })
+  }
+}
+
+/// Applies `f` elementwise; `derivative(x, y)` gives ∂y/∂x from the input and the output.
+func unary(_ x: Variable, _ f: (Float) -> Float, derivative: @escaping (Float, Float) -> Float) -> Variable {
+  let y = x.value.map(f)
+  return Variable(y, shape: x.shape, parents: [x]) { out in
+    let g = out.gradient!
+    x.accumulate { dx in
+      for i in 0..<dx.count { dx[i] += g[i] * derivative(x.value[i], y[i]) }
+    }
+  }
+}
+
+/// `max(x, 0)`.
+public func relu(_ x: Variable) -> Variable {
+  unary(x, { max($0, 0) }, derivative: { x, _ in x > 0 ? 1 : 0 })
+}
+
+/// `relu(x)²` (Primer's squared ReLU).
+public func squaredReLU(_ x: Variable) -> Variable {
+  unary(x, { $0 > 0 ? $0 * $0 : 0 }, derivative: { x, _ in x > 0 ? 2 * x : 0 })
+}
+
+/// The exact GELU, `x · Φ(x)` with the normal CDF (PyTorch's default `approximate='none'`).
+public func gelu(_ x: Variable) -> Variable {
+  unary(
+    x, { $0 * 0.5 * (1 + erf($0 * Float(0.5).squareRoot())) },
+    derivative: { x, _ in
+      let cdf = 0.5 * (1 + erf(x * Float(0.5).squareRoot()))
+      let pdf = exp(-0.5 * x * x) / Float(2 * Double.pi).squareRoot()
+      return cdf + x * pdf
+    })
+}
+
+/// Zeroes each value with probability `probability` and scales the rest by `1 / (1 − probability)`
+/// (inverted dropout), drawing from `generator`.
+public func dropout(_ x: Variable, probability: Double, generator: inout SeededGenerator) -> Variable {
+  precondition((0..<1).contains(probability), "dropout probability \(probability) is not in [0, 1)")
+  guard probability > 0 else { return x }
+  let scale = Float(1 / (1 - probability))
+  let keep = (0..<x.count).map { _ in generator.nextUnitDouble() >= probability ? scale : 0 }
+  return Variable(zip(x.value, keep).map { $0 * $1 }, shape: x.shape, parents: [x]) { out in
+    x.accumulate(zip(out.gradient!, keep).map { $0 * $1 })
+  }
+}
+
+// MARK: - Normalisation and losses
+
+/// Layer normalisation over the last axis: `(x − mean) / √(variance + ε) · weight + bias`
+/// (biased variance, as PyTorch).
+public func layerNorm(_ x: Variable, weight: Variable, bias: Variable, epsilon: Float = 1e-5) -> Variable {
+  let d = x.shape.last ?? 0
+  precondition(weight.shape == [d] && bias.shape == [d], "layerNorm: weight/bias must be [\(d)], got \(weight.shape), \(bias.shape)")
+  let rows = d == 0 ? 0 : x.count / d
+  var normalized = [Float](repeating: 0, count: x.count)
+  var inverseDeviation = [Float](repeating: 0, count: rows)
+  var y = [Float](repeating: 0, count: x.count)
+  for r in 0..<rows {
+    let base = r * d
+    var mean: Float = 0
+    for j in 0..<d { mean += x.value[base + j] }
+    mean /= Float(d)
+    var variance: Float = 0
+    for j in 0..<d {
+      let c = x.value[base + j] - mean
+      variance += c * c
+    }
+    variance /= Float(d)
+    let inv = 1 / (variance + epsilon).squareRoot()
+    inverseDeviation[r] = inv
+    for j in 0..<d {
+      let n = (x.value[base + j] - mean) * inv
+      normalized[base + j] = n
+      y[base + j] = n * weight.value[j] + bias.value[j]
+    }
+  }
+  return Variable(y, shape: x.shape, parents: [x, weight, bias]) { out in
+    let g = out.gradient!
+    weight.accumulate { dw in
+      for r in 0..<rows { for j in 0..<d { dw[j] += g[r * d + j] * normalized[r * d + j] } }
+    }
+    bias.accumulate { db in
+      for r in 0..<rows { for j in 0..<d { db[j] += g[r * d + j] } }
+    }
+    x.accumulate { dx in
+      for r in 0..<rows {
+        let base = r * d
+        var meanG: Float = 0, meanGN: Float = 0
+        for j in 0..<d {
+          let gn = g[base + j] * weight.value[j]
+          meanG += gn
+          meanGN += gn * normalized[base + j]
+        }
+        meanG /= Float(d)
+        meanGN /= Float(d)
+        for j in 0..<d {
+          let gn = g[base + j] * weight.value[j]
+          dx[base + j] += inverseDeviation[r] * (gn - meanG - normalized[base + j] * meanGN)
+        }
+      }
+    }
+  }
+}
+
+/// Softmax over the last axis.
+public func softmax(_ x: Variable) -> Variable {
+  let d = x.shape.last ?? 0
+  var y = x.value
+  if d > 0 {
+    for start in stride(from: 0, to: y.count, by: d) { softmaxRow(&y, start: start, count: d) }
+  }
+  return Variable(y, shape: x.shape, parents: [x]) { out in
+    let g = out.gradient!
+    x.accumulate { dx in
+      for start in stride(from: 0, to: g.count, by: max(d, 1)) where d > 0 {
+        var dot: Float = 0
+        for j in start..<start + d { dot += g[j] * y[j] }
+        for j in start..<start + d { dx[j] += y[j] * (g[j] - dot) }
+      }
+    }
+  }
+}
+
+func softmaxRow(_ v: inout [Float], start: Int, count: Int) {
+  var top = -Float.infinity
+  for j in start..<start + count { top = max(top, v[j]) }
+  var sum: Float = 0
+  for j in start..<start + count {
+    v[j] = exp(v[j] - top)
+    sum += v[j]
+  }
+  for j in start..<start + count { v[j] /= sum }
+}
+
+/// Mean cross-entropy of `logits [batch, classes]` against class indices `labels [batch]`
+/// (PyTorch's `cross_entropy` with mean reduction); a one-element variable.
+public func crossEntropy(_ logits: Variable, labels: [Int32]) -> Variable {
+  precondition(logits.shape.count == 2 && logits.shape[0] == labels.count, "crossEntropy: logits \(logits.shape) for \(labels.count) labels")
+  let (b, c) = (logits.shape[0], logits.shape[1])
+  precondition(labels.allSatisfy { $0 >= 0 && Int($0) < c }, "crossEntropy: a label is outside 0..<\(c)")
+  var probabilities = logits.value
+  var loss: Double = 0
+  for i in 0..<b {
+    softmaxRow(&probabilities, start: i * c, count: c)
+    loss -= Double(log(max(probabilities[i * c + Int(labels[i])], .leastNormalMagnitude)))
+  }
+  return Variable([Float(loss / Double(max(b, 1)))], shape: [], parents: [logits]) { out in
+    let scale = out.gradient![0] / Float(max(b, 1))
+    logits.accumulate { dl in
+      for i in 0..<b {
+        for j in 0..<c { dl[i * c + j] += scale * (probabilities[i * c + j] - (j == Int(labels[i]) ? 1 : 0)) }
+      }
+    }
+  }
+}
+
+// MARK: - Shapes and gathering
+
+/// The same values in another shape with as many elements.
+public func reshaped(_ x: Variable, _ shape: [Int]) -> Variable {
+  precondition(shape.reduce(1, *) == x.count, "cannot reshape \(x.shape) to \(shape)")
+  return Variable(x.value, shape: shape, parents: [x]) { out in x.accumulate(out.gradient!) }
+}
+
+/// Axes reordered: result axis `i` is `x`'s axis `axes[i]`.
+public func permuted(_ x: Variable, _ axes: [Int]) -> Variable {
+  precondition(axes.sorted() == Array(x.shape.indices), "permuted: \(axes) is not a permutation of \(x.shape.count) axes")
+  let shape = axes.map { x.shape[$0] }
+  let y = permute(x.value, shape: x.shape, axes: axes)
+  var inverse = [Int](repeating: 0, count: axes.count)
+  for (i, a) in axes.enumerated() { inverse[a] = i }
+  return Variable(y, shape: shape, parents: [x]) { out in
+    x.accumulate(permute(out.gradient!, shape: shape, axes: inverse))
+  }
+}
+
+func permute(_ v: [Float], shape: [Int], axes: [Int]) -> [Float] {
+  let rank = shape.count
+  let sourceStrides = Tensor.strides(of: shape)
+  let outShape = axes.map { shape[$0] }
+  let strides = axes.map { sourceStrides[$0] }
+  var out = [Float](repeating: 0, count: v.count)
+  guard !v.isEmpty, rank > 0 else { return v }
+  // Walk the output in order; the last axis runs in an inner loop.
+  let last = outShape[rank - 1], lastStride = strides[rank - 1]
+  var index = [Int](repeating: 0, count: rank)
+  var o = 0
+  v.withUnsafeBufferPointer { v in
+    out.withUnsafeMutableBufferPointer { out in
+      while o < out.count {
+        var base = 0
+        for a in 0..<rank - 1 { base += index[a] * strides[a] }
+        for j in 0..<last { out[o + j] = v[base + j * lastStride] }
+        o += last
+        var a = rank - 2
+        while a >= 0 {
+          index[a] += 1
+          if index[a] < outShape[a] { break }
+          index[a] = 0
+          a -= 1
+        }
+      }
+    }
+  }
+  return out
+}
+
+/// Mean over `axis` (removed from the shape).
+public func mean(_ x: Variable, axis: Int) -> Variable {
+  precondition(x.shape.indices.contains(axis), "mean: axis \(axis) of \(x.shape)")
+  let outer = x.shape[..<axis].reduce(1, *), extent = x.shape[axis], inner = x.shape[(axis + 1)...].reduce(1, *)
+  var y = [Float](repeating: 0, count: outer * inner)
+  let scale = 1 / Float(max(extent, 1))
+  for o in 0..<outer {
+    for e in 0..<extent { for i in 0..<inner { y[o * inner + i] += x.value[(o * extent + e) * inner + i] } }
+  }
+  for i in y.indices { y[i] *= scale }
+  var shape = x.shape
+  shape.remove(at: axis)
+  return Variable(y, shape: shape, parents: [x]) { out in
+    let g = out.gradient!
+    x.accumulate { dx in
+      for o in 0..<outer {
+        for e in 0..<extent { for i in 0..<inner { dx[(o * extent + e) * inner + i] += g[o * inner + i] * scale } }
+      }
+    }
+  }
+}
+
+/// Rows of `table [vocabulary, dimension]` picked by `ids`: `[ids.count, dimension]`.
+public func embedding(_ ids: [Int32], table: Variable) -> Variable {
+  precondition(table.shape.count == 2, "embedding table must be [vocabulary, dimension], got \(table.shape)")
+  let (v, d) = (table.shape[0], table.shape[1])
+  precondition(ids.allSatisfy { $0 >= 0 && Int($0) < v }, "embedding: an id is outside 0..<\(v)")
+  var y = [Float](repeating: 0, count: ids.count * d)
+  for (r, id) in ids.enumerated() {
+    for j in 0..<d { y[r * d + j] = table.value[Int(id) * d + j] }
+  }
+  return Variable(y, shape: [ids.count, d], parents: [table]) { out in
+    let g = out.gradient!
+    table.accumulate { dt in
+      for (r, id) in ids.enumerated() { for j in 0..<d { dt[Int(id) * d + j] += g[r * d + j] } }
+    }
+  }
+}
+
+/// Adds `-1e9` to the attention scores `[batch, heads, queries, keys]` of keys where
+/// `keyMask [batch, keys]` is 0, so softmax gives them no weight (padding).
+public func maskingKeys(_ scores: Variable, keyMask: [Int32]) -> Variable {
+  precondition(scores.shape.count == 4, "maskingKeys: scores must be [batch, heads, queries, keys], got \(scores.shape)")
+  let (b, s) = (scores.shape[0], scores.shape[3])
+  precondition(keyMask.count == b * s, "maskingKeys: mask has \(keyMask.count) values for \(b)×\(s)")
+  let perBatch = scores.count / max(b, 1)
+  var y = scores.value
+  for i in 0..<b {
+    for start in stride(from: i * perBatch, to: (i + 1) * perBatch, by: s) {
+      for j in 0..<s where keyMask[i * s + j] == 0 { y[start + j] += -1e9 }
+    }
+  }
+  return Variable(y, shape: scores.shape, parents: [scores]) { out in scores.accumulate(out.gradient!) }
+}

@@ -1,0 +1,168 @@
+import SparsityCore
+import Testing
+
+@testable import SparsityNN
+
+/// A parameter-like variable with normal values; `awayFromZero` keeps |value| ≥ 0.1 so a
+/// finite-difference step never crosses a kink (ReLU).
+func randomVariable(_ shape: [Int], seed: UInt64, scale: Double = 1, awayFromZero: Bool = false) -> Variable {
+  var g = SeededGenerator(seed: seed)
+  let values = (0..<shape.reduce(1, *)).map { _ -> Float in
+    var v = Float(g.nextNormal() * scale)
+    if awayFromZero && abs(v) < 0.1 { v = v < 0 ? v - 0.1 : v + 0.1 }
+    return v
+  }
+  return Variable(values, shape: shape, requiresGradient: true)
+}
+
+/// Compares back-propagated gradients of `Σ f(inputs) ⊙ r` (r random) with central finite
+/// differences, on up to `samples` entries of every input.
+func expectGradientsMatch(
+  _ inputs: [Variable], epsilon: Float = 1e-2, tolerance: Double = 2e-2, samples: Int = 48,
+  sourceLocation: SourceLocation = #_sourceLocation, _ f: ([Variable]) -> Variable
+) {
+  let out = f(inputs)
+  var g = SeededGenerator(seed: 99)
+  let r = (0..<out.count).map { _ in Float(g.nextNormal()) }
+  for x in inputs { x.gradient = nil }
+  out.backward(seed: r)
+  func loss() -> Double {
+    let y = Gradients.disabled { f(inputs) }
+    return zip(y.value, r).reduce(0) { $0 + Double($1.0) * Double($1.1) }
+  }
+  for (n, x) in inputs.enumerated() {
+    let analytic = x.gradient ?? [Float](repeating: 0, count: x.count)
+    let step = max(1, x.count / samples)
+    for i in stride(from: 0, to: x.count, by: step) {
+      let saved = x.value[i]
+      x.value[i] = saved + epsilon
+      let up = loss()
+      x.value[i] = saved - epsilon
+      let down = loss()
+      x.value[i] = saved
+      let numeric = (up - down) / Double(2 * epsilon)
+      let error = abs(Double(analytic[i]) - numeric)
+      #expect(
+        error <= tolerance * max(1, abs(numeric)),
+        "input \(n) \(x.shape) entry \(i): backprop \(analytic[i]), finite differences \(numeric)",
+        sourceLocation: sourceLocation)
+    }
+  }
+}
+
+@Suite("Gradient checks against finite differences")
+struct GradientCheckTests {
+  @Test("linear (x, weight, bias) on a ragged 3-D input", arguments: [true, false])
+  func linearGradients(bias: Bool) {
+    let x = randomVariable([2, 3, 7], seed: 1)
+    let w = randomVariable([5, 7], seed: 2)
+    let b = randomVariable([5], seed: 3)
+    expectGradientsMatch(bias ? [x, w, b] : [x, w]) { v in
+      linear(v[0], weight: v[1], bias: bias ? v[2] : nil)
+    }
+  }
+
+  @Test("batched matmul, with and without transposing b", arguments: [true, false])
+  func matmulGradients(transposeB: Bool) {
+    let a = randomVariable([2, 3, 4, 5], seed: 4)
+    let b = randomVariable(transposeB ? [2, 3, 6, 5] : [2, 3, 5, 6], seed: 5)
+    expectGradientsMatch([a, b]) { v in matmul(v[0], v[1], transposeB: transposeB) }
+  }
+
+  @Test("add: same shape and suffix broadcast")
+  func addGradients() {
+    expectGradientsMatch([randomVariable([3, 4], seed: 6), randomVariable([3, 4], seed: 7)]) { add($0[0], $0[1]) }
+    expectGradientsMatch([randomVariable([2, 3, 4], seed: 8), randomVariable([3, 4], seed: 9)]) { add($0[0], $0[1]) }
+    expectGradientsMatch([randomVariable([2, 3, 4], seed: 10), randomVariable([4], seed: 11)]) { add($0[0], $0[1]) }
+  }
+
+  @Test("scaled") func scaledGradients() {
+    expectGradientsMatch([randomVariable([3, 5], seed: 12)]) { scaled($0[0], by: -0.37) }
+  }
+
+  @Test("activations", arguments: Activation.allCases)
+  func activationGradients(activation: Activation) {
+    expectGradientsMatch([randomVariable([4, 9], seed: 13, scale: 2, awayFromZero: true)]) { activation($0[0]) }
+  }
+
+  @Test("dropout with a fixed mask")
+  func dropoutGradients() {
+    expectGradientsMatch([randomVariable([6, 8], seed: 14)]) { v in
+      var g = SeededGenerator(seed: 5)  // the same mask on every evaluation
+      return dropout(v[0], probability: 0.3, generator: &g)
+    }
+  }
+
+  @Test("layerNorm (x, weight, bias)")
+  func layerNormGradients() {
+    let x = randomVariable([3, 2, 6], seed: 15, scale: 2)
+    let w = randomVariable([6], seed: 16)
+    let b = randomVariable([6], seed: 17)
+    expectGradientsMatch([x, w, b]) { v in layerNorm(v[0], weight: v[1], bias: v[2]) }
+  }
+
+  @Test("softmax over the last axis")
+  func softmaxGradients() {
+    expectGradientsMatch([randomVariable([2, 3, 5], seed: 18, scale: 2)]) { softmax($0[0]) }
+  }
+
+  @Test("cross-entropy")
+  func crossEntropyGradients() {
+    expectGradientsMatch([randomVariable([5, 4], seed: 19, scale: 2)]) { crossEntropy($0[0], labels: [0, 3, 1, 1, 2]) }
+  }
+
+  @Test("reshape and permute")
+  func shapeGradients() {
+    expectGradientsMatch([randomVariable([2, 3, 4], seed: 20)]) { reshaped($0[0], [4, 6]) }
+    expectGradientsMatch([randomVariable([2, 3, 4, 5], seed: 21)]) { permuted($0[0], [0, 2, 3, 1]) }
+    expectGradientsMatch([randomVariable([3, 4], seed: 22)]) { permuted($0[0], [1, 0]) }
+  }
+
+  @Test("mean over each axis", arguments: [0, 1, 2])
+  func meanGradients(axis: Int) {
+    expectGradientsMatch([randomVariable([2, 3, 4], seed: 23)]) { mean($0[0], axis: axis) }
+  }
+
+  @Test("embedding with repeated ids")
+  func embeddingGradients() {
+    expectGradientsMatch([randomVariable([5, 3], seed: 24)]) { embedding([4, 0, 4, 2, 4], table: $0[0]) }
+  }
+
+  @Test("attention with a key mask, through the projections")
+  func attentionGradients() {
+    let q = randomVariable([2, 4, 6], seed: 25)
+    let k = randomVariable([2, 4, 6], seed: 26)
+    let v = randomVariable([2, 4, 6], seed: 27)
+    let mask: [Int32] = [1, 1, 1, 1, 1, 1, 0, 0]
+    expectGradientsMatch([q, k, v]) { attention(query: $0[0], key: $0[1], value: $0[2], heads: 2, keyMask: mask) }
+  }
+
+  @Test("a transformer block and a ViT end to end (all parameters)")
+  func moduleGradients() {
+    var g = SeededGenerator(seed: 28)
+    let block = TransformerEncoderBlock(8, heads: 2, mlpHidden: 12, activation: .gelu, generator: &g)
+    let x = randomVariable([2, 3, 8], seed: 29)
+    expectGradientsMatch([x] + block.parameters(), samples: 12) { _ in block(x) }
+
+    let vit = VisionTransformer(
+      imageSide: 4, patch: 2, dimension: 8, depth: 1, heads: 2, mlpHidden: 8, classes: 3, seed: 30)
+    let images = Variable(randomVariable([2, 16], seed: 31).value, shape: [2, 16])
+    expectGradientsMatch(vit.parameters(), samples: 8) { _ in crossEntropy(vit.logits(images), labels: [2, 0]) }
+  }
+
+  @Test("MLP classifier with squared ReLU")
+  func classifierGradients() {
+    let model = MLPClassifier(inputs: 6, hidden: [7, 5], classes: 3, activation: .squaredReLU, seed: 32)
+    let x = Variable(randomVariable([4, 6], seed: 33).value, shape: [4, 6])
+    expectGradientsMatch(model.parameters(), samples: 10) { _ in crossEntropy(model.logits(x), labels: [0, 1, 2, 1]) }
+  }
+
+  @Test("a compressed Linear passes gradients to its input")
+  func sparseLinearGradients() throws {
+    var g = SeededGenerator(seed: 34)
+    let layer = Linear(8, 4, generator: &g)
+    for j in layer.weight.value.indices where j % 4 >= 2 { layer.weight.value[j] = 0 }  // 2:4
+    try sparsify(layer, format: .semiStructured)
+    expectGradientsMatch([randomVariable([3, 8], seed: 35)]) { layer($0[0]) }
+  }
+}
