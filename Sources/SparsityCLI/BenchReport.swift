@@ -351,7 +351,7 @@ struct BenchReport {
   func html() -> String {
     var body: [String] = []
     body.append("<h1>swift-sparsity: sparse vs dense y = x·Wᵀ (fp32, CPU)</h1>")
-    body.append("<p>\(escape(machine.cpu)) — \(escape(machine.cpuDetail)); \(machine.cores) cores, \(machine.threads) threads; \(escape(machine.kernelBuild)); \(escape(machine.date)).</p>")
+    body.append("<p>\(htmlEscape(machine.cpu)) — \(htmlEscape(machine.cpuDetail)); \(machine.cores) cores, \(machine.threads) threads; \(htmlEscape(machine.kernelBuild)); \(htmlEscape(machine.date)).</p>")
     body.append("<p>Speedup = our dense time ÷ sparse time (same run)\(hasPeers ? "; dashed lines: against the best dense time among ours, OpenBLAS and PyTorch" : ""). The grey line marks 1×.</p>")
     let bsr = records.filter { $0.table == "bsr" }
     if !bsr.isEmpty {
@@ -406,12 +406,12 @@ struct BenchReport {
       }
       body.append("</div>")
     }
-    let targetRows = targets().map { "<tr><td>\(escape($0.0))</td><td>\(escape($0.1))</td><td>\($0.2.map { $0 ? "yes" : "<b>no</b>" } ?? "–")</td></tr>" }
+    let targetRows = targets().map { "<tr><td>\(htmlEscape($0.0))</td><td>\(htmlEscape($0.1))</td><td>\($0.2.map { $0 ? "yes" : "<b>no</b>" } ?? "–")</td></tr>" }
     if !targetRows.isEmpty {
       body.append("<h2>Targets</h2><table><tr><th>target</th><th>measured</th><th>met</th></tr>\(targetRows.joined())</table>")
     }
     let rows = records.map { r in
-      "<tr><td>\(r.table)</td><td>\(r.n)x\(r.k)</td><td>\(r.m)</td><td>\(r.format)</td><td>\(String(format: "%.2f", r.sparsity))</td><td>\(escape(r.kernel))</td><td>\(String(format: "%.3f", r.medianMs))</td><td>\(String(format: "%.1f", r.effectiveGflops))</td><td>\(String(format: "%.2f", r.speedup))</td><td>\(String(format: "%.2f", r.speedupVsBestDense))</td><td>\(escape(r.bestDense))</td><td>\(r.bytes)</td></tr>"
+      "<tr><td>\(r.table)</td><td>\(r.n)x\(r.k)</td><td>\(r.m)</td><td>\(r.format)</td><td>\(String(format: "%.2f", r.sparsity))</td><td>\(htmlEscape(r.kernel))</td><td>\(String(format: "%.3f", r.medianMs))</td><td>\(String(format: "%.1f", r.effectiveGflops))</td><td>\(String(format: "%.2f", r.speedup))</td><td>\(String(format: "%.2f", r.speedupVsBestDense))</td><td>\(htmlEscape(r.bestDense))</td><td>\(r.bytes)</td></tr>"
     }
     body.append("<h2>All cases</h2><table><tr><th>table</th><th>OUTxIN</th><th>M</th><th>format</th><th>sparsity</th><th>kernel</th><th>median ms</th><th>eff GF/s</th><th>vs dense</th><th>vs best dense</th><th>best dense</th><th>bytes</th></tr>\(rows.joined(separator: "\n"))</table>")
     return """
@@ -428,9 +428,6 @@ struct BenchReport {
       """
   }
 
-  private func escape(_ s: String) -> String {
-    s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
-  }
 
   /// An SVG line chart with categorical x and a log-scale y (speedups).
   private func chart(title: String, xLabels: [String], xTitle: String, series: [(String, [Double?], Bool)]) -> String {
@@ -442,9 +439,9 @@ struct BenchReport {
     func px(_ i: Int) -> Double { left + (w - left - right) * (xLabels.count <= 1 ? 0.5 : Double(i) / Double(xLabels.count - 1)) }
     func py(_ v: Double) -> Double { top + (h - top - bottom) * (1 - (log10(v) - ly0) / (ly1 - ly0)) }
     let colors = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
-    var s = ["<svg xmlns='http://www.w3.org/2000/svg' width='\(Int(w))' height='\(Int(h))' role='img' aria-label='\(escape(title))'>"]
+    var s = ["<svg xmlns='http://www.w3.org/2000/svg' width='\(Int(w))' height='\(Int(h))' role='img' aria-label='\(htmlEscape(title))'>"]
     s.append("<rect width='100%' height='100%' fill='white' stroke='#ddd'/>")
-    s.append("<text x='\(left)' y='16' font-weight='bold'>\(escape(title))</text>")
+    s.append("<text x='\(left)' y='16' font-weight='bold'>\(htmlEscape(title))</text>")
     // y grid at 1-2-5 decades
     var tick = pow(10, floor(ly0))
     while tick <= hi {
@@ -456,9 +453,9 @@ struct BenchReport {
       tick *= 10
     }
     for (i, label) in xLabels.enumerated() {
-      s.append("<text x='\(px(i))' y='\(h - bottom + 16)' text-anchor='middle'>\(escape(label))</text>")
+      s.append("<text x='\(px(i))' y='\(h - bottom + 16)' text-anchor='middle'>\(htmlEscape(label))</text>")
     }
-    s.append("<text x='\((left + w - right) / 2)' y='\(h - 6)' text-anchor='middle'>\(escape(xTitle))</text>")
+    s.append("<text x='\((left + w - right) / 2)' y='\(h - 6)' text-anchor='middle'>\(htmlEscape(xTitle))</text>")
     var colorIndex = -1
     for (i, (name, ys, dashed)) in series.enumerated() {
       if !dashed { colorIndex += 1 }
@@ -471,7 +468,7 @@ struct BenchReport {
       }
       let ly = top + 14 * Double(i)
       s.append("<line x1='\(w - right + 8)' x2='\(w - right + 24)' y1='\(ly)' y2='\(ly)' stroke='\(color)' stroke-width='2'\(dashed ? " stroke-dasharray='4 3'" : "")/>")
-      s.append("<text x='\(w - right + 28)' y='\(ly + 4)'>\(escape(name))</text>")
+      s.append("<text x='\(w - right + 28)' y='\(ly + 4)'>\(htmlEscape(name))</text>")
     }
     s.append("</svg>")
     return s.joined()

@@ -2,119 +2,167 @@ import ArgumentParser
 import Foundation
 import Sparsity
 
-/// The main job on built-in data. Until the NN and training module lands (issue 5), it walks
-/// the pipeline end to end: a seeded synthetic model is pruned to the talk's three patterns by
-/// magnitude, compressed to the matching formats, written, read back, checked bit for bit,
-/// and pictured.
+/// The main job on built-in data: the talk's "prune once, retrain" recipe on the digits dataset.
 struct Demo: ParsableCommand {
   static let configuration = CommandConfiguration(
-    abstract: "Run the pipeline on built-in data: prune a synthetic model to 2:4, block and unstructured sparsity, compress, verify, picture.",
+    abstract: "Train an MLP and a small ViT on the built-in digits, prune to 2:4 and 80%/90% blocks, retrain with masks, time sparse vs dense.",
     discussion: """
-      Writes into --output-dir: dense.safetensors (the pruned model with zeros), \
-      sparse.safetensors (each weight in its sparse format) and one SVG mask picture per weight.
+      Prints a table (one row per model, pattern and stage: dense, one-shot, retrained) and writes into \
+      --output-dir: report.html (accuracy and speed charts, mask pictures), results.json (the records) and, \
+      per model and pattern, the retrained weights (NAME.safetensors, zeros included; try `sparsity inspect`).
       """)
 
-  @Option(help: "Directory for the files the demo writes (created if missing).")
+  @Option(help: "Directory for the report, the records and the weights (created if missing).")
   var outputDir = "sparsity-demo"
 
-  @Option(help: "Seed of the synthetic model.")
-  var seed: UInt64 = 42
+  @Option(help: "Comma-separated seeds; with several, the table shows mean ± standard deviation.")
+  var seeds = "0"
 
-  @Flag(help: "Print the summary as JSON.")
+  @Option(help: "Comma-separated models: mlp, vit.")
+  var models = "mlp,vit"
+
+  @Option(help: "Scales every epoch count (e.g. 0.1 for a smoke run).")
+  var epochScale = 1.0
+
+  @Flag(help: "Retrain with SR-STE (masks recomputed each step) instead of fixed masks.")
+  var srste = false
+
+  @Flag(help: "Print the records as one JSON array on standard output instead of the table.")
   var json = false
 
-  /// One weight of the demo model: how it is pruned and stored.
-  struct Layer {
-    var name: String
-    var shape: [Int]
-    var dtype: DType
-    var pattern: SparsityPattern
-    var sparsity: Double
-    var format: TargetFormat
-  }
-
-  static let layers = [
-    Layer(name: "mlp.0.weight", shape: [512, 256], dtype: .float16, pattern: .twoFour, sparsity: 0.5, format: .semiStructured),
-    Layer(name: "mlp.2.weight", shape: [256, 512], dtype: .float32, pattern: .block(rows: 16, columns: 16), sparsity: 0.9, format: .bsr(rows: 16, columns: 16)),
-    Layer(name: "head.weight", shape: [64, 256], dtype: .float32, pattern: .unstructured, sparsity: 0.9, format: .csr),
-  ]
-
-  struct Record: Codable {
-    var tensor: String
-    var pattern: String
-    var format: String
-    var sparsity: Double
-    var conforms: Bool
-    var denseBytes: Int
-    var sparseBytes: Int
-    var roundTripExact: Bool
-    var outputsEqual: Bool
-    var picture: String
-  }
-
   func run() throws {
+    let seeds = try parseList(self.seeds, option: "--seeds") { UInt64($0) }
+    let models = try parseList(self.models, option: "--models") { DigitsModel(rawValue: $0) }
+    guard epochScale > 0, epochScale.isFinite else { throw CLIError("--epoch-scale must be a positive number, got \(epochScale)") }
+    let split = try Digits.builtIn().split()
+    let train = LabeledData(split.train), test = LabeledData(split.test)
     try FileManager.default.createDirectory(atPath: outputDir, withIntermediateDirectories: true)
-    var rng = SeededGenerator(seed: seed)
-    var dense = TensorArchive(metadata: ["source": "sparsity demo, seed \(seed)"])
-    var sparse = TensorArchive(metadata: dense.metadata)
-    var records: [Record] = []
-    let x = Tensor.randomNormal([8, 512], using: &rng)
-    for layer in Demo.layers {
-      let weight = Tensor.randomNormal(layer.shape, standardDeviation: 0.05, using: &rng)
-      // N:M levels mean "fraction of groups made N:M": every group here.
-      let level = if case .nOfM = layer.pattern { 1.0 } else { layer.sparsity }
-      let mask = try Magnitude.mask(for: weight, pattern: layer.pattern, sparsityLevel: level, name: layer.name)
-      let pruned = weight.masked(by: mask.tensor).converted(to: layer.dtype)
-      let stored = try layer.format.compress(pruned, name: layer.name)
-      dense.tensors.append((layer.name, .dense(pruned)))
-      sparse.tensors.append((layer.name, stored))
-      let picture = "\(layer.name).svg"
-      try Data(MaskPicture.svg(Mask(nonzerosOf: pruned), title: "\(layer.name): \(layer.pattern)").utf8)
-        .write(to: URL(fileURLWithPath: outputDir).appendingPathComponent(picture), options: .atomic)
-      let input = x.sliced(0..<layer.shape[1], axis: 1)
-      records.append(
-        Record(
-          tensor: layer.name, pattern: layer.pattern.description, format: stored.formatName,
-          sparsity: pruned.sparsity, conforms: pruned.conforms(to: layer.pattern),
-          denseBytes: pruned.byteCount, sparseBytes: stored.byteCount, roundTripExact: false,
-          outputsEqual: Tensor.referenceLinear(input, weight: pruned.converted(to: .float32))
-            == Tensor.referenceLinear(input, weight: stored.dense().converted(to: .float32)),
-          picture: picture))
+    let progress = ProgressLine()
+    progress.note(
+      "digits: \(train.count) training / \(split.validation.count) validation / \(test.count) test images; "
+        + "\(Parallel.workerCount) threads")
+
+    var records: [ExperimentRecord] = []
+    var pictures: [DemoReport.Picture] = []
+    let start = DispatchTime.now()
+    for seed in seeds {
+      for kind in models {
+        let dense = scaled(kind.denseTraining(seed: seed)), retrain = scaled(kind.retraining(seed: seed))
+        let result = try runPruneRetrain(
+          kind, plans: SparsityPlan.demo, seed: seed, train: train, test: test, dense: dense, retrain: retrain,
+          srsteDecay: srste ? 2e-4 : nil
+        ) { event in
+          switch event {
+          case .stage(let text): progress.stage("[seed \(seed)] \(text)")
+          case let .batch(epoch, epochs, batch, batches, loss):
+            progress.update(fraction: (Double(epoch) + Double(batch + 1) / Double(batches)) / Double(epochs),
+              detail: "epoch \(epoch + 1)/\(epochs)  loss \(String(format: "%.4f", loss))")
+          case .record(let r):
+            progress.note(
+              "\(r.model) \(r.pattern) \(r.stage.rawValue): accuracy \(formatPercent(r.accuracy)), "
+                + "\(String(format: "%.2f", r.inferenceMilliseconds)) ms")
+          case let .retrained(plan, model) where seed == seeds[0]:
+            let file = "\(kind.rawValue)-\(fileLabel(plan.label)).safetensors"
+            do {
+              try SafetensorsFile.write(
+                model.stateDict(), metadata: ["source": "sparsity demo: \(kind.rawValue) \(plan.label), seed \(seed)"],
+                to: (outputDir as NSString).appendingPathComponent(file))
+            } catch {
+              progress.note("warning: could not write \(file): \(error)")
+            }
+          case .retrained: break
+          }
+        }
+        records += result.records
+        if seed == seeds[0] {
+          for plan in SparsityPlan.demo {
+            guard let masks = result.masks[plan.label], let layer = DemoReport.pictured[kind], let mask = masks[layer] else { continue }
+            pictures.append(.init(model: kind.rawValue, pattern: plan.label, layer: layer, svg: MaskPicture.svg(mask, title: "\(kind.rawValue) \(layer), \(plan.label)")))
+          }
+        }
+      }
     }
-    let densePath = outputDir + "/dense.safetensors"
-    let sparsePath = outputDir + "/sparse.safetensors"
-    try dense.write(to: densePath)
-    try sparse.write(to: sparsePath)
-    // Read both files back: the sparse file must decompress to the dense one bit for bit.
-    let denseBack = try TensorArchive(contentsOf: densePath)
-    let sparseBack = try TensorArchive(contentsOf: sparsePath)
-    for i in records.indices {
-      let name = records[i].tensor
-      records[i].roundTripExact = denseBack[name]?.dense() == sparseBack[name]?.dense()
-    }
+    progress.finish()
+    let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
+    let report = DemoReport(records: records, pictures: pictures, seconds: seconds, threads: Parallel.workerCount)
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    let data = try encoder.encode(records)
+    try data.write(to: URL(fileURLWithPath: (outputDir as NSString).appendingPathComponent("results.json")), options: .atomic)
+    try Data(report.html().utf8).write(
+      to: URL(fileURLWithPath: (outputDir as NSString).appendingPathComponent("report.html")), options: .atomic)
     if json {
-      let encoder = JSONEncoder()
-      encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-      encoder.keyEncodingStrategy = .convertToSnakeCase
-      say(String(decoding: try encoder.encode(records), as: UTF8.self))
+      say(String(decoding: data, as: UTF8.self))
     } else {
-      say("Pruned a synthetic 3-layer model by magnitude and stored each weight sparsely (seed \(seed)):\n")
-      say(
-        table(
-          ["TENSOR", "PATTERN", "SPARSITY", "CONFORMS", "FORMAT", "DENSE", "SPARSE", "RATIO", "ROUND TRIP", "x·Wᵀ EQUAL"],
-          records.map {
-            [
-              $0.tensor, $0.pattern, formatPercent($0.sparsity), $0.conforms ? "yes" : "NO", $0.format,
-              formatBytes($0.denseBytes), formatBytes($0.sparseBytes),
-              formatPercent(Double($0.sparseBytes) / Double($0.denseBytes)), $0.roundTripExact ? "exact" : "DIFFERS",
-              $0.outputsEqual ? "yes" : "NO",
-            ]
-          }))
-      say("\nWrote \(densePath), \(sparsePath) and mask pictures \(records.map(\.picture).joined(separator: ", ")) in \(outputDir)/.")
-      say("Look inside with: sparsity inspect \(sparsePath)")
-    }
-    if records.contains(where: { !$0.conforms || !$0.roundTripExact || !$0.outputsEqual }) {
-      throw CLIError("the demo's checks failed (see the table)")
+      say(report.text())
+      say("\nwrote \(outputDir)/report.html, \(outputDir)/results.json and the retrained weights (\(String(format: "%.0f", seconds)) s)")
     }
   }
+
+  func scaled(_ c: TrainingConfiguration) -> TrainingConfiguration {
+    var c = c
+    c.epochs = max(1, Int((Double(c.epochs) * epochScale).rounded()))
+    return c
+  }
+
+  func fileLabel(_ label: String) -> String {
+    label.replacingOccurrences(of: ":", with: "of").replacingOccurrences(of: "%", with: "").replacingOccurrences(of: " ", with: "-")
+  }
+}
+
+/// Parses a comma-separated option, naming the option and the bad item on error.
+func parseList<T>(_ text: String, option: String, _ parse: (String) -> T?) throws -> [T] {
+  let items = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+  guard !items.isEmpty else { throw CLIError("\(option) needs at least one value") }
+  return try items.map { item in
+    guard let value = parse(item) else { throw CLIError("\(option): '\(item)' is not a valid value") }
+    return value
+  }
+}
+
+extension LabeledData {
+  /// The digits as 64 features in [0, 1].
+  init(_ digits: Digits) {
+    self.init(inputs: digits.images, features: Digits.pixelCount, labels: digits.labels)
+  }
+}
+
+/// One line on standard error that redraws itself on a terminal (a bar with a detail) and
+/// prints plain lines otherwise.
+final class ProgressLine {
+  private let isTerminal = isatty(FileHandle.standardError.fileDescriptor) != 0
+  private var label = ""
+  private var drawn = false
+  private var lastDraw = DispatchTime.now()
+
+  func stage(_ text: String) {
+    clear()
+    label = text
+    if !isTerminal { write(text + "\n") }
+  }
+
+  func update(fraction: Double, detail: String) {
+    guard isTerminal else { return }
+    let now = DispatchTime.now()
+    guard fraction >= 1 || now.uptimeNanoseconds - lastDraw.uptimeNanoseconds > 100_000_000 else { return }
+    lastDraw = now
+    let width = 24, filled = Int((min(max(fraction, 0), 1) * Double(width)).rounded())
+    let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: width - filled)
+    write("\r\u{1B}[2K\(label) \(bar) \(detail)")
+    drawn = true
+  }
+
+  func note(_ text: String) {
+    clear()
+    write(text + "\n")
+  }
+
+  func finish() { clear() }
+
+  private func clear() {
+    if drawn { write("\r\u{1B}[2K") }
+    drawn = false
+  }
+
+  private func write(_ text: String) { FileHandle.standardError.write(Data(text.utf8)) }
 }

@@ -63,6 +63,12 @@ func table(_ header: [String], _ rows: [[String]]) -> String {
   }.joined(separator: "\n")
 }
 
+/// Text safe inside HTML elements and single-quoted attributes.
+func htmlEscape(_ s: String) -> String {
+  s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+    .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "'", with: "&#39;")
+}
+
 /// Compiles a user regular expression, with an error that names the option.
 func compileRegex(_ pattern: String?, option: String) throws -> Regex<AnyRegexOutput>? {
   guard let pattern else { return nil }

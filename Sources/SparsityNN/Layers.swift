@@ -26,7 +26,11 @@ public final class Linear: Module {
     [("weight", weight)] + (bias.map { [("bias", $0)] } ?? [])
   }
 
+  /// Called with every input while set (calibration capture for Wanda and SparseGPT).
+  var inputObserver: ((Variable) -> Void)?
+
   public func callAsFunction(_ x: Variable) -> Variable {
+    inputObserver?(x)
     guard let compressed else { return linear(x, weight: weight, bias: bias) }
     return sparseLinear(x, compressed)
   }

@@ -1,0 +1,84 @@
+import Foundation
+import SparsityCore
+import SparsityFormats
+import SparsityPruning
+
+/// The two classifiers of the digits demo.
+public enum DigitsModel: String, Sendable, CaseIterable, Codable {
+  /// 64 → 256 → 256 → 10, ReLU.
+  case mlp
+  /// 2×2 patches (16 tokens), width 64, 2 pre-norm blocks of 4 heads, MLP 128, GELU.
+  case vit
+
+  /// A freshly initialised model.
+  public func make(seed: UInt64) -> any Classifier {
+    switch self {
+    case .mlp: MLPClassifier(inputs: 64, hidden: [256, 256], classes: 10, activation: .relu, dropout: 0.1, seed: seed)
+    case .vit:
+      VisionTransformer(
+        imageSide: 8, patch: 2, dimension: 64, depth: 2, heads: 4, mlpHidden: 128, classes: 10, activation: .gelu,
+        dropout: 0.1, seed: seed)
+    }
+  }
+
+  /// The layers pruned: every hidden `Linear`; not the classifier head (10 outputs fit no block
+  /// size and it holds few weights) nor the ViT's patch embedding (4 inputs).
+  public func isPrunable(_ name: String, _ layer: Linear) -> Bool {
+    switch self {
+    case .mlp: name != "layers.2"
+    case .vit: name.hasPrefix("blocks.")
+    }
+  }
+
+  /// Dense training from scratch.
+  public func denseTraining(seed: UInt64) -> TrainingConfiguration {
+    switch self {
+    case .mlp: TrainingConfiguration(epochs: 30, batchSize: 32, learningRate: 2e-3, warmupFraction: 0.05, seed: seed)
+    case .vit: TrainingConfiguration(epochs: 40, batchSize: 32, learningRate: 2e-3, warmupFraction: 0.1, seed: seed)
+    }
+  }
+
+  /// Retraining a pruned model with its masks: fewer epochs, a lower peak rate.
+  public func retraining(seed: UInt64) -> TrainingConfiguration {
+    var c = denseTraining(seed: seed &+ 1)
+    c.epochs = c.epochs / 2
+    c.learningRate /= 2
+    return c
+  }
+}
+
+/// Up to `rows` input rows of every `Linear` layer that `filter` accepts, captured on `data`
+/// in evaluation mode, keyed by weight name (`NAME.weight`) as Wanda and SparseGPT read them.
+public func captureInputs(
+  _ model: some Classifier, data: LabeledData, rows: Int = 2048, filter: (String, Linear) -> Bool = { _, _ in true }
+) -> CalibrationInputs {
+  let layers = model.linearLayers().filter { filter($0.name, $0.layer) }
+  var captured: [String: [Float]] = [:]
+  for (name, layer) in layers {
+    layer.inputObserver = { x in
+      let limit = rows * layer.inFeatures
+      let have = captured[name, default: []].count
+      if have < limit { captured[name, default: []] += x.value.prefix(limit - have) }
+    }
+  }
+  defer { for (_, layer) in layers { layer.inputObserver = nil } }
+  _ = predict(model, data)
+  var inputs: [String: Tensor] = [:]
+  for (name, layer) in layers {
+    let values = captured[name] ?? []
+    inputs[name + ".weight"] = Tensor(values, shape: [values.count / layer.inFeatures, layer.inFeatures])
+  }
+  return CalibrationInputs(inputs)
+}
+
+/// The median wall time of a forward pass over `data` (after one untimed pass), in milliseconds.
+public func inferenceMilliseconds(_ model: some Classifier, data: LabeledData, repeats: Int = 15) -> Double {
+  _ = predict(model, data)
+  var times: [Double] = []
+  for _ in 0..<max(repeats, 1) {
+    let start = DispatchTime.now()
+    _ = predict(model, data)
+    times.append(Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e6)
+  }
+  return times.sorted()[times.count / 2]
+}
