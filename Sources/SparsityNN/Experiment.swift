@@ -30,7 +30,7 @@ public struct SparsityPlan: Sendable, Hashable {
   }
 
   /// The demo's three targets: 2:4, and 8×8 blocks at 80% and 90%.
-  public static let demo: [SparsityPlan] = [.twoFour(), .blocks(8, level: 0.8), .blocks(8, level: 0.9)]
+  public static let demo: [SparsityPlan] = [.twoFour(), .blocks(4, level: 0.8), .blocks(4, level: 0.9)]
 }
 
 /// One row of the recipe's results.

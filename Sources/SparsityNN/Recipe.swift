@@ -41,7 +41,6 @@ public enum DigitsModel: String, Sendable, CaseIterable, Codable {
   /// Retraining a pruned model with its masks: fewer epochs, a lower peak rate.
   public func retraining(seed: UInt64) -> TrainingConfiguration {
     var c = denseTraining(seed: seed &+ 1)
-    c.epochs = c.epochs / 2
     c.learningRate /= 2
     return c
   }

@@ -1,0 +1,112 @@
+// Vectorised transcendental elementwise kernels (8 lanes: one AVX2 register) for the NN
+// layers: exp, GELU and its derivative, row softmax. Libm's scalar `expf`/`erff` calls keep a
+// loop from vectorising; these polynomial forms are accurate to a few float ulps (exp) and
+// 1.5e-7 absolute (erf, Abramowitz & Stegun 7.1.26).
+
+typealias F8 = SIMD8<Float>
+
+/// e^x: Cephes' range reduction x = n·ln 2 + r and a degree-6 polynomial for e^r; 0 below
+/// −87.3 (where float underflows), clamped at 88.7.
+@inline(__always)
+func exp8(_ v: F8) -> F8 {
+  let x = v.clamped(lowerBound: F8(repeating: -87.3), upperBound: F8(repeating: 88.7))
+  let n = (x * 1.442_695_04).rounded(.toNearestOrEven)
+  var r = x - n * 0.693_359_375
+  r = r - n * -2.121_944_4e-4
+  let z = r * r
+  var p = F8(repeating: 1.987_569_15e-4)
+  p = p * r + 1.398_199_95e-3
+  p = p * r + 8.333_451_9e-3
+  p = p * r + 4.166_579_59e-2
+  p = p * r + 1.666_666_55e-1
+  p = p * r + 5.000_000_12e-1
+  let e = p * z + r + 1
+  let exponent = (SIMD8<Int32>(n, rounding: .towardZero) &+ 127) &<< 23
+  let scale = unsafeBitCast(exponent, to: F8.self)
+  return (e * scale).replacing(with: 0, where: v .< -87.3)
+}
+
+/// erf(x) with absolute error ≤ 1.5e-7 (Abramowitz & Stegun 7.1.26).
+@inline(__always)
+func erf8(_ x: F8) -> F8 {
+  let a = x.replacing(with: -x, where: x .< 0)
+  let t = 1 / (1 + 0.327_591_1 * a)
+  var p = F8(repeating: 1.061_405_429)
+  p = p * t + F8(repeating: -1.453_152_027)
+  p = p * t + F8(repeating: 1.421_413_741)
+  p = p * t + F8(repeating: -0.284_496_736)
+  p = p * t + F8(repeating: 0.254_829_592)
+  let y = 1 - p * t * exp8(-a * a)
+  return y.replacing(with: -y, where: x .< 0)
+}
+
+/// Applies `body` to `count` values in blocks of 8, the tail through a padded block.
+@inline(__always)
+func forEachBlock(count: Int, _ body: (_ offset: Int, _ lanes: Int) -> Void) {
+  var i = 0
+  while i + 8 <= count {
+    body(i, 8)
+    i += 8
+  }
+  if i < count { body(i, count - i) }
+}
+
+@inline(__always)
+func load(_ p: UnsafePointer<Float>, _ lanes: Int) -> F8 {
+  if lanes == 8 { return UnsafeRawPointer(p).loadUnaligned(as: F8.self) }
+  var v = F8()
+  for j in 0..<lanes { v[j] = p[j] }
+  return v
+}
+
+@inline(__always)
+func store(_ v: F8, _ p: UnsafeMutablePointer<Float>, _ lanes: Int) {
+  if lanes == 8 {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: F8.self)
+  } else {
+    for j in 0..<lanes { p[j] = v[j] }
+  }
+}
+
+/// `y = x · Φ(x)`, the exact-form GELU.
+package func geluForward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
+  forEachBlock(count: count) { i, lanes in
+    let v = load(x + i, lanes)
+    store(0.5 * v * (1 + erf8(v * 0.707_106_77)), y + i, lanes)
+  }
+}
+
+/// `dx += g · (Φ(x) + x · φ(x))`, GELU's derivative times the incoming gradient.
+package func geluBackward(
+  _ x: UnsafePointer<Float>, _ g: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, count: Int
+) {
+  forEachBlock(count: count) { i, lanes in
+    let v = load(x + i, lanes)
+    let cdf = 0.5 * (1 + erf8(v * 0.707_106_77))
+    let pdf = exp8(-0.5 * v * v) * 0.398_942_28
+    store(load(dx + i, lanes) + load(g + i, lanes) * (cdf + v * pdf), dx + i, lanes)
+  }
+}
+
+/// `v ← e^v` in place.
+package func expInPlace(_ v: UnsafeMutablePointer<Float>, count: Int) {
+  forEachBlock(count: count) { i, lanes in store(exp8(load(v + i, lanes)), v + i, lanes) }
+}
+
+/// Softmax of each row of `v [rows, length]` in place.
+package func softmaxRows(_ v: UnsafeMutablePointer<Float>, rows: Int, length: Int) {
+  guard length > 0 else { return }
+  for r in 0..<rows {
+    let row = v + r * length
+    var top = -Float.infinity
+    for j in 0..<length { top = max(top, row[j]) }
+    var sum: Float = 0
+    forEachBlock(count: length) { i, lanes in
+      let e = exp8(load(row + i, lanes) - top)
+      store(e, row + i, lanes)
+      for j in 0..<lanes { sum += e[j] }
+    }
+    let scale = 1 / sum
+    for j in 0..<length { row[j] *= scale }
+  }
+}
