@@ -1,1 +1,0 @@
-// Text processing for transformer models (tokenizers).
