@@ -250,28 +250,33 @@ public final class MLPClassifier: Module, Classifier {
 }
 
 /// A small vision transformer for square one-channel images given flat `[batch, side·side]`:
-/// non-overlapping `patch × patch` patches → `patch_embed` (Linear) + `pos_embed` → encoder
-/// blocks → `norm` → mean over tokens → `head`.
+/// `patch × patch` windows every `stride` pixels (non-overlapping when equal) → `patch_embed`
+/// (Linear) + `pos_embed` → encoder blocks → `norm` → mean over tokens → `head`.
 public final class VisionTransformer: Module, Classifier {
   public let imageSide: Int
   public let patch: Int
+  public let stride: Int
   public let patchEmbedding: Linear
   public let positionEmbedding: Variable
   public let blocks: [TransformerEncoderBlock]
   public let norm: LayerNorm
   public let head: Linear
 
-  public var tokens: Int { (imageSide / patch) * (imageSide / patch) }
+  public var tokens: Int { ((imageSide - patch) / stride + 1) * ((imageSide - patch) / stride + 1) }
 
   public init(
-    imageSide: Int, patch: Int, dimension: Int, depth: Int, heads: Int, mlpHidden: Int, classes: Int,
+    imageSide: Int, patch: Int, stride: Int? = nil, dimension: Int, depth: Int, heads: Int, mlpHidden: Int, classes: Int,
     activation: Activation = .gelu, dropout: Double = 0, seed: UInt64
   ) {
-    precondition(patch > 0 && imageSide % patch == 0, "patch \(patch) does not tile a \(imageSide)-pixel image")
+    let stride = stride ?? patch
+    precondition(
+      patch > 0 && patch <= imageSide && stride > 0 && (imageSide - patch) % stride == 0,
+      "\(patch)-pixel patches every \(stride) do not tile a \(imageSide)-pixel image")
     var generator = SeededGenerator(seed: seed)
     self.imageSide = imageSide
     self.patch = patch
-    let tokens = (imageSide / patch) * (imageSide / patch)
+    self.stride = stride
+    let tokens = ((imageSide - patch) / stride + 1) * ((imageSide - patch) / stride + 1)
     patchEmbedding = Linear(patch * patch, dimension, generator: &generator)
     positionEmbedding = Variable(
       randomNormal: [tokens, dimension], standardDeviation: 0.02, seed: generator.next(), requiresGradient: true)
@@ -292,10 +297,8 @@ public final class VisionTransformer: Module, Classifier {
 
   public func logits(_ inputs: Variable) -> Variable {
     precondition(inputs.shape.count == 2 && inputs.shape[1] == imageSide * imageSide, "ViT input must be [batch, \(imageSide * imageSide)], got \(inputs.shape)")
-    let b = inputs.shape[0], g = imageSide / patch
-    // [b, g, p, g, p] → [b, g, g, p, p]: each token one patch, row-major inside.
-    let patches = permuted(reshaped(inputs, [b, g, patch, g, patch]), [0, 1, 3, 2, 4])
-    var h = add(patchEmbedding(reshaped(patches, [b, tokens, patch * patch])), positionEmbedding)
+    let patches = imagePatches(inputs, side: imageSide, patch: patch, stride: stride)
+    var h = add(patchEmbedding(patches), positionEmbedding)
     for block in blocks { h = block(h) }
     return head(mean(norm(h), axis: 1))
   }

@@ -38,11 +38,18 @@ public final class SGD: Optimizer {
       guard let g = p.gradient else { continue }
       var b = buffers[i] ?? [Float](repeating: 0, count: p.count)
       let first = buffers[i] == nil
-      for j in 0..<p.count {
-        let gj = g[j] + wd * p.value[j]
-        b[j] = first ? gj : mu * b[j] + gj
-        p.value[j] -= lr * (nesterov ? gj + mu * b[j] : b[j])
+      var value = p.value
+      p.value = []  // unshare, so the update happens in place
+      value.withUnsafeMutableBufferPointer { v in
+        b.withUnsafeMutableBufferPointer { b in
+          for j in 0..<v.count {
+            let gj = g[j] + wd * v[j]
+            b[j] = first ? gj : mu * b[j] + gj
+            v[j] -= lr * (nesterov ? gj + mu * b[j] : b[j])
+          }
+        }
       }
+      p.value = value
       buffers[i] = b
     }
   }
@@ -78,12 +85,24 @@ public final class AdamW: Optimizer {
     for (i, p) in parameters.enumerated() {
       guard let g = p.gradient else { continue }
       var (m, v) = moments[i] ?? ([Float](repeating: 0, count: p.count), [Float](repeating: 0, count: p.count))
-      for j in 0..<p.count {
-        m[j] = b1 * m[j] + (1 - b1) * g[j]
-        v[j] = b2 * v[j] + (1 - b2) * g[j] * g[j]
-        let update = (m[j] / correction1) / ((v[j] / correction2).squareRoot() + eps)
-        p.value[j] = p.value[j] * decay - lr * update
+      moments[i] = nil
+      var value = p.value
+      p.value = []  // unshare, so the update happens in place
+      value.withUnsafeMutableBufferPointer { w in
+        m.withUnsafeMutableBufferPointer { m in
+          v.withUnsafeMutableBufferPointer { v in
+            g.withUnsafeBufferPointer { g in
+              for j in 0..<w.count {
+                m[j] = b1 * m[j] + (1 - b1) * g[j]
+                v[j] = b2 * v[j] + (1 - b2) * g[j] * g[j]
+                let update = (m[j] / correction1) / ((v[j] / correction2).squareRoot() + eps)
+                w[j] = w[j] * decay - lr * update
+              }
+            }
+          }
+        }
       }
+      p.value = value
       moments[i] = (m, v)
     }
   }

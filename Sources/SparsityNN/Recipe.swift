@@ -7,7 +7,8 @@ import SparsityPruning
 public enum DigitsModel: String, Sendable, CaseIterable, Codable {
   /// 64 → 256 → 256 → 10, ReLU.
   case mlp
-  /// 2×2 patches (16 tokens), width 64, 2 pre-norm blocks of 4 heads, MLP 128, GELU.
+  /// 4×4 patches every 2 pixels (9 overlapping tokens), width 64, 2 pre-norm blocks of 4 heads,
+  /// MLP 128, GELU. (Non-overlapping 2×2 patches reached only 95–97% here, with more variance.)
   case vit
 
   /// A freshly initialised model.
@@ -16,8 +17,8 @@ public enum DigitsModel: String, Sendable, CaseIterable, Codable {
     case .mlp: MLPClassifier(inputs: 64, hidden: [256, 256], classes: 10, activation: .relu, dropout: 0.1, seed: seed)
     case .vit:
       VisionTransformer(
-        imageSide: 8, patch: 2, dimension: 64, depth: 2, heads: 4, mlpHidden: 128, classes: 10, activation: .gelu,
-        dropout: 0.1, seed: seed)
+        imageSide: 8, patch: 4, stride: 2, dimension: 64, depth: 2, heads: 4, mlpHidden: 128, classes: 10, activation: .gelu,
+        dropout: 0, seed: seed)
     }
   }
 
@@ -34,7 +35,7 @@ public enum DigitsModel: String, Sendable, CaseIterable, Codable {
   public func denseTraining(seed: UInt64) -> TrainingConfiguration {
     switch self {
     case .mlp: TrainingConfiguration(epochs: 30, batchSize: 32, learningRate: 2e-3, warmupFraction: 0.05, seed: seed)
-    case .vit: TrainingConfiguration(epochs: 40, batchSize: 32, learningRate: 2e-3, warmupFraction: 0.1, seed: seed)
+    case .vit: TrainingConfiguration(epochs: 50, batchSize: 32, learningRate: 3e-3, warmupFraction: 0.1, seed: seed)
     }
   }
 

@@ -70,23 +70,31 @@ public enum MaskedTrainingMode: Sendable, Equatable {
 
 /// Masks for some parameters of a model, by parameter name.
 public struct ParameterMasks: @unchecked Sendable {
-  public private(set) var masks: [String: Mask]
+  public private(set) var masks: [String: Mask] {
+    didSet { keep = masks.mapValues(Self.keep) }
+  }
   public var mode: MaskedTrainingMode
+  /// The masks as 0/1 values.
+  private var keep: [String: [Bool]]
   /// SR-STE's dense weights, kept between steps.
   private var dense: [String: [Float]] = [:]
 
   public init(_ masks: [String: Mask], mode: MaskedTrainingMode = .fixed) {
     self.masks = masks
     self.mode = mode
+    keep = masks.mapValues(Self.keep)
   }
 
-  static func keep(_ mask: Mask) -> [Float] { mask.tensor.scalars(as: Bool.self).map { $0 ? 1 : 0 } }
+  static func keep(_ mask: Mask) -> [Bool] { mask.tensor.scalars(as: Bool.self) }
 
   /// Multiplies each masked parameter by its mask.
   public func apply(to model: Module) {
     for (name, p) in model.namedParameters() {
-      guard let mask = masks[name] else { continue }
-      for (j, k) in Self.keep(mask).enumerated() where k == 0 { p.value[j] = 0 }
+      guard let keep = keep[name] else { continue }
+      var value = p.value
+      p.value = []
+      for j in 0..<keep.count where !keep[j] { value[j] = 0 }
+      p.value = value
     }
   }
 
@@ -94,15 +102,17 @@ public struct ParameterMasks: @unchecked Sendable {
   /// adds the decay of pruned ones.
   mutating func prepareUpdate(of model: Module) {
     for (name, p) in model.namedParameters() {
-      guard let mask = masks[name], p.gradient != nil else { continue }
-      let keep = Self.keep(mask)
+      guard let keep = keep[name], var gradient = p.gradient else { continue }
+      p.gradient = nil
       switch mode {
       case .fixed:
-        for j in 0..<keep.count where keep[j] == 0 { p.gradient![j] = 0 }
+        for j in 0..<keep.count where !keep[j] { gradient[j] = 0 }
       case .srste(_, let decay):
         if let d = dense[name] { p.value = d }
-        for j in 0..<keep.count where keep[j] == 0 { p.gradient![j] += Float(decay) * p.value[j] }
+        let value = p.value
+        for j in 0..<keep.count where !keep[j] { gradient[j] += Float(decay) * value[j] }
       }
+      p.gradient = gradient
     }
   }
 

@@ -9,8 +9,13 @@ typealias F8 = SIMD8<Float>
 /// −87.3 (where float underflows), clamped at 88.7.
 @inline(__always)
 func exp8(_ v: F8) -> F8 {
-  let x = v.clamped(lowerBound: F8(repeating: -87.3), upperBound: F8(repeating: 88.7))
-  let n = (x * 1.442_695_04).rounded(.toNearestOrEven)
+  // Concrete SIMD operations only: the generic rounding and Float→Int conversions of the
+  // standard library do not specialise into vector code.
+  var x = v.replacing(with: -87.3, where: v .< -87.3)
+  x = x.replacing(with: 88.7, where: x .> 88.7)
+  // Adding 1.5·2²³ rounds to the nearest integer n (ties to even) in the low mantissa bits.
+  let shifted = x * 1.442_695_04 + 12_582_912
+  let n = shifted - 12_582_912
   var r = x - n * 0.693_359_375
   r = r - n * -2.121_944_4e-4
   let z = r * r
@@ -21,7 +26,8 @@ func exp8(_ v: F8) -> F8 {
   p = p * r + 1.666_666_55e-1
   p = p * r + 5.000_000_12e-1
   let e = p * z + r + 1
-  let exponent = (SIMD8<Int32>(n, rounding: .towardZero) &+ 127) &<< 23
+  // 2ⁿ: the biased exponent n + 127 in bits 23…30.
+  let exponent = (unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- (0x4B40_0000 - 127)) &<< 23
   let scale = unsafeBitCast(exponent, to: F8.self)
   return (e * scale).replacing(with: 0, where: v .< -87.3)
 }

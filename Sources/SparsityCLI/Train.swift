@@ -1,0 +1,119 @@
+import ArgumentParser
+import Foundation
+import Sparsity
+
+/// The demo's recipe with options: one model, one sparsity target.
+struct Train: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Train a digits model, prune it once, retrain it with masks, and report accuracy and speed.",
+    discussion: """
+      Prints dense, one-shot and retrained accuracy and inference time. --pattern none trains the dense model only. \
+      --output writes the retrained weights (zeros included) as safetensors.
+      """)
+
+  @Option(help: "Model: mlp or vit.")
+  var model = "mlp"
+
+  @Option(help: "Sparsity pattern: 2:4, block:RxC, unstructured, or none.")
+  var pattern = "2:4"
+
+  @Option(help: "Fraction pruned (block and unstructured patterns; 2:4 is always 50%).")
+  var sparsity = 0.9
+
+  @Option(help: "Pruning method: magnitude, wanda or sparsegpt.")
+  var method = "magnitude"
+
+  @Option(help: "Dense training epochs (default: the model's own).")
+  var epochs: Int?
+
+  @Option(help: "Retraining epochs with masks (default: as many as dense training).")
+  var retrainEpochs: Int?
+
+  @Option(help: "Peak learning rate of dense training (retraining uses half).")
+  var learningRate: Double?
+
+  @Option(help: "Seed of the initial weights and the example order.")
+  var seed: UInt64 = 0
+
+  @Flag(help: "Retrain with SR-STE instead of fixed masks.")
+  var srste = false
+
+  @Option(help: "Write the retrained weights to this safetensors file.")
+  var output: String?
+
+  @Flag(help: "Print the records as one JSON array.")
+  var json = false
+
+  func run() throws {
+    guard let kind = DigitsModel(rawValue: model) else { throw CLIError("--model must be one of mlp, vit; got '\(model)'") }
+    guard let method = PruningMethod(rawValue: method.lowercased()) else {
+      throw CLIError("--method must be one of \(PruningMethod.allCases.map { "\($0)" }.joined(separator: ", ")); got '\(self.method)'")
+    }
+    let plans = try self.plans(method: method)
+    var dense = kind.denseTraining(seed: seed)
+    if let epochs {
+      guard epochs > 0 else { throw CLIError("--epochs must be positive, got \(epochs)") }
+      dense.epochs = epochs
+    }
+    if let learningRate {
+      guard learningRate > 0, learningRate.isFinite else { throw CLIError("--learning-rate must be positive, got \(learningRate)") }
+      dense.learningRate = learningRate
+    }
+    var retrain = dense
+    retrain.seed = seed &+ 1
+    retrain.learningRate = dense.learningRate / 2
+    if let retrainEpochs {
+      guard retrainEpochs >= 0 else { throw CLIError("--retrain-epochs must not be negative, got \(retrainEpochs)") }
+      retrain.epochs = retrainEpochs
+    }
+    let split = try Digits.builtIn().split()
+    let progress = ProgressLine()
+    let result = try runPruneRetrain(
+      kind, plans: plans, seed: seed, train: LabeledData(split.train), test: LabeledData(split.test), dense: dense,
+      retrain: retrain, srsteDecay: srste ? 2e-4 : nil
+    ) { event in
+      switch event {
+      case .stage(let text): progress.stage(text)
+      case let .batch(epoch, epochs, batch, batches, loss):
+        progress.update(
+          fraction: (Double(epoch) + Double(batch + 1) / Double(batches)) / Double(epochs),
+          detail: "epoch \(epoch + 1)/\(epochs)  loss \(String(format: "%.4f", loss))")
+      case .record(let r):
+        progress.note("\(r.stage.rawValue): accuracy \(formatPercent(r.accuracy)), \(String(format: "%.2f", r.inferenceMilliseconds)) ms")
+      case .retrained: break
+      }
+    }
+    progress.finish()
+    if let output {
+      try SafetensorsFile.write(
+        result.model.stateDict(), metadata: ["source": "sparsity train --model \(model) --pattern \(pattern) --seed \(seed)"], to: output)
+    }
+    if json {
+      let encoder = JSONEncoder()
+      encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+      say(String(decoding: try encoder.encode(result.records), as: UTF8.self))
+    } else {
+      say(DemoReport(records: result.records, pictures: [], seconds: 0, threads: Parallel.workerCount).text())
+    }
+  }
+
+  func plans(method: PruningMethod) throws -> [SparsityPlan] {
+    if pattern == "none" { return [] }
+    let parsed: SparsityPattern
+    do { parsed = try SparsityPattern(parsing: pattern) } catch { throw CLIError("--pattern '\(pattern)': \(error)") }
+    guard (0...1).contains(sparsity) else { throw CLIError("--sparsity must be in 0…1, got \(sparsity)") }
+    switch parsed {
+    case .nOfM(2, 4): return [.twoFour(method: method)]
+    case let .block(r, c):
+      return [SparsityPlan(
+        label: "block \(r)x\(c) \(Int((sparsity * 100).rounded()))%",
+        pruning: PruningConfiguration(method: method, pattern: parsed, sparsityLevel: sparsity), format: .bsr(rows: r, columns: c))]
+    case .unstructured:
+      return [SparsityPlan(
+        label: "unstructured \(Int((sparsity * 100).rounded()))%",
+        pruning: PruningConfiguration(method: method, pattern: parsed, sparsityLevel: sparsity), format: .csr)]
+    default:
+      throw CLIError("--pattern '\(pattern)': training supports 2:4, block:RxC, unstructured and none")
+    }
+  }
+}
