@@ -92,7 +92,8 @@ let package = Package(
     .testTarget(name: "SparsityCLITests", dependencies: ["SparsityCLI", "sparsity"]),
     .testTarget(
       name: "SparsityNNTests",
-      dependencies: ["SparsityNN", .product(name: "PropertyBased", package: "swift-property-based")]),
+      dependencies: ["SparsityNN", .product(name: "PropertyBased", package: "swift-property-based")],
+      resources: [.copy("Fixtures")]),
     .testTarget(
       name: "SparsityTextTests",
       dependencies: ["SparsityText"],

@@ -120,13 +120,6 @@ func parseList<T>(_ text: String, option: String, _ parse: (String) -> T?) throw
   }
 }
 
-extension LabeledData {
-  /// The digits as 64 features in [0, 1].
-  init(_ digits: Digits) {
-    self.init(inputs: digits.images, features: Digits.pixelCount, labels: digits.labels)
-  }
-}
-
 /// One line on standard error that redraws itself on a terminal (a bar with a detail) and
 /// prints plain lines otherwise.
 final class ProgressLine {

@@ -47,6 +47,13 @@ public enum DigitsModel: String, Sendable, CaseIterable, Codable {
   }
 }
 
+extension LabeledData {
+  /// The digits as 64 features in [0, 1].
+  public init(_ digits: Digits) {
+    self.init(inputs: digits.images, features: Digits.pixelCount, labels: digits.labels)
+  }
+}
+
 /// Up to `rows` input rows of every `Linear` layer that `filter` accepts, captured on `data`
 /// in evaluation mode, keyed by weight name (`NAME.weight`) as Wanda and SparseGPT read them.
 public func captureInputs(

@@ -75,20 +75,34 @@ struct CLITests {
     return directory
   }
 
-  @Test func demoRunsAndPassesItsChecks() throws {
+  /// The demo's recipe end to end on a few epochs (debug build): records, report and weights.
+  @Test func demoRunsTheRecipeAndWritesItsReport() throws {
     let directory = try Self.workspace()
-    let result = try Self.run(["demo", "--output-dir", "out", "--json"], in: directory)
+    let result = try Self.run(
+      ["demo", "--models", "mlp", "--epoch-scale", "0.07", "--output-dir", "out", "--json"], in: directory)
     #expect(result.status == 0, "\(result.stderr)")
     let records = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]] ?? []
-    #expect(records.count == 3)
+    #expect(records.map { $0["stage"] as? String } == ["dense"] + Array(repeating: ["oneshot", "retrained"], count: 3).flatMap { $0 })
+    #expect(Set(records.compactMap { $0["pattern"] as? String }) == ["dense", "2:4", "block 4x4 80%", "block 4x4 90%"])
     for record in records {
-      #expect(record["conforms"] as? Bool == true)
-      #expect(record["round_trip_exact"] as? Bool == true)
-      #expect(record["outputs_equal"] as? Bool == true)
+      #expect(record["model"] as? String == "mlp")
+      let accuracy = record["accuracy"] as? Double ?? -1
+      #expect((0...1).contains(accuracy))
+      #expect((record["inference_ms"] as? Double ?? 0) > 0)
+      if record["stage"] as? String != "dense" {
+        #expect((record["max_relative_difference"] as? Double ?? 1) <= 1e-5)
+      }
     }
-    for file in ["dense.safetensors", "sparse.safetensors", "mlp.0.weight.svg"] {
-      #expect(FileManager.default.fileExists(atPath: directory.appendingPathComponent("out/\(file)").path))
+    // A few epochs already beat chance by far.
+    #expect((records.first?["accuracy"] as? Double ?? 0) > 0.5)
+    for file in ["report.html", "results.json", "mlp-2of4.safetensors", "mlp-block-4x4-90.safetensors"] {
+      #expect(FileManager.default.fileExists(atPath: directory.appendingPathComponent("out/\(file)").path), "\(file)")
     }
+    let html = try String(contentsOf: directory.appendingPathComponent("out/report.html"), encoding: .utf8)
+    #expect(html.contains("<svg") && html.contains("test accuracy") && html.contains("layers.1.weight"))
+    // The retrained 2:4 weights are 2:4 in the pruned layers.
+    let weights = try SafetensorsFile(contentsOf: directory.appendingPathComponent("out/mlp-2of4.safetensors").path)
+    #expect(Mask(nonzerosOf: try weights.tensor(named: "layers.1.weight")).conforms(to: .twoFour))
   }
 
   @Test func inspectReportsPatternsAndFootprints() throws {
@@ -175,6 +189,13 @@ struct CLITests {
     ErrorCase(arguments: ["inspect", "model.safetensors", "--mask", "nope", "-o", "m.svg"], message: "no tensor named 'nope'", output: "m.svg"),
     ErrorCase(arguments: ["inspect", "model.safetensors", "--mask", "fc.weight"], message: "--mask needs -o FILE.svg"),
     ErrorCase(arguments: ["inspect"], message: "Missing expected argument"),
+    ErrorCase(arguments: ["demo", "--models", "mlp,cnn"], message: "--models: 'cnn' is not a valid value"),
+    ErrorCase(arguments: ["demo", "--epoch-scale", "0"], message: "--epoch-scale must be a positive number"),
+    ErrorCase(arguments: ["train", "--model", "resnet"], message: "--model must be one of mlp, vit"),
+    ErrorCase(arguments: ["train", "--pattern", "rows"], message: "training supports 2:4, block:RxC, unstructured and none"),
+    ErrorCase(arguments: ["train", "--pattern", "block:3"], message: "--pattern 'block:3'"),
+    ErrorCase(arguments: ["train", "--method", "obs"], message: "--method must be one of"),
+    ErrorCase(arguments: ["train", "--epochs", "0"], message: "--epochs must be positive"),
   ]
 
   @Test(arguments: errorCases)

@@ -123,6 +123,12 @@ struct GradientCheckTests {
     expectGradientsMatch([randomVariable([2, 3, 4], seed: 23)]) { mean($0[0], axis: axis) }
   }
 
+  @Test("overlapping image patches", arguments: [(4, 2), (2, 2), (3, 1)])
+  func patchGradients(patch: Int, stride: Int) {
+    let side = patch == 3 ? 5 : 6
+    expectGradientsMatch([randomVariable([2, side * side], seed: 36)]) { imagePatches($0[0], side: side, patch: patch, stride: stride) }
+  }
+
   @Test("embedding with repeated ids")
   func embeddingGradients() {
     expectGradientsMatch([randomVariable([5, 3], seed: 24)]) { embedding([4, 0, 4, 2, 4], table: $0[0]) }
