@@ -6,13 +6,13 @@
 typealias F8 = SIMD8<Float>
 
 /// e^x: Cephes' range reduction x = n·ln 2 + r and a degree-6 polynomial for e^r; 0 below
-/// −87.3 (where float underflows), clamped at 88.7.
+/// −87.3 (where results turn subnormal), +∞ above ln(Float.greatestFiniteMagnitude).
 @inline(__always)
 func exp8(_ v: F8) -> F8 {
   // Concrete SIMD operations only: the generic rounding and Float→Int conversions of the
   // standard library do not specialise into vector code.
   var x = v.replacing(with: -87.3, where: v .< -87.3)
-  x = x.replacing(with: 88.7, where: x .> 88.7)
+  x = x.replacing(with: 88.72, where: x .> 88.72)
   // Adding 1.5·2²³ rounds to the nearest integer n (ties to even) in the low mantissa bits.
   let shifted = x * 1.442_695_04 + 12_582_912
   let n = shifted - 12_582_912
@@ -26,10 +26,13 @@ func exp8(_ v: F8) -> F8 {
   p = p * r + 1.666_666_55e-1
   p = p * r + 5.000_000_12e-1
   let e = p * z + r + 1
-  // 2ⁿ: the biased exponent n + 127 in bits 23…30.
-  let exponent = (unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- (0x4B40_0000 - 127)) &<< 23
-  let scale = unsafeBitCast(exponent, to: F8.self)
-  return (e * scale).replacing(with: 0, where: v .< -87.3)
+  // 2ⁿ as 2^h · 2^(n−h) with h = ⌊n/2⌋, so that n = 128 (x near the top) stays finite; each
+  // factor is a biased exponent in bits 23…30.
+  let n32 = unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- 0x4B40_0000
+  let h = n32 &>> 1
+  let scale1 = unsafeBitCast((h &+ 127) &<< 23, to: F8.self)
+  let scale2 = unsafeBitCast((n32 &- h &+ 127) &<< 23, to: F8.self)
+  return (e * scale1 * scale2).replacing(with: 0, where: v .< -87.3).replacing(with: .infinity, where: v .> 88.7228)
 }
 
 /// erf(x) with absolute error ≤ 1.5e-7 (Abramowitz & Stegun 7.1.26).
