@@ -52,11 +52,11 @@ let package = Package(
       name: "SparsityKernels",
       dependencies: ["SparsityCore", "SparsityFormats", "_SparsityKernelsImpl", "_SparsityCPUID"],
       swiftSettings: [.define(kernelISA)]),
+    .target(name: "SparsityText"),
     .target(
       name: "SparsityNN",
-      dependencies: ["SparsityCore", "SparsityFormats", "SparsityIO", "SparsityPruning", "SparsityKernels"],
+      dependencies: ["SparsityCore", "SparsityFormats", "SparsityIO", "SparsityPruning", "SparsityKernels", "SparsityText"],
       resources: [.copy("Resources")]),
-    .target(name: "SparsityText"),
     .target(
       name: "Sparsity",
       dependencies: [

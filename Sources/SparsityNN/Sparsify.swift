@@ -107,3 +107,48 @@ public func sparsify(
 public func densify(_ model: Module) {
   for (_, layer) in model.linearLayers() { layer.compressed = nil }
 }
+
+/// The compressed form that suits a weight's zeros, or `nil` to keep it dense: 2:4 when every
+/// group of 4 inputs holds at most 2 nonzeros; else BSR with the largest square block (32, 16,
+/// 8, 4) that divides the shape and leaves at most half of the blocks nonzero; else CSR when at
+/// least `minimumSparsity` of the weights are zero.
+public func suitableFormat(for weight: Tensor, minimumSparsity: Double = 0.5) -> SparseWeightFormat? {
+  guard weight.rank == 2, weight.count > 0 else { return nil }
+  let mask = Mask(nonzerosOf: weight)
+  guard mask.sparsity >= minimumSparsity - 1e-9 else { return nil }
+  if weight.shape[1] % 4 == 0 && mask.conforms(to: .twoFour) { return .semiStructured }
+  let (rows, columns) = (weight.shape[0], weight.shape[1])
+  let kept = mask.tensor.scalars(as: Bool.self)
+  for side in [32, 16, 8, 4] where rows % side == 0 && columns % side == 0 {
+    var nonzeroBlocks = 0
+    for br in 0..<rows / side {
+      for bc in 0..<columns / side {
+        blockScan: for r in br * side..<(br + 1) * side {
+          for c in bc * side..<(bc + 1) * side where kept[r * columns + c] {
+            nonzeroBlocks += 1
+            break blockScan
+          }
+        }
+      }
+    }
+    if nonzeroBlocks * 2 <= (rows / side) * (columns / side) { return .bsr(rows: side, columns: side) }
+  }
+  return .csr
+}
+
+/// Compresses every `Linear` layer whose weight has a ``suitableFormat(for:minimumSparsity:)``
+/// (a pruned model loaded from a file); the others stay dense.
+///
+/// - Returns: the layers compressed and their formats.
+@discardableResult
+public func sparsifyPrunedLayers(_ model: Module, minimumSparsity: Double = 0.5) throws(SparsifyError)
+  -> [(name: String, format: SparseWeightFormat)]
+{
+  var done: [(name: String, format: SparseWeightFormat)] = []
+  for (name, layer) in model.linearLayers() {
+    guard let format = suitableFormat(for: layer.weight.tensor, minimumSparsity: minimumSparsity) else { continue }
+    do { try sparsify(layer, format: format) } catch { throw SparsifyError(layer: name, reason: error.reason) }
+    done.append((name, format))
+  }
+  return done
+}

@@ -1,0 +1,53 @@
+import ArgumentParser
+import Foundation
+import Sparsity
+
+/// Sentence embeddings from a BERT sentence-transformers folder (e.g. all-MiniLM-L6-v2).
+struct Embed: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Print sentence embeddings (mean-pooled, unit length) of the given texts.",
+    discussion: """
+      --model is a folder with config.json, model.safetensors (or a sharded index) and vocab.txt, as \
+      `scripts/fetch_minilm.py` makes. --weights replaces the weights (e.g. a pruned file from `sparsity prune`; \
+      compressed tensors are read too); sparse layers then run on the sparse kernels.
+      """)
+
+  @Option(help: "The model folder.")
+  var model: String
+
+  @Option(help: "A safetensors file with replacement weights (pruned).")
+  var weights: String?
+
+  @Flag(help: "Print one JSON array holding one array of floats per text, in input order.")
+  var json = false
+
+  @Argument(help: "The texts.")
+  var texts: [String]
+
+  func run() throws {
+    guard !texts.isEmpty else { throw CLIError("give at least one text to embed") }
+    let embedder = try loadEmbedder(model: model, weights: weights)
+    let d = embedder.model.configuration.hiddenSize
+    let vectors = embedder.embed(texts)
+    let rows = (0..<texts.count).map { Array(vectors[$0 * d..<($0 + 1) * d]) }
+    if json {
+      let data = try JSONSerialization.data(withJSONObject: rows.map { $0.map(Double.init) })
+      say(String(decoding: data, as: UTF8.self))
+    } else {
+      for (text, row) in zip(texts, rows) {
+        say(text)
+        say(row.map { String(format: "%.6f", $0) }.joined(separator: " "))
+      }
+    }
+  }
+}
+
+/// The embedder of `model`, with `weights` loaded and its sparse layers compressed.
+func loadEmbedder(model: String, weights: String?) throws -> SentenceEmbedder {
+  let embedder = try SentenceEmbedder(directory: model)
+  if let weights {
+    try embedder.model.load(weightsFile: weights)
+    try sparsifyPrunedLayers(embedder.model)
+  }
+  return embedder
+}
