@@ -150,11 +150,62 @@ public func attention(query q: Variable, key k: Variable, value v: Variable, hea
   let (b, t, d) = (q.shape[0], q.shape[1], q.shape[2])
   precondition(heads > 0 && d % heads == 0, "attention: \(d) features do not split into \(heads) heads")
   let hd = d / heads
+  if !(q.requiresGradient || k.requiresGradient || v.requiresGradient) {
+    return fusedAttention(q.value, k.value, v.value, batch: b, tokens: t, heads: heads, keyMask: keyMask)
+  }
   func split(_ x: Variable) -> Variable { permuted(reshaped(x, [b, t, heads, hd]), [0, 2, 1, 3]) }
   var scores = scaled(matmul(split(q), split(k), transposeB: true), by: 1 / Float(hd).squareRoot())
   if let keyMask { scores = maskingKeys(scores, keyMask: keyMask) }
   let context = matmul(softmax(scores), split(v), transposeB: false)
   return reshaped(permuted(context, [0, 2, 1, 3]), [b, t, d])
+}
+
+/// Inference attention without intermediate tensors: per (sequence, head), in parallel, the
+/// head's q, k and vᵀ are gathered into small buffers, `q·kᵀ` is scaled, masked and
+/// soft-maxed in place and `p·v` written straight into `[batch, tokens, hidden]`.
+func fusedAttention(
+  _ q: [Float], _ k: [Float], _ v: [Float], batch b: Int, tokens t: Int, heads: Int, keyMask: [Int32]?
+) -> Variable {
+  let d = q.count / max(b * t, 1), hd = d / heads
+  let scale = 1 / Float(hd).squareRoot()
+  var out = [Float](repeating: 0, count: q.count)
+  q.withUnsafeBufferPointer { q in
+    k.withUnsafeBufferPointer { k in
+      v.withUnsafeBufferPointer { v in
+        out.withUnsafeMutableBufferPointer { out in
+          let (q, k, v, out) = (q.baseAddress!, k.baseAddress!, v.baseAddress!, out.baseAddress!)
+          Parallel.forEachRange(b * heads) { items in
+            var qh = [Float](repeating: 0, count: t * hd), kh = qh, vt = qh, context = qh
+            var scores = [Float](repeating: 0, count: t * t)
+            for item in items {
+              let (n, h) = (item / heads, item % heads)
+              for i in 0..<t {
+                let row = (n * t + i) * d + h * hd
+                for j in 0..<hd {
+                  qh[i * hd + j] = q[row + j] * scale
+                  kh[i * hd + j] = k[row + j]
+                  vt[j * t + i] = v[row + j]
+                }
+              }
+              multiplyTransposed(qh, rows: t, kh, rows: t, inner: hd, into: &scores, workers: 1)
+              if let keyMask {
+                for j in 0..<t where keyMask[n * t + j] == 0 {
+                  for i in 0..<t { scores[i * t + j] = -1e9 }
+                }
+              }
+              scores.withUnsafeMutableBufferPointer { VectorMath.softmaxRows($0, length: t) }
+              multiplyTransposed(scores, rows: t, vt, rows: hd, inner: t, into: &context, workers: 1)
+              for i in 0..<t {
+                let row = (n * t + i) * d + h * hd
+                for j in 0..<hd { out[row + j] = context[i * hd + j] }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  return Variable(out, shape: [b, t, d])
 }
 
 /// Multi-head self-attention with separate `query`, `key`, `value` and `output` projections.

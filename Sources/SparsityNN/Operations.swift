@@ -111,7 +111,8 @@ func batchedProduct(
 }
 
 func multiplyTransposed(
-  _ a: [Float], rows m: Int, _ b: [Float], rows n: Int, inner k: Int, into c: inout [Float], bias: [Float]? = nil
+  _ a: [Float], rows m: Int, _ b: [Float], rows n: Int, inner k: Int, into c: inout [Float], bias: [Float]? = nil,
+  workers: Int = Parallel.workerCount
 ) {
   a.withUnsafeBufferPointer { a in
     b.withUnsafeBufferPointer { b in
@@ -119,10 +120,12 @@ func multiplyTransposed(
         if let bias {
           bias.withUnsafeBufferPointer { bias in
             DenseMatmul.multiplyTransposed(
-              a.baseAddress!, rows: m, b.baseAddress!, rows: n, inner: k, into: c.baseAddress!, bias: bias.baseAddress)
+              a.baseAddress!, rows: m, b.baseAddress!, rows: n, inner: k, into: c.baseAddress!, bias: bias.baseAddress,
+              workers: workers)
           }
         } else {
-          DenseMatmul.multiplyTransposed(a.baseAddress!, rows: m, b.baseAddress!, rows: n, inner: k, into: c.baseAddress!)
+          DenseMatmul.multiplyTransposed(
+            a.baseAddress!, rows: m, b.baseAddress!, rows: n, inner: k, into: c.baseAddress!, workers: workers)
         }
       }
     }

@@ -1,5 +1,6 @@
 import Foundation
 import SparsityCore
+import SparsityPruning
 import SparsityText
 
 /// Sentence embeddings as sentence-transformers computes them for BERT models such as
@@ -90,5 +91,34 @@ public final class SentenceEmbedder {
       for j in 0..<d { out[b * d + j] = Float(mean[j] / norm) }
     }
     return out
+  }
+}
+
+extension SentenceEmbedder {
+  /// Captures the inputs of every `Linear` layer of the encoder on `texts` (each run alone, so
+  /// no padding rows), in a seeded order, until `tokens` rows per layer: calibration for Wanda
+  /// and SparseGPT, keyed by weight name (`encoder.layer.0.attention.self.query.weight`).
+  public func captureLayerInputs(_ texts: [String], tokens: Int, seed: UInt64 = 0) -> CalibrationInputs {
+    var order = Array(texts.indices)
+    var generator = SeededGenerator(seed: seed)
+    order.shuffle(using: &generator)
+    let layers = model.linearLayers()
+    var captured = [[Float]](repeating: [], count: layers.count)
+    for (i, (_, layer)) in layers.enumerated() {
+      layer.inputObserver = { x in
+        let room = tokens * layer.inFeatures - captured[i].count
+        if room > 0 { captured[i] += x.value.prefix(room) }
+      }
+    }
+    defer { for (_, layer) in layers { layer.inputObserver = nil } }
+    for index in order {
+      if captured.indices.allSatisfy({ captured[$0].count == tokens * layers[$0].layer.inFeatures }) { break }
+      _ = embed([texts[index]], batchSize: 1)
+    }
+    var inputs: [String: Tensor] = [:]
+    for (i, (name, layer)) in layers.enumerated() {
+      inputs[name + ".weight"] = Tensor(captured[i], shape: [captured[i].count / layer.inFeatures, layer.inFeatures])
+    }
+    return CalibrationInputs(inputs)
   }
 }

@@ -143,6 +143,20 @@ struct GradientCheckTests {
     expectGradientsMatch([q, k, v]) { attention(query: $0[0], key: $0[1], value: $0[2], heads: 2, keyMask: mask) }
   }
 
+  @Test("inference attention (fused) equals the recorded graph's", arguments: [(1, 1, 1), (2, 5, 2), (3, 17, 4)])
+  func fusedAttentionMatchesGraph(batch: Int, tokens: Int, heads: Int) {
+    let shape = [batch, tokens, heads * 3]
+    let (q, k, v) = (randomVariable(shape, seed: 50), randomVariable(shape, seed: 51), randomVariable(shape, seed: 52))
+    let mask = (0..<batch * tokens).map { Int32($0 % tokens < max(1, tokens - $0 / tokens) ? 1 : 0) }
+    let graph = attention(query: q, key: k, value: v, heads: heads, keyMask: mask)
+    #expect(graph.requiresGradient)
+    let fused = attention(
+      query: Variable(q.value, shape: shape), key: Variable(k.value, shape: shape), value: Variable(v.value, shape: shape),
+      heads: heads, keyMask: mask)
+    #expect(fused.shape == graph.shape)
+    #expect(zip(fused.value, graph.value).allSatisfy { abs($0 - $1) <= 1e-5 * max(1, abs($1)) })
+  }
+
   @Test("a transformer block and a ViT end to end (all parameters)")
   func moduleGradients() {
     var g = SeededGenerator(seed: 28)

@@ -1,0 +1,109 @@
+import Foundation
+import SparsityCore
+import SparsityIO
+import SparsityText
+import Testing
+
+@testable import SparsityNN
+
+/// A tiny BERT folder (random weights, a 12-token vocabulary) in a fresh directory.
+func tinyBertFolder(mutate: (inout [(name: String, tensor: Tensor)], inout String) -> Void = { _, _ in }) throws -> String {
+  let directory = FileManager.default.temporaryDirectory.appendingPathComponent("bert-\(UUID())").path
+  try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+  let c = BertConfiguration(vocabularySize: 12, hiddenSize: 8, layerCount: 2, headCount: 2, intermediateSize: 16, maxPositions: 16)
+  var tensors = BertModel(c, seed: 3).stateDict()
+  tensors.append(("pooler.dense.weight", Tensor(zeros: [8, 8])))  // unused by the encoder: ignored
+  var config = """
+    {"vocab_size": 12, "hidden_size": 8, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 16,
+     "max_position_embeddings": 16, "type_vocab_size": 2, "layer_norm_eps": 1e-12, "hidden_act": "gelu", "model_type": "bert"}
+    """
+  mutate(&tensors, &config)
+  try config.write(toFile: directory + "/config.json", atomically: true, encoding: .utf8)
+  try SafetensorsFile.write(tensors, to: directory + "/model.safetensors")
+  let vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "cat", "sat", "on", "mat", "##s", "."]
+  try vocabulary.joined(separator: "\n").write(toFile: directory + "/vocab.txt", atomically: true, encoding: .utf8)
+  return directory
+}
+
+@Suite("BERT loading and sentence embeddings")
+struct BertTests {
+  @Test("a folder loads; padding does not change a sentence's embedding; embeddings are unit length")
+  func loadsAndPools() throws {
+    let embedder = try SentenceEmbedder(directory: try tinyBertFolder())
+    let texts = ["the cat sat on the mat.", "cats", "the mat"]
+    let together = embedder.embed(texts, batchSize: 3)
+    for (i, text) in texts.enumerated() {
+      let alone = embedder.embed([text], batchSize: 1)
+      let row = Array(together[i * 8..<(i + 1) * 8])
+      #expect(zip(alone, row).allSatisfy { abs($0 - $1) < 1e-5 }, "\(text)")
+      #expect(abs(row.reduce(0) { $0 + $1 * $1 } - 1) < 1e-5)
+    }
+  }
+
+  @Test("the sharded index form loads the same weights")
+  func shardedIndex() throws {
+    let folder = try tinyBertFolder()
+    let reference = try BertModel(directory: folder)
+    let file = try SafetensorsFile(contentsOf: folder + "/model.safetensors")
+    let names = file.entries.map(\.name)
+    let half = names.count / 2
+    try SafetensorsFile.write(try names[..<half].map { ($0, try file.tensor(named: $0)) }, to: folder + "/part-1.safetensors")
+    try SafetensorsFile.write(try names[half...].map { ($0, try file.tensor(named: $0)) }, to: folder + "/part-2.safetensors")
+    let map = names.enumerated().map { "\"\($0.element)\": \"part-\($0.offset < half ? 1 : 2).safetensors\"" }
+    try "{\"metadata\": {}, \"weight_map\": {\(map.joined(separator: ", "))}}".write(
+      toFile: folder + "/model.safetensors.index.json", atomically: true, encoding: .utf8)
+    try FileManager.default.removeItem(atPath: folder + "/model.safetensors")
+    let sharded = try BertModel(directory: folder)
+    #expect(sharded.stateDict().map(\.tensor) == reference.stateDict().map(\.tensor))
+  }
+
+  @Test("missing or mis-shaped tensors and bad configs give errors naming them")
+  func loadingErrors() throws {
+    let missing = try tinyBertFolder { tensors, _ in tensors.removeAll { $0.name == "encoder.layer.1.output.dense.weight" } }
+    #expect(throws: ModelLoadingError.weights(path: missing + "/model.safetensors", .missingTensor("encoder.layer.1.output.dense.weight"))) {
+      try BertModel(directory: missing)
+    }
+    let misShaped = try tinyBertFolder { tensors, _ in
+      let i = tensors.firstIndex { $0.name == "embeddings.word_embeddings.weight" }!
+      tensors[i].tensor = Tensor(zeros: [13, 8])
+    }
+    #expect(
+      throws: ModelLoadingError.weights(
+        path: misShaped + "/model.safetensors", .shapeMismatch(tensor: "embeddings.word_embeddings.weight", expected: [12, 8], found: [13, 8]))
+    ) { try BertModel(directory: misShaped) }
+    let relu = try tinyBertFolder { _, config in config = config.replacingOccurrences(of: "\"gelu\"", with: "\"relu\"") }
+    #expect(throws: ModelLoadingError.unsupported(path: relu + "/config.json", detail: "hidden_act 'relu' (only 'gelu' is implemented)")) {
+      try BertModel(directory: relu)
+    }
+    let noHeads = try tinyBertFolder { _, config in config = config.replacingOccurrences(of: "\"num_attention_heads\": 2,", with: "") }
+    do {
+      _ = try BertModel(directory: noHeads)
+      Issue.record("a config without num_attention_heads loaded")
+    } catch {
+      #expect("\(error)".contains("missing key 'num_attention_heads'"))
+    }
+    #expect(throws: ModelLoadingError.self) { try BertModel(directory: "/nonexistent/model") }
+  }
+
+  @Test("sparsifyPrunedLayers picks 2:4, BSR or CSR from a weight's zeros, and outputs stay equal")
+  func automaticFormats() throws {
+    var g = SeededGenerator(seed: 9)
+    let w = Tensor.randomNormal([64, 64], using: &g)
+    let twoFour = w.masked(by: Tensor((0..<4096).map { $0 % 4 < 2 }, shape: [64, 64]))
+    let blocks = w.masked(by: Tensor((0..<4096).map { (($0 / 64) / 32 + ($0 % 64) / 32) % 2 == 0 }, shape: [64, 64]))
+    let loose = w.masked(by: w.compared(.greater, 0.5))
+    #expect(suitableFormat(for: twoFour) == .semiStructured)
+    #expect(suitableFormat(for: blocks) == .bsr(rows: 32, columns: 32))
+    #expect(suitableFormat(for: loose) == .csr)
+    #expect(suitableFormat(for: w) == nil)
+  }
+}
+
+/// The pretrained all-MiniLM-L6-v2 from `scripts/fetch_minilm.py` (`SPARSITY_MINILM_DIR` or the
+/// default cache folder); the tests that need it are skipped without it (CI fetches it).
+let miniLMDirectory: String? = {
+  let path =
+    ProcessInfo.processInfo.environment["SPARSITY_MINILM_DIR"]
+    ?? (NSHomeDirectory() as NSString).appendingPathComponent(".cache/swift-sparsity/models/all-MiniLM-L6-v2")
+  return FileManager.default.fileExists(atPath: path + "/model.safetensors") ? path : nil
+}()
