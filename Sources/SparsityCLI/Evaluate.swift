@@ -47,8 +47,8 @@ struct Eval: ParsableCommand {
     abstract: "Compare a pruned sentence encoder with the dense one: embedding fidelity and end-to-end speed.",
     discussion: """
       Fidelity on the corpus' held-out sentences (cosine to the dense embeddings) and retrieval set (top-5 \
-      nearest-neighbour overlap); speed as sentences/s at batch 32 × 128 tokens and at batch 1, with the time \
-      per step of the encoder.
+      nearest-neighbour overlap); speed as sentences/s on the corpus' long texts truncated to 128 tokens, at \
+      batch 32 and at batch 1 (the workload of scripts/bench_sentence_transformers.py), with the time per step.
       """)
 
   @Option(help: "The model folder (the dense model).")
@@ -63,16 +63,19 @@ struct Eval: ParsableCommand {
   @Option(help: "Timed repeats (the median is reported).")
   var repeats = 3
 
+  @Flag(help: "Measure fidelity only.")
+  var skipSpeed = false
+
   @Flag(help: "Print one JSON object.")
   var json = false
 
   struct Report: Encodable {
     var meanCosine, minCosine, top5Overlap: Double
-    var denseSentencesPerS, sparseSentencesPerS, speedup: Double
-    var denseBatch1SentencesPerS, sparseBatch1SentencesPerS, batch1Speedup: Double
+    var denseSentencesPerS, sparseSentencesPerS, speedup: Double?
+    var denseBatch1SentencesPerS, sparseBatch1SentencesPerS, batch1Speedup: Double?
     var evaluationSentences, queries, documents, threads: Int
     var compressedLayers: [String: String]
-    var denseStepSeconds, sparseStepSeconds: [String: Double]
+    var denseStepSeconds, sparseStepSeconds: [String: Double]?
 
     enum CodingKeys: String, CodingKey {
       case meanCosine = "mean_cosine", minCosine = "min_cosine", top5Overlap = "top5_overlap"
@@ -100,48 +103,64 @@ struct Eval: ParsableCommand {
       prunedQueries: sparse.embed(corpus.retrieval.queries), prunedDocuments: sparse.embed(corpus.retrieval.documents),
       dimension: d)
 
+    var report = Report(
+      meanCosine: cos.mean, minCosine: cos.minimum, top5Overlap: overlap, evaluationSentences: corpus.evaluation.count,
+      queries: corpus.retrieval.queries.count, documents: corpus.retrieval.documents.count, threads: Parallel.workerCount,
+      compressedLayers: Dictionary(uniqueKeysWithValues: compressed.map { ($0.name, $0.format.description) }))
+    guard !skipSpeed else {
+      progress.finish()
+      try show(report)
+      return
+    }
     for embedder in [dense, sparse] { embedder.maxLength = 128 }
     progress.stage("speed: \(corpus.throughput.count) texts × 128 tokens at batch 32, dense then sparse")
     let dense32 = ThroughputMeasurement.measure(dense, texts: corpus.throughput, batchSize: 32, repeats: repeats)
     let sparse32 = ThroughputMeasurement.measure(sparse, texts: corpus.throughput, batchSize: 32, repeats: repeats)
-    let single = Array(corpus.evaluation.prefix(64))
-    progress.stage("speed: \(single.count) sentences at batch 1, dense then sparse")
+    let single = Array(corpus.throughput.prefix(64))
+    progress.stage("speed: \(single.count) texts × 128 tokens at batch 1, dense then sparse")
     let dense1 = ThroughputMeasurement.measure(dense, texts: single, batchSize: 1, repeats: repeats)
     let sparse1 = ThroughputMeasurement.measure(sparse, texts: single, batchSize: 1, repeats: repeats)
     progress.finish()
 
-    let report = Report(
-      meanCosine: cos.mean, minCosine: cos.minimum, top5Overlap: overlap,
-      denseSentencesPerS: dense32.sentencesPerSecond, sparseSentencesPerS: sparse32.sentencesPerSecond,
-      speedup: sparse32.sentencesPerSecond / dense32.sentencesPerSecond,
-      denseBatch1SentencesPerS: dense1.sentencesPerSecond, sparseBatch1SentencesPerS: sparse1.sentencesPerSecond,
-      batch1Speedup: sparse1.sentencesPerSecond / dense1.sentencesPerSecond, evaluationSentences: corpus.evaluation.count,
-      queries: corpus.retrieval.queries.count, documents: corpus.retrieval.documents.count, threads: Parallel.workerCount,
-      compressedLayers: Dictionary(uniqueKeysWithValues: compressed.map { ($0.name, $0.format.description) }),
-      denseStepSeconds: dense32.stepSeconds, sparseStepSeconds: sparse32.stepSeconds)
+    report.denseSentencesPerS = dense32.sentencesPerSecond
+    report.sparseSentencesPerS = sparse32.sentencesPerSecond
+    report.speedup = sparse32.sentencesPerSecond / dense32.sentencesPerSecond
+    report.denseBatch1SentencesPerS = dense1.sentencesPerSecond
+    report.sparseBatch1SentencesPerS = sparse1.sentencesPerSecond
+    report.batch1Speedup = sparse1.sentencesPerSecond / dense1.sentencesPerSecond
+    report.denseStepSeconds = dense32.stepSeconds
+    report.sparseStepSeconds = sparse32.stepSeconds
+    try show(report, speed: (dense32, sparse32, dense1, sparse1))
+  }
+
+  func show(
+    _ report: Report,
+    speed: (ThroughputMeasurement, ThroughputMeasurement, ThroughputMeasurement, ThroughputMeasurement)? = nil
+  ) throws {
     if json {
       let encoder = JSONEncoder()
       encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
       say(String(decoding: try encoder.encode(report), as: UTF8.self))
       return
     }
-    let formats = Dictionary(grouping: compressed, by: { $0.format.description }).map { "\($0.value.count) × \($0.key)" }.sorted()
+    let formats = Dictionary(grouping: report.compressedLayers.values, by: { $0 }).map { "\($0.value.count) × \($0.key)" }.sorted()
     say("compressed layers: \(formats.isEmpty ? "none (no layer is sparse enough)" : formats.joined(separator: ", "))")
     say(
       table(
         ["fidelity", "value"],
         [
-          ["mean cosine to dense (\(corpus.evaluation.count) held-out sentences)", String(format: "%.4f", cos.mean)],
-          ["min cosine", String(format: "%.4f", cos.minimum)],
-          ["top-5 overlap (\(corpus.retrieval.queries.count) queries, \(corpus.retrieval.documents.count) documents)", String(format: "%.3f", overlap)],
+          ["mean cosine to dense (\(report.evaluationSentences) held-out sentences)", String(format: "%.4f", report.meanCosine)],
+          ["min cosine", String(format: "%.4f", report.minCosine)],
+          ["top-5 overlap (\(report.queries) queries, \(report.documents) documents)", String(format: "%.3f", report.top5Overlap)],
         ]))
+    guard let (dense32, sparse32, dense1, sparse1) = speed else { return }
     say("")
     say(
       table(
         ["speed (\(Parallel.workerCount) threads)", "dense", "sparse", "speedup"],
         [
-          ["batch 32 × 128 tokens, sentences/s", String(format: "%.1f", dense32.sentencesPerSecond), String(format: "%.1f", sparse32.sentencesPerSecond), String(format: "%.2f×", report.speedup)],
-          ["batch 1, sentences/s", String(format: "%.1f", dense1.sentencesPerSecond), String(format: "%.1f", sparse1.sentencesPerSecond), String(format: "%.2f×", report.batch1Speedup)],
+          ["batch 32 × 128 tokens, sentences/s", String(format: "%.1f", dense32.sentencesPerSecond), String(format: "%.1f", sparse32.sentencesPerSecond), String(format: "%.2f×", report.speedup ?? 0)],
+          ["batch 1 × 128 tokens, sentences/s", String(format: "%.1f", dense1.sentencesPerSecond), String(format: "%.1f", sparse1.sentencesPerSecond), String(format: "%.2f×", report.batch1Speedup ?? 0)],
         ]))
     say("")
     let steps = dense32.stepSeconds.keys.sorted { dense32.stepSeconds[$0]! > dense32.stepSeconds[$1]! }
@@ -152,5 +171,69 @@ struct Eval: ParsableCommand {
           let (a, b) = (dense32.stepSeconds[s] ?? 0, sparse32.stepSeconds[s] ?? 0)
           return [s, String(format: "%.3f", a), String(format: "%.3f", b), String(format: "%.2f×", a / max(b, 1e-12))]
         }))
+  }
+}
+
+/// Sequential pruning of a sentence encoder: each layer calibrated on the pruned layers below.
+struct PruneEncoder: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "prune-encoder",
+    abstract: "Prune a BERT sentence encoder layer by layer, each calibrated on the outputs of the pruned layers below it.",
+    discussion: """
+      SparseGPT's sequential recipe (with `calibrate` + `prune`, every layer is calibrated on the dense model \
+      instead). Writes every tensor of the model, the pruned ones with their zeros, for `eval`/`embed --weights`.
+      """)
+
+  @Option(help: "The model folder.")
+  var model: String
+
+  @Option(name: .shortAndLong, help: "The pruned weights file to write.")
+  var output: String
+
+  @Option(help: "Sparsity pattern: 2:4, N:M, unstructured, block:RxC.")
+  var pattern = "2:4"
+
+  @Option(help: "Fraction pruned (ignored for N:M, which is always N of M).")
+  var sparsity = 0.5
+
+  @Option(help: "Pruning method: magnitude, wanda or sparsegpt.")
+  var method = "sparsegpt"
+
+  @Option(help: "A sentence corpus JSON (default: the bundled one); its calibration sentences are used.")
+  var corpus: String?
+
+  @Option(help: "Input rows captured per layer.")
+  var tokens = 4096
+
+  @Option(help: "SparseGPT's dampening: this fraction of the Hessian's mean diagonal is added to it.")
+  var dampening = 0.01
+
+  func run() throws {
+    guard let method = PruningMethod(rawValue: method.lowercased()) else {
+      throw CLIError("--method must be one of \(PruningMethod.allCases.map { "\($0)" }.joined(separator: ", ")); got '\(self.method)'")
+    }
+    let parsed: SparsityPattern
+    do { parsed = try SparsityPattern(parsing: pattern) } catch { throw CLIError("--pattern '\(pattern)': \(error)") }
+    var level = sparsity
+    if case .nOfM = parsed { level = 1 }
+    guard (0...1).contains(level) else { throw CLIError("--sparsity must be in 0…1, got \(sparsity)") }
+    guard tokens > 0 else { throw CLIError("--tokens must be positive, got \(tokens)") }
+    var configuration = PruningConfiguration(method: method, pattern: parsed, sparsityLevel: level)
+    configuration.sparseGPT.dampening = dampening
+    configuration = try configuration.validated()
+    let corpus = try corpus.map { try SentenceCorpus(contentsOf: $0) } ?? SentenceCorpus.builtIn()
+    let embedder = try SentenceEmbedder(directory: model)
+    let progress = ProgressLine()
+    let start = DispatchTime.now()
+    let masks = try embedder.pruneSequentially(configuration, calibrationTexts: corpus.calibration, tokens: tokens) {
+      progress.stage("encoder layer \($0 + 1)/\(embedder.model.layers.count): calibrating and pruning (\(method))")
+    }
+    progress.finish()
+    try SafetensorsFile.write(
+      embedder.model.stateDict(),
+      metadata: ["source": "sparsity prune-encoder --pattern \(pattern) --method \(method) (sequential, \(tokens) tokens per layer)"],
+      to: output)
+    let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
+    say("pruned \(masks.masks.count) weights with \(method) to \(parsed) layer by layer; wrote \(output) in \(String(format: "%.1f", seconds)) s")
   }
 }

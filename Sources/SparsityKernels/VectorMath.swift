@@ -1,3 +1,4 @@
+import SparsityCore
 import _SparsityKernelsImpl
 
 /// Vectorised elementwise math on `float32` buffers for the NN layers (built for the kernels'
@@ -13,7 +14,7 @@ public enum VectorMath {
     supportChecked
     precondition(y.count >= x.count, "gelu: output holds \(y.count) of \(x.count) values")
     guard let xa = x.baseAddress, let ya = y.baseAddress else { return }
-    geluForward(xa, ya, count: x.count)
+    inParallel(x.count) { geluForward(xa + $0.lowerBound, ya + $0.lowerBound, count: $0.count) }
   }
 
   /// `dx[i] += g[i] · GELU′(x[i])`.
@@ -23,7 +24,7 @@ public enum VectorMath {
     supportChecked
     precondition(g.count == x.count && dx.count == x.count, "geluGradient: buffers differ in length")
     guard let xa = x.baseAddress, let ga = g.baseAddress, let da = dx.baseAddress else { return }
-    geluBackward(xa, ga, da, count: x.count)
+    inParallel(x.count) { geluBackward(xa + $0.lowerBound, ga + $0.lowerBound, da + $0.lowerBound, count: $0.count) }
   }
 
   /// `v[i] = e^v[i]`.
@@ -38,6 +39,36 @@ public enum VectorMath {
     supportChecked
     precondition(length > 0 && v.count % length == 0, "softmaxRows: \(v.count) values are not rows of \(length)")
     guard let a = v.baseAddress else { return }
-    _SparsityKernelsImpl.softmaxRows(a, rows: v.count / length, length: length)
+    inParallel(v.count / length, grain: max(1, 32_768 / length)) { rows in
+      _SparsityKernelsImpl.softmaxRows(a + rows.lowerBound * length, rows: rows.count, length: length)
+    }
+  }
+
+  /// Layer normalisation of every row of `x [count / d, d]` into `y`; `inverseDeviation`
+  /// (one value per row), when given, receives 1/√(variance + ε).
+  public static func layerNorm(
+    _ x: UnsafeBufferPointer<Float>, into y: UnsafeMutableBufferPointer<Float>, d: Int, weight: UnsafeBufferPointer<Float>,
+    bias: UnsafeBufferPointer<Float>, epsilon: Float, inverseDeviation: UnsafeMutableBufferPointer<Float>? = nil
+  ) {
+    supportChecked
+    precondition(d > 0 && x.count % d == 0 && y.count == x.count && weight.count == d && bias.count == d, "layerNorm: buffer sizes")
+    let rows = x.count / d
+    precondition(inverseDeviation == nil || inverseDeviation!.count == rows, "layerNorm: one inverse deviation per row")
+    guard rows > 0, let xa = x.baseAddress, let ya = y.baseAddress, let w = weight.baseAddress, let b = bias.baseAddress else { return }
+    let inv = inverseDeviation?.baseAddress
+    inParallel(rows, grain: max(1, 32_768 / d)) { r in
+      layerNormRows(
+        xa + r.lowerBound * d, ya + r.lowerBound * d, rows: r.count, d: d, weight: w, bias: b, epsilon: epsilon,
+        inverseDeviation: inv.map { $0 + r.lowerBound })
+    }
+  }
+
+  /// Runs `body` over `0..<count` split among the workers when each part gets at least `grain`.
+  static func inParallel(_ count: Int, grain: Int = 65_536, _ body: (Range<Int>) -> Void) {
+    if count < 2 * grain {
+      body(0..<count)
+    } else {
+      Parallel.forEachRange(count, minimumChunk: grain, body)
+    }
   }
 }

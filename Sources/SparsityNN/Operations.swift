@@ -225,6 +225,16 @@ public func gelu(_ x: Variable) -> Variable {
   }
 }
 
+/// GELU that reuses `x`'s storage when nothing is recorded (inference): `x` must not be used
+/// afterwards. Records like ``gelu(_:)`` otherwise.
+func geluConsuming(_ x: Variable) -> Variable {
+  guard !(Gradients.areEnabled && x.requiresGradient) else { return gelu(x) }
+  var v = x.value
+  x.value = []
+  v.withUnsafeMutableBufferPointer { VectorMath.gelu(UnsafeBufferPointer($0), into: $0) }
+  return Variable(v, shape: x.shape)
+}
+
 /// Zeroes each value with probability `probability` and scales the rest by `1 / (1 − probability)`
 /// (inverted dropout), drawing from `generator`.
 public func dropout(_ x: Variable, probability: Double, generator: inout SeededGenerator) -> Variable {
@@ -245,28 +255,34 @@ public func layerNorm(_ x: Variable, weight: Variable, bias: Variable, epsilon: 
   let d = x.shape.last ?? 0
   precondition(weight.shape == [d] && bias.shape == [d], "layerNorm: weight/bias must be [\(d)], got \(weight.shape), \(bias.shape)")
   let rows = d == 0 ? 0 : x.count / d
-  var normalized = [Float](repeating: 0, count: x.count)
+  var normalized = [Float]()
   var inverseDeviation = [Float](repeating: 0, count: rows)
   var y = [Float](repeating: 0, count: x.count)
   let (xv, wv, bv) = (x.value, weight.value, bias.value)
-  xv.withUnsafeBufferPointer { xb in
-    normalized.withUnsafeMutableBufferPointer { nb in
+  if d > 0 {
+    xv.withUnsafeBufferPointer { xb in
       y.withUnsafeMutableBufferPointer { yb in
-        for r in 0..<rows {
-          let row = xb.baseAddress! + r * d
-          var mean: Float = 0
-          for j in 0..<d { mean += row[j] }
-          mean /= Float(d)
-          var variance: Float = 0
-          for j in 0..<d { variance += (row[j] - mean) * (row[j] - mean) }
-          variance /= Float(d)
-          let inv = 1 / (variance + epsilon).squareRoot()
-          inverseDeviation[r] = inv
-          for j in 0..<d {
-            let n = (row[j] - mean) * inv
-            nb[r * d + j] = n
-            yb[r * d + j] = n * wv[j] + bv[j]
+        wv.withUnsafeBufferPointer { wb in
+          bv.withUnsafeBufferPointer { bb in
+            inverseDeviation.withUnsafeMutableBufferPointer { ib in
+              VectorMath.layerNorm(xb, into: yb, d: d, weight: wb, bias: bb, epsilon: epsilon, inverseDeviation: ib)
+            }
           }
+        }
+      }
+    }
+  }
+  let recording = Gradients.areEnabled && (x.requiresGradient || weight.requiresGradient || bias.requiresGradient)
+  if recording {
+    normalized = [Float](repeating: 0, count: x.count)
+    // x̂ = (y − bias) / weight is unstable for small weights: recompute it.
+    normalized.withUnsafeMutableBufferPointer { nb in
+      xv.withUnsafeBufferPointer { xb in
+        for r in 0..<rows {
+          var mean: Float = 0
+          for j in 0..<d { mean += xb[r * d + j] }
+          mean /= Float(d)
+          for j in 0..<d { nb[r * d + j] = (xb[r * d + j] - mean) * inverseDeviation[r] }
         }
       }
     }

@@ -34,3 +34,14 @@ int sparsity_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t registers[4]) {
 uint64_t sparsity_xgetbv0(void) { return 0; }
 
 #endif
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+int sparsity_retain_freed_memory(void) {
+  int a = mallopt(M_MMAP_THRESHOLD, 1 << 30);
+  int b = mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  return a == 1 && b == 1;
+}
+#else
+int sparsity_retain_freed_memory(void) { return 0; }
+#endif

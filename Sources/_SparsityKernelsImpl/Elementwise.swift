@@ -49,17 +49,6 @@ func erf8(_ x: F8) -> F8 {
   return y.replacing(with: -y, where: x .< 0)
 }
 
-/// Applies `body` to `count` values in blocks of 8, the tail through a padded block.
-@inline(__always)
-func forEachBlock(count: Int, _ body: (_ offset: Int, _ lanes: Int) -> Void) {
-  var i = 0
-  while i + 8 <= count {
-    body(i, 8)
-    i += 8
-  }
-  if i < count { body(i, count - i) }
-}
-
 @inline(__always)
 func load(_ p: UnsafePointer<Float>, _ lanes: Int) -> F8 {
   if lanes == 8 { return UnsafeRawPointer(p).loadUnaligned(as: F8.self) }
@@ -77,29 +66,48 @@ func store(_ v: F8, _ p: UnsafeMutablePointer<Float>, _ lanes: Int) {
   }
 }
 
+@inline(__always)
+func gelu8(_ v: F8) -> F8 { 0.5 * v * (1 + erf8(v * 0.707_106_77)) }
+
+@inline(__always)
+func geluDerivative8(_ v: F8) -> F8 {
+  let cdf = 0.5 * (1 + erf8(v * 0.707_106_77))
+  return cdf + v * (exp8(-0.5 * v * v) * 0.398_942_28)
+}
+
 /// `y = x · Φ(x)`, the exact-form GELU.
 package func geluForward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
-  forEachBlock(count: count) { i, lanes in
-    let v = load(x + i, lanes)
-    store(0.5 * v * (1 + erf8(v * 0.707_106_77)), y + i, lanes)
+  var i = 0
+  while i + 8 <= count {
+    store(gelu8(load(x + i, 8)), y + i, 8)
+    i += 8
   }
+  if i < count { store(gelu8(load(x + i, count - i)), y + i, count - i) }
 }
 
 /// `dx += g · (Φ(x) + x · φ(x))`, GELU's derivative times the incoming gradient.
 package func geluBackward(
   _ x: UnsafePointer<Float>, _ g: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, count: Int
 ) {
-  forEachBlock(count: count) { i, lanes in
-    let v = load(x + i, lanes)
-    let cdf = 0.5 * (1 + erf8(v * 0.707_106_77))
-    let pdf = exp8(-0.5 * v * v) * 0.398_942_28
-    store(load(dx + i, lanes) + load(g + i, lanes) * (cdf + v * pdf), dx + i, lanes)
+  var i = 0
+  while i + 8 <= count {
+    store(load(dx + i, 8) + load(g + i, 8) * geluDerivative8(load(x + i, 8)), dx + i, 8)
+    i += 8
+  }
+  if i < count {
+    let lanes = count - i
+    store(load(dx + i, lanes) + load(g + i, lanes) * geluDerivative8(load(x + i, lanes)), dx + i, lanes)
   }
 }
 
 /// `v ← e^v` in place.
 package func expInPlace(_ v: UnsafeMutablePointer<Float>, count: Int) {
-  forEachBlock(count: count) { i, lanes in store(exp8(load(v + i, lanes)), v + i, lanes) }
+  var i = 0
+  while i + 8 <= count {
+    store(exp8(load(v + i, 8)), v + i, 8)
+    i += 8
+  }
+  if i < count { store(exp8(load(v + i, count - i)), v + i, count - i) }
 }
 
 /// Softmax of each row of `v [rows, length]` in place.
@@ -109,13 +117,62 @@ package func softmaxRows(_ v: UnsafeMutablePointer<Float>, rows: Int, length: In
     let row = v + r * length
     var top = -Float.infinity
     for j in 0..<length { top = max(top, row[j]) }
-    var sum: Float = 0
-    forEachBlock(count: length) { i, lanes in
-      let e = exp8(load(row + i, lanes) - top)
+    var sums = F8()
+    var i = 0
+    while i < length {
+      let lanes = min(8, length - i)
+      // Padding lanes hold −∞ − top → e = 0, so they add nothing.
+      var x = F8(repeating: -.infinity)
+      if lanes == 8 {
+        x = load(row + i, 8)
+      } else {
+        for j in 0..<lanes { x[j] = row[i + j] }
+      }
+      let e = exp8(x - top)
       store(e, row + i, lanes)
-      for j in 0..<lanes { sum += e[j] }
+      sums += e
+      i += 8
     }
-    let scale = 1 / sum
+    let scale = 1 / sums.sum()
     for j in 0..<length { row[j] *= scale }
+  }
+}
+
+/// Layer normalisation of each row of `x [rows, d]` into `y`:
+/// `(x − mean) / √(variance + ε) · weight + bias`; `inverseDeviation[r]` receives 1/√(variance + ε)
+/// when given.
+package func layerNormRows(
+  _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Int, d: Int, weight: UnsafePointer<Float>,
+  bias: UnsafePointer<Float>, epsilon: Float, inverseDeviation: UnsafeMutablePointer<Float>?
+) {
+  guard d > 0 else { return }
+  for r in 0..<rows {
+    let row = x + r * d, out = y + r * d
+    var sum8 = F8()
+    var i = 0
+    while i + 8 <= d {
+      sum8 += load(row + i, 8)
+      i += 8
+    }
+    var sum = sum8.sum()
+    for j in i..<d { sum += row[j] }
+    let mean = sum / Float(d)
+    var squares8 = F8()
+    i = 0
+    while i + 8 <= d {
+      let c = load(row + i, 8) - mean
+      squares8 += c * c
+      i += 8
+    }
+    var squares = squares8.sum()
+    for j in i..<d { squares += (row[j] - mean) * (row[j] - mean) }
+    let inv = 1 / (squares / Float(d) + epsilon).squareRoot()
+    inverseDeviation?[r] = inv
+    i = 0
+    while i + 8 <= d {
+      store((load(row + i, 8) - mean) * inv * load(weight + i, 8) + load(bias + i, 8), out + i, 8)
+      i += 8
+    }
+    for j in i..<d { out[j] = (row[j] - mean) * inv * weight[j] + bias[j] }
   }
 }

@@ -107,3 +107,48 @@ let miniLMDirectory: String? = {
     ?? (NSHomeDirectory() as NSString).appendingPathComponent(".cache/swift-sparsity/models/all-MiniLM-L6-v2")
   return FileManager.default.fileExists(atPath: path + "/model.safetensors") ? path : nil
 }()
+
+/// Whether this is an optimized build: the MiniLM check takes ~10 minutes unoptimized, seconds
+/// optimized (`.ci/run` runs it with `swift test -c release --filter MiniLMReferenceTests`).
+#if DEBUG
+  let optimizedBuild = false
+#else
+  let optimizedBuild = true
+#endif
+
+/// Dense all-MiniLM-L6-v2 against sentence-transformers (fixture from
+/// `scripts/make_minilm_fixtures.py`): same token ids, cosine ≥ 0.9999 per text.
+@Suite(
+  "all-MiniLM-L6-v2 against sentence-transformers",
+  .enabled(if: miniLMDirectory != nil, "run scripts/fetch_minilm.py first"),
+  .enabled(if: optimizedBuild, "slow unoptimized: run with swift test -c release --filter MiniLMReferenceTests"))
+struct MiniLMReferenceTests {
+  struct Fixture: Decodable {
+    struct Text: Decodable {
+      var text: String
+      var input_ids: [Int32]
+      var embedding: [Float]
+    }
+    var max_seq_length: Int
+    var texts: [Text]
+  }
+
+  @Test func embeddingsMatchSentenceTransformers() throws {
+    let url = Bundle.module.url(forResource: "Fixtures", withExtension: nil)!.appendingPathComponent("minilm_reference.json")
+    let fixture = try JSONDecoder().decode(Fixture.self, from: Data(contentsOf: url))
+    let embedder = try SentenceEmbedder(directory: miniLMDirectory!)
+    #expect(embedder.maxLength == fixture.max_seq_length)
+    for t in fixture.texts {
+      #expect(embedder.tokenizer.encode(t.text, maxLength: embedder.maxLength).ids == t.input_ids, "\(t.text.prefix(40))")
+    }
+    let ours = embedder.embed(fixture.texts.map(\.text), batchSize: 16)
+    let d = embedder.model.configuration.hiddenSize
+    var worst = 1.0
+    for (i, t) in fixture.texts.enumerated() {
+      let cosine = EmbeddingFidelity.cosines(Array(ours[i * d..<(i + 1) * d]), t.embedding, dimension: d).mean
+      worst = min(worst, cosine)
+      #expect(cosine >= 0.9999, "\(t.text.prefix(40)): cosine \(cosine)")
+    }
+    print("MiniLM: \(fixture.texts.count) texts, lowest cosine to sentence-transformers \(worst)")
+  }
+}

@@ -11,4 +11,8 @@ int sparsity_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t registers[4]);
 /// XCR0, the register state the OS saves (XGETBV 0); 0 when OSXSAVE is off or not x86.
 uint64_t sparsity_xgetbv0(void);
 
+/// Asks the C allocator to keep freed large blocks for reuse instead of returning them to the
+/// OS (glibc: mmap and trim thresholds of 1 GiB); a no-op elsewhere. Returns 1 when applied.
+int sparsity_retain_freed_memory(void);
+
 #endif
