@@ -29,15 +29,28 @@ public final class Linear: Module {
   /// Called with every input while set (calibration capture for Wanda and SparseGPT).
   var inputObserver: ((Variable) -> Void)?
 
+  /// The dense weight packed for the kernels, and the weight version it was packed from.
+  private var packed: (version: Int, weight: LinearWeight)?
+
   public func callAsFunction(_ x: Variable) -> Variable {
     inputObserver?(x)
-    guard let compressed else { return linear(x, weight: weight, bias: bias) }
-    return sparseLinear(x, compressed)
+    if let compressed { return packedLinear(x, compressed) }
+    // Training records the graph; inference runs the dispatcher's kernel on a weight packed
+    // once per version, as the compressed formats do.
+    guard !Gradients.areEnabled, let w = packedDenseWeight() else { return linear(x, weight: weight, bias: bias) }
+    return packedLinear(x, w)
   }
 
-  /// The compressed forward pass; gradients reach `x` (through the dense weight) but not the
-  /// frozen compressed weight.
-  private func sparseLinear(_ x: Variable, _ w: LinearWeight) -> Variable {
+  private func packedDenseWeight() -> LinearWeight? {
+    if let packed, packed.version == weight.version { return packed.weight }
+    guard let w = try? LinearWeight(dense: weight.tensor) else { return nil }
+    packed = (weight.version, w)
+    return w
+  }
+
+  /// The forward pass on a packed weight; gradients reach `x` (through the dense weight) but not
+  /// the frozen packed weight.
+  private func packedLinear(_ x: Variable, _ w: LinearWeight) -> Variable {
     precondition(x.shape.last == inFeatures, "x \(x.shape) does not end in \(inFeatures) features")
     let m = x.count / max(inFeatures, 1)
     var y = [Float](repeating: 0, count: m * outFeatures)
@@ -175,8 +188,10 @@ func fusedAttention(
         out.withUnsafeMutableBufferPointer { out in
           let (q, k, v, out) = (q.baseAddress!, k.baseAddress!, v.baseAddress!, out.baseAddress!)
           Parallel.forEachRange(b * heads) { items in
-            var qh = [Float](repeating: 0, count: t * hd), kh = qh, vt = qh, context = qh
-            var scores = [Float](repeating: 0, count: t * t)
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 4 * t * hd + t * t)
+            defer { scratch.deallocate() }
+            let (qh, kh, vt, context) = (scratch, scratch + t * hd, scratch + 2 * t * hd, scratch + 3 * t * hd)
+            let scores = scratch + 4 * t * hd
             for item in items {
               let (n, h) = (item / heads, item % heads)
               for i in 0..<t {
@@ -187,14 +202,14 @@ func fusedAttention(
                   vt[j * t + i] = v[row + j]
                 }
               }
-              multiplyTransposed(qh, rows: t, kh, rows: t, inner: hd, into: &scores, workers: 1)
+              DenseMatmul.multiplyTransposed(qh, rows: t, kh, rows: t, inner: hd, into: scores, workers: 1)
               if let keyMask {
                 for j in 0..<t where keyMask[n * t + j] == 0 {
                   for i in 0..<t { scores[i * t + j] = -1e9 }
                 }
               }
-              scores.withUnsafeMutableBufferPointer { VectorMath.softmaxRows($0, length: t) }
-              multiplyTransposed(scores, rows: t, vt, rows: hd, inner: t, into: &context, workers: 1)
+              VectorMath.softmaxRows(UnsafeMutableBufferPointer(start: scores, count: t * t), length: t)
+              DenseMatmul.multiplyTransposed(scores, rows: t, vt, rows: hd, inner: t, into: context, workers: 1)
               for i in 0..<t {
                 let row = (n * t + i) * d + h * hd
                 for j in 0..<hd { out[row + j] = context[i * hd + j] }

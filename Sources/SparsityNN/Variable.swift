@@ -17,7 +17,9 @@ import SparsityCore
 /// ```
 public final class Variable {
   /// The values, row-major.
-  public var value: [Float]
+  public var value: [Float] { didSet { version &+= 1 } }
+  /// Counts assignments to ``value`` (caches of derived forms, such as a packed weight, check it).
+  public private(set) var version = 0
   /// The shape; `value.count` is the product of its extents.
   public let shape: [Int]
   /// Whether gradients flow into this variable (true for parameters).
