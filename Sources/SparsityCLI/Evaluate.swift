@@ -209,11 +209,8 @@ struct PruneEncoder: ParsableCommand {
   var dampening = 0.01
 
   func run() throws {
-    guard let method = PruningMethod(rawValue: method.lowercased()) else {
-      throw CLIError("--method must be one of \(PruningMethod.allCases.map { "\($0)" }.joined(separator: ", ")); got '\(self.method)'")
-    }
-    let parsed: SparsityPattern
-    do { parsed = try SparsityPattern(parsing: pattern) } catch { throw CLIError("--pattern '\(pattern)': \(error)") }
+    let method = try parseMethod(method)
+    let parsed = try parsePattern(pattern)
     var level = sparsity
     if case .nOfM = parsed { level = 1 }
     guard (0...1).contains(level) else { throw CLIError("--sparsity must be in 0…1, got \(sparsity)") }

@@ -64,6 +64,19 @@ func table(_ header: [String], _ rows: [[String]]) -> String {
   }.joined(separator: "\n")
 }
 
+/// The pruning method named by `--method`, or an error listing the valid names.
+func parseMethod(_ text: String) throws -> PruningMethod {
+  guard let method = PruningMethod(rawValue: text.lowercased()) else {
+    throw CLIError("--method must be one of \(PruningMethod.allCases.map { "\($0)" }.joined(separator: ", ")); got '\(text)'")
+  }
+  return method
+}
+
+/// The pattern named by `--pattern`, or an error quoting it.
+func parsePattern(_ text: String) throws -> SparsityPattern {
+  do { return try SparsityPattern(parsing: text) } catch { throw CLIError("--pattern '\(text)': \(error)") }
+}
+
 /// Text safe inside HTML elements and single-quoted attributes.
 func htmlEscape(_ s: String) -> String {
   s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")

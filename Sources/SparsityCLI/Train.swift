@@ -46,9 +46,7 @@ struct Train: ParsableCommand {
 
   func run() throws {
     guard let kind = DigitsModel(rawValue: model) else { throw CLIError("--model must be one of mlp, vit; got '\(model)'") }
-    guard let method = PruningMethod(rawValue: method.lowercased()) else {
-      throw CLIError("--method must be one of \(PruningMethod.allCases.map { "\($0)" }.joined(separator: ", ")); got '\(self.method)'")
-    }
+    let method = try parseMethod(method)
     let plans = try self.plans(method: method)
     var dense = kind.denseTraining(seed: seed)
     if let epochs {
@@ -99,8 +97,7 @@ struct Train: ParsableCommand {
 
   func plans(method: PruningMethod) throws -> [SparsityPlan] {
     if pattern == "none" { return [] }
-    let parsed: SparsityPattern
-    do { parsed = try SparsityPattern(parsing: pattern) } catch { throw CLIError("--pattern '\(pattern)': \(error)") }
+    let parsed = try parsePattern(pattern)
     guard (0...1).contains(sparsity) else { throw CLIError("--sparsity must be in 0…1, got \(sparsity)") }
     switch parsed {
     case .nOfM(2, 4): return [.twoFour(method: method)]
