@@ -95,16 +95,18 @@ public final class LinearDispatcher: Sendable {
   }
 
   /// Times every candidate for `weight` at the bucket's token count (capped at 2048) on
-  /// random activations: one warm-up, then the best of at least three runs (and 20 ms).
-  /// Returns the fastest kernel, dense preferred unless beaten by ``denseBias``.
+  /// random activations: one warm-up each, then rounds that run every candidate once in turn
+  /// (at least five rounds, and 50 ms), keeping each one's best time — interleaved, so a
+  /// neighbour's load on a shared machine slows all candidates alike instead of whichever ran
+  /// while it lasted. Returns the fastest kernel, dense preferred unless beaten by ``denseBias``.
   public func tune(_ weight: LinearWeight, tokens m: Int, candidates: [LinearKernel]) -> LinearKernel {
     let rows = Swift.max(1, Swift.min(Self.tokenBucket(m), 2048))
     var rng = SeededGenerator(seed: 0x5EED)
     let x = Tensor.randomUniform([rows, weight.inFeatures], in: -1...1, using: &rng)
+    let times = Self.bestTimes(candidates.map { kernel in { _ = weight.apply(x: x, kernel: kernel) } })
     var bestDense = (LinearKernel.denseGEMM, Double.infinity)
     var bestSparse = (LinearKernel.denseGEMM, Double.infinity)
-    for kernel in candidates {
-      let t = Self.time { _ = weight.apply(x: x, kernel: kernel) }
+    for (kernel, t) in zip(candidates, times) {
       if kernel.isDense {
         if t < bestDense.1 { bestDense = (kernel, t) }
       } else if t < bestSparse.1 {
@@ -115,19 +117,21 @@ public final class LinearDispatcher: Sendable {
     return bestSparse.1 * denseBias <= bestDense.1 ? bestSparse.0 : bestDense.0
   }
 
-  /// The best of several timings of `body` in seconds, after one warm-up run.
-  static func time(_ body: () -> Void) -> Double {
-    body()
-    var best = Double.infinity
+  /// The best time in seconds of each body, run in interleaved rounds after one warm-up each.
+  static func bestTimes(_ bodies: [() -> Void], minimumRounds: Int = 5, minimumSeconds: Double = 0.05) -> [Double] {
+    for body in bodies { body() }
+    var best = [Double](repeating: .infinity, count: bodies.count)
     var total = 0.0
-    var runs = 0
-    while runs < 3 || (total < 0.02 && runs < 50) {
-      let t0 = DispatchTime.now().uptimeNanoseconds
-      body()
-      let t = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
-      best = Swift.min(best, t)
-      total += t
-      runs += 1
+    var rounds = 0
+    while rounds < minimumRounds || (total < minimumSeconds && rounds < 100) {
+      for (i, body) in bodies.enumerated() {
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        body()
+        let t = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
+        best[i] = Swift.min(best[i], t)
+        total += t
+      }
+      rounds += 1
     }
     return best
   }

@@ -84,6 +84,8 @@ public final class BertLayer: Module {
   public let query, key, value, attentionOutput, intermediate, output: Linear
   public let attentionNorm, outputNorm: LayerNorm
   public let heads: Int
+  /// q, k and v as one product at inference.
+  let stackedQKV: StackedLinear
 
   init(_ c: BertConfiguration, generator: inout SeededGenerator) {
     let (d, i) = (c.hiddenSize, c.intermediateSize)
@@ -96,6 +98,7 @@ public final class BertLayer: Module {
     output = Linear(i, d, generator: &generator)
     outputNorm = LayerNorm(d, epsilon: Float(c.layerNormEpsilon))
     heads = c.headCount
+    stackedQKV = StackedLinear([query, key, value])
   }
 
   public override var children: [(name: String, module: Module)] {
@@ -108,8 +111,14 @@ public final class BertLayer: Module {
 
   /// h `[batch, tokens, hidden]` → same shape; `time` records each step's seconds by name.
   func callAsFunction(_ h: Variable, keyMask: [Int32], time: (String, () -> Variable) -> Variable) -> Variable {
-    let (q, k, v) = (time("attention q/k/v") { self.query(h) }, time("attention q/k/v") { self.key(h) }, time("attention q/k/v") { self.value(h) })
-    let context = time("attention softmax(qkᵀ)v") { attention(query: q, key: k, value: v, heads: self.heads, keyMask: keyMask) }
+    let context: Variable
+    if stackedQKV.isAvailable {
+      let qkv = time("attention q/k/v") { self.stackedQKV(h) }
+      context = time("attention softmax(qkᵀ)v") { attention(stackedQKV: qkv, heads: self.heads, keyMask: keyMask) }
+    } else {
+      let (q, k, v) = (time("attention q/k/v") { self.query(h) }, time("attention q/k/v") { self.key(h) }, time("attention q/k/v") { self.value(h) })
+      context = time("attention softmax(qkᵀ)v") { attention(query: q, key: k, value: v, heads: self.heads, keyMask: keyMask) }
+    }
     let projected = time("attention output") { self.attentionOutput(context) }
     let a = time("layer norms + residuals") { self.attentionNorm(add(h, projected)) }
     let expanded = time("intermediate") { self.intermediate(a) }

@@ -51,24 +51,33 @@ public final class Linear: Module {
   /// The forward pass on a packed weight; gradients reach `x` (through the dense weight) but not
   /// the frozen packed weight.
   private func packedLinear(_ x: Variable, _ w: LinearWeight) -> Variable {
-    precondition(x.shape.last == inFeatures, "x \(x.shape) does not end in \(inFeatures) features")
-    let m = x.count / max(inFeatures, 1)
-    var y = [Float](repeating: 0, count: m * outFeatures)
-    x.value.withUnsafeBufferPointer { xb in
-      y.withUnsafeMutableBufferPointer { yb in
+    let y = Self.apply(w, bias: bias?.value, to: x)
+    let (n, k, m) = (outFeatures, inFeatures, y.count / max(outFeatures, 1))
+    return Variable(y.value, shape: y.shape, parents: [x]) { out in
+      var dx = [Float](repeating: 0, count: m * k)
+      multiplyTransposed(out.gradient!, rows: m, transposed(w.dense().floatValues, rows: n, columns: k), rows: k, inner: n, into: &dx)
+      x.accumulate(dx)
+    }
+  }
+}
+
+extension Linear {
+  /// `x · wᵀ + bias` on the dispatcher's kernel, outside the graph.
+  static func apply(_ w: LinearWeight, bias: [Float]?, to x: Variable) -> Variable {
+    precondition(x.shape.last == w.inFeatures, "x \(x.shape) does not end in \(w.inFeatures) features")
+    let (m, n) = (x.count / max(w.inFeatures, 1), w.outFeatures)
+    // Every kernel writes every output element: no zero fill.
+    let y = [Float](unsafeUninitializedCapacity: m * n) { yb, count in
+      count = m * n
+      x.value.withUnsafeBufferPointer { xb in
         if let bias {
-          bias.value.withUnsafeBufferPointer { w.apply(x: xb, tokens: m, into: yb, bias: $0) }
+          bias.withUnsafeBufferPointer { w.apply(x: xb, tokens: m, into: yb, bias: $0) }
         } else {
           w.apply(x: xb, tokens: m, into: yb)
         }
       }
     }
-    let (n, k) = (outFeatures, inFeatures)
-    return Variable(y, shape: Array(x.shape.dropLast()) + [n], parents: [x]) { out in
-      var dx = [Float](repeating: 0, count: m * k)
-      multiplyTransposed(out.gradient!, rows: m, transposed(w.dense().floatValues, rows: n, columns: k), rows: k, inner: n, into: &dx)
-      x.accumulate(dx)
-    }
+    return Variable(y, shape: Array(x.shape.dropLast()) + [n])
   }
 }
 
@@ -173,52 +182,42 @@ public func attention(query q: Variable, key k: Variable, value v: Variable, hea
   return reshaped(permuted(context, [0, 2, 1, 3]), [b, t, d])
 }
 
-/// Inference attention without intermediate tensors: per (sequence, head), in parallel, the
-/// head's q, k and vᵀ are gathered into small buffers, `q·kᵀ` is scaled, masked and
-/// soft-maxed in place and `p·v` written straight into `[batch, tokens, hidden]`.
+/// Inference attention without intermediate tensors (``ScaledDotProductAttention``).
 func fusedAttention(
   _ q: [Float], _ k: [Float], _ v: [Float], batch b: Int, tokens t: Int, heads: Int, keyMask: [Int32]?
 ) -> Variable {
-  let d = q.count / max(b * t, 1), hd = d / heads
-  let scale = 1 / Float(hd).squareRoot()
-  var out = [Float](repeating: 0, count: q.count)
-  q.withUnsafeBufferPointer { q in
+  let d = q.count / max(b * t, 1)
+  return q.withUnsafeBufferPointer { q in
     k.withUnsafeBufferPointer { k in
       v.withUnsafeBufferPointer { v in
-        out.withUnsafeMutableBufferPointer { out in
-          let (q, k, v, out) = (q.baseAddress!, k.baseAddress!, v.baseAddress!, out.baseAddress!)
-          Parallel.forEachRange(b * heads) { items in
-            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 4 * t * hd + t * t)
-            defer { scratch.deallocate() }
-            let (qh, kh, vt, context) = (scratch, scratch + t * hd, scratch + 2 * t * hd, scratch + 3 * t * hd)
-            let scores = scratch + 4 * t * hd
-            for item in items {
-              let (n, h) = (item / heads, item % heads)
-              for i in 0..<t {
-                let row = (n * t + i) * d + h * hd
-                for j in 0..<hd {
-                  qh[i * hd + j] = q[row + j] * scale
-                  kh[i * hd + j] = k[row + j]
-                  vt[j * t + i] = v[row + j]
-                }
-              }
-              DenseMatmul.multiplyTransposed(qh, rows: t, kh, rows: t, inner: hd, into: scores, workers: 1)
-              if let keyMask {
-                for j in 0..<t where keyMask[n * t + j] == 0 {
-                  for i in 0..<t { scores[i * t + j] = -1e9 }
-                }
-              }
-              VectorMath.softmaxRows(UnsafeMutableBufferPointer(start: scores, count: t * t), length: t)
-              DenseMatmul.multiplyTransposed(scores, rows: t, vt, rows: hd, inner: t, into: context, workers: 1)
-              for i in 0..<t {
-                let row = (n * t + i) * d + h * hd
-                for j in 0..<hd { out[row + j] = context[i * hd + j] }
-              }
-            }
-          }
-        }
+        fusedAttention(q.baseAddress, k.baseAddress, v.baseAddress, rowStride: d, batch: b, tokens: t, hidden: d, heads: heads, keyMask: keyMask)
       }
     }
+  }
+}
+
+/// Inference attention of a stacked q/k/v projection `[batch, tokens, 3 · hidden]` (``StackedLinear``).
+func attention(stackedQKV qkv: Variable, heads: Int, keyMask: [Int32]?) -> Variable {
+  precondition(qkv.shape.count == 3 && qkv.shape[2] % 3 == 0, "attention: stacked q/k/v must be [batch, tokens, 3 · hidden]")
+  let (b, t, d) = (qkv.shape[0], qkv.shape[1], qkv.shape[2] / 3)
+  return qkv.value.withUnsafeBufferPointer { p in
+    fusedAttention(p.baseAddress, p.baseAddress.map { $0 + d }, p.baseAddress.map { $0 + 2 * d }, rowStride: 3 * d, batch: b, tokens: t, hidden: d, heads: heads, keyMask: keyMask)
+  }
+}
+
+private func fusedAttention(
+  _ q: UnsafePointer<Float>?, _ k: UnsafePointer<Float>?, _ v: UnsafePointer<Float>?, rowStride: Int, batch b: Int,
+  tokens t: Int, hidden d: Int, heads: Int, keyMask: [Int32]?
+) -> Variable {
+  guard let q, let k, let v, b * t * d > 0 else { return Variable([Float](repeating: 0, count: b * t * d), shape: [b, t, d]) }
+  let out = [Float](unsafeUninitializedCapacity: b * t * d) { out, count in
+    count = b * t * d
+    func run(_ mask: UnsafeBufferPointer<Int32>?) {
+      ScaledDotProductAttention.forward(
+        query: q, key: k, value: v, rowStride: rowStride, into: out.baseAddress!, outRowStride: d, batch: b, tokens: t,
+        heads: heads, headDimension: d / heads, keyMask: mask)
+    }
+    if let keyMask { keyMask.withUnsafeBufferPointer { run($0) } } else { run(nil) }
   }
   return Variable(out, shape: [b, t, d])
 }

@@ -5,27 +5,28 @@
 
 typealias F8 = SIMD8<Float>
 
-/// e^x: Cephes' range reduction x = n·ln 2 + r and a degree-6 polynomial for e^r; 0 below
-/// −87.3 (where results turn subnormal), +∞ above ln(Float.greatestFiniteMagnitude).
-@inline(__always)
+/// e^x: Cephes' range reduction x = n·ln 2 + r and a degree-6 polynomial for e^r (fused
+/// multiply-adds where the build has them); 0 below −87.3 (where results turn subnormal), +∞
+/// above ln(Float.greatestFiniteMagnitude).
+@_transparent
 func exp8(_ v: F8) -> F8 {
   // Concrete SIMD operations only: the generic rounding and Float→Int conversions of the
   // standard library do not specialise into vector code.
   var x = v.replacing(with: -87.3, where: v .< -87.3)
   x = x.replacing(with: 88.72, where: x .> 88.72)
   // Adding 1.5·2²³ rounds to the nearest integer n (ties to even) in the low mantissa bits.
-  let shifted = x * 1.442_695_04 + 12_582_912
+  let shifted = fma(F8(repeating: 12_582_912), x, F8(repeating: 1.442_695_04))
   let n = shifted - 12_582_912
-  var r = x - n * 0.693_359_375
-  r = r - n * -2.121_944_4e-4
+  var r = fma(x, n, F8(repeating: -0.693_359_375))
+  r = fma(r, n, F8(repeating: 2.121_944_4e-4))
   let z = r * r
   var p = F8(repeating: 1.987_569_15e-4)
-  p = p * r + 1.398_199_95e-3
-  p = p * r + 8.333_451_9e-3
-  p = p * r + 4.166_579_59e-2
-  p = p * r + 1.666_666_55e-1
-  p = p * r + 5.000_000_12e-1
-  let e = p * z + r + 1
+  p = fma(F8(repeating: 1.398_199_95e-3), p, r)
+  p = fma(F8(repeating: 8.333_451_9e-3), p, r)
+  p = fma(F8(repeating: 4.166_579_59e-2), p, r)
+  p = fma(F8(repeating: 1.666_666_55e-1), p, r)
+  p = fma(F8(repeating: 5.000_000_12e-1), p, r)
+  let e = fma(r + 1, p, z)
   // 2ⁿ as 2^h · 2^(n−h) with h = ⌊n/2⌋, so that n = 128 (x near the top) stays finite; each
   // factor is a biased exponent in bits 23…30.
   let n32 = unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- 0x4B40_0000
@@ -36,15 +37,15 @@ func exp8(_ v: F8) -> F8 {
 }
 
 /// erf(x) with absolute error ≤ 1.5e-7 (Abramowitz & Stegun 7.1.26).
-@inline(__always)
+@_transparent
 func erf8(_ x: F8) -> F8 {
   let a = x.replacing(with: -x, where: x .< 0)
   let t = 1 / (1 + 0.327_591_1 * a)
   var p = F8(repeating: 1.061_405_429)
-  p = p * t + F8(repeating: -1.453_152_027)
-  p = p * t + F8(repeating: 1.421_413_741)
-  p = p * t + F8(repeating: -0.284_496_736)
-  p = p * t + F8(repeating: 0.254_829_592)
+  p = fma(F8(repeating: -1.453_152_027), p, t)
+  p = fma(F8(repeating: 1.421_413_741), p, t)
+  p = fma(F8(repeating: -0.284_496_736), p, t)
+  p = fma(F8(repeating: 0.254_829_592), p, t)
   let y = 1 - p * t * exp8(-a * a)
   return y.replacing(with: -y, where: x .< 0)
 }
@@ -66,10 +67,10 @@ func store(_ v: F8, _ p: UnsafeMutablePointer<Float>, _ lanes: Int) {
   }
 }
 
-@inline(__always)
+@_transparent
 func gelu8(_ v: F8) -> F8 { 0.5 * v * (1 + erf8(v * 0.707_106_77)) }
 
-@inline(__always)
+@_transparent
 func geluDerivative8(_ v: F8) -> F8 {
   let cdf = 0.5 * (1 + erf8(v * 0.707_106_77))
   return cdf + v * (exp8(-0.5 * v * v) * 0.398_942_28)

@@ -1,15 +1,16 @@
-/// Packs activation rows `x[m][k]` (row stride `k`) into panels of 6 rows, k-major:
-/// panel p holds `dst[p·k·6 + kk·6 + i] = x[6p + i][kk]`, zero for rows past `m`.
+/// Packs activation rows `x[m][k]` (row stride `ld`, default `k`) into panels of 6 rows,
+/// k-major: panel p holds `dst[p·k·6 + kk·6 + i] = x[6p + i][kk]`, zero for rows past `m`.
 package func packActivationPanels(
-  x: UnsafePointer<Float>, m: Int, k: Int, panels: Range<Int>, into dst: UnsafeMutablePointer<Float>
+  x: UnsafePointer<Float>, m: Int, k: Int, ld: Int? = nil, panels: Range<Int>, into dst: UnsafeMutablePointer<Float>
 ) {
+  let ld = ld ?? k
   for p in panels {
     let out = dst + p * k * 6
     let r0 = p * 6
     let rows = Swift.min(6, m - r0)
     if rows == 6 {
-      let s0 = x + r0 * k
-      let s1 = s0 + k, s2 = s1 + k, s3 = s2 + k, s4 = s3 + k, s5 = s4 + k
+      let s0 = x + r0 * ld
+      let s1 = s0 + ld, s2 = s1 + ld, s3 = s2 + ld, s4 = s3 + ld, s5 = s4 + ld
       for kk in 0..<k {
         let o = out + kk * 6
         o[0] = s0[kk]; o[1] = s1[kk]; o[2] = s2[kk]; o[3] = s3[kk]; o[4] = s4[kk]; o[5] = s5[kk]
@@ -17,7 +18,7 @@ package func packActivationPanels(
     } else {
       out.update(repeating: 0, count: k * 6)
       for i in 0..<Swift.max(0, rows) {
-        let s = x + (r0 + i) * k
+        let s = x + (r0 + i) * ld
         for kk in 0..<k { out[kk * 6 + i] = s[kk] }
       }
     }

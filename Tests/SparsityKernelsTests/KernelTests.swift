@@ -25,10 +25,10 @@ struct Shape: CustomTestStringConvertible, Sendable {
   }
 
   @Test func kBlockingAcrossSeveralBlocks() throws {
-    // k = 600 crosses the 256-wide k-blocks twice, with a ragged last block.
-    let w = SyntheticWeights.dense(rows: 20, columns: 600, seed: 3)
+    // k = 3,100 is split into three k-blocks (1,034 + 1,034 + 1,032).
+    let w = SyntheticWeights.dense(rows: 20, columns: 3100, seed: 3)
     let weight = try LinearWeight(dense: w)
-    expectAllKernelsMatch(weight, dense: w, m: 150, seed: 4, "dense k=600")
+    expectAllKernelsMatch(weight, dense: w, m: 150, seed: 4, "dense k=3100")
   }
 
   @Test func emptyInnerDimensionGivesBias() throws {

@@ -97,6 +97,42 @@ struct BertTests {
     #expect(suitableFormat(for: loose) == .csr)
     #expect(suitableFormat(for: w) == nil)
   }
+
+  @Test(
+    "inference runs q/k/v as one stacked product with the same hidden states, dense and compressed",
+    arguments: [nil, SparseWeightFormat.semiStructured, .bsr(rows: 4, columns: 4), .csr])
+  func stackedProjection(format: SparseWeightFormat?) throws {
+    let c = BertConfiguration(vocabularySize: 12, hiddenSize: 16, layerCount: 2, headCount: 2, intermediateSize: 24, maxPositions: 16)
+    let model = BertModel(c, seed: 5)
+    model.train(false)
+    if let format {
+      // 2:4: the first two of every four inputs kept; BSR and CSR: a checkerboard of 4×4 blocks.
+      for (_, linear) in model.linearLayers() {
+        let k = linear.inFeatures
+        linear.weight.value = linear.weight.value.enumerated().map { i, w in
+          let (row, column) = (i / k, i % k)
+          let kept = format == .semiStructured ? column % 4 < 2 : (row / 4 + column / 4) % 2 == 0
+          return kept ? w : 0
+        }
+      }
+      try sparsify(model, format: format)
+    }
+    let ids: [Int32] = [2, 5, 6, 7, 3, 0, 2, 8, 9, 10, 11, 3]
+    let mask: [Int32] = [1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1]
+    let layer = model.layers[0]
+    let stacked = Gradients.disabled {
+      #expect(layer.stackedQKV.isAvailable)
+      return model.hiddenStates(ids: ids, attentionMask: mask, batch: 2, tokens: 6).value
+    }
+    // An observer on a part makes the layers run q, k and v separately.
+    for layer in model.layers { layer.query.inputObserver = { _ in } }
+    let separate = Gradients.disabled {
+      #expect(!layer.stackedQKV.isAvailable)
+      return model.hiddenStates(ids: ids, attentionMask: mask, batch: 2, tokens: 6).value
+    }
+    let worst = zip(stacked, separate).map { abs($0 - $1) }.max() ?? 0
+    #expect(worst <= 1e-5, "largest difference \(worst)")
+  }
 }
 
 /// The pretrained all-MiniLM-L6-v2 from `scripts/fetch_minilm.py` (`SPARSITY_MINILM_DIR` or the
