@@ -23,9 +23,10 @@ package final class PackedSemiStructuredWeight: TokenPanelWeight, @unchecked Sen
   package let values: FloatBuffer
   package let codes: UnsafeMutablePointer<UInt32>
   package var kBlock: Int { 64 }
-  /// 16 rows: their yᵀ tiles (4 KiB), values (2 KiB) and the 16 KiB panel slice of a k-block
-  /// fit L1 with room to spare (16 beat 32 and 64 in single-thread runs on Zen 3).
-  package var rowChunk: Int { 16 }
+  /// 64 rows: their yᵀ tiles (16 KiB) and the 16 KiB panel slice of a k-block fill L1; 64 beat
+  /// 16 by 3–10% on the MiniLM and BERT shapes (K = 384…1536, single thread, Zen 3) once the
+  /// dense GEMM no longer shares the machine's time with per-k-block C reloads.
+  package var rowChunk: Int { 64 }
   package var paddedK: Int { (groups + 15) / 16 * 64 }
 
   /// Packs the logical 2:4 form: `values` `[n, groups·2]`, `positions` one byte per value.
