@@ -223,11 +223,22 @@ public final class BertModel: Module {
     let c = configuration
     precondition(ids.count == batch * tokens && attentionMask.count == ids.count, "ids and mask must hold \(batch)×\(tokens) values")
     precondition(tokens <= c.maxPositions, "\(tokens) tokens exceed the model's \(c.maxPositions) positions")
+    let h = time("embeddings") { self.embeddings(ids: ids, batch: batch, tokens: tokens) }
+    return encoded(h, attentionMask: attentionMask, time: time)
+  }
+
+  /// The normalised sum of word, position and token-type embeddings: `[batch, tokens, hidden]`.
+  func embeddings(ids: [Int32], batch: Int, tokens: Int) -> Variable {
     let positions = (0..<batch).flatMap { _ in (0..<Int32(tokens)) }
-    var h = time("embeddings") {
-      let sum = add(add(self.wordEmbeddings(ids), self.positionEmbeddings(positions)), self.tokenTypeEmbeddings([Int32](repeating: 0, count: ids.count)))
-      return reshaped(self.embeddingNorm(sum), [batch, tokens, c.hiddenSize])
-    }
+    let sum = add(add(wordEmbeddings(ids), positionEmbeddings(positions)), tokenTypeEmbeddings([Int32](repeating: 0, count: ids.count)))
+    return reshaped(embeddingNorm(sum), [batch, tokens, configuration.hiddenSize])
+  }
+
+  /// The encoder layers applied to embeddings `h` `[batch, tokens, hidden]`.
+  func encoded(
+    _ h: Variable, attentionMask: [Int32], time: (String, () -> Variable) -> Variable = { $1() }
+  ) -> Variable {
+    var h = h
     for layer in layers { h = layer(h, keyMask: attentionMask, time: time) }
     return h
   }

@@ -372,6 +372,46 @@ public func crossEntropy(_ logits: Variable, labels: [Int32]) -> Variable {
   }
 }
 
+/// Mean squared error of `x [..., d]` against a constant `target` of the same layout, over the
+/// rows of `x` viewed as `[rows, d]` whose `rowMask` entry is nonzero (real tokens, not padding):
+/// `Σ_{r: rowMask[r] ≠ 0} Σ_j (x[r, j] − target[r, j])² / (kept rows · d)`. A one-element
+/// variable; 0 (and no gradient) when no row is kept.
+public func maskedMeanSquaredError(_ x: Variable, target: [Float], rowMask: [Int32]) -> Variable {
+  let d = x.shape.last ?? 0
+  precondition(target.count == x.count, "maskedMeanSquaredError: \(target.count) target values for \(x.shape)")
+  let rows = d == 0 ? 0 : x.count / d
+  precondition(rowMask.count == rows, "maskedMeanSquaredError: \(rowMask.count) mask values for \(rows) rows of \(d)")
+  let elements = rowMask.count { $0 != 0 } * d
+  let xv = x.value
+  var sum = 0.0
+  xv.withUnsafeBufferPointer { xb in
+    target.withUnsafeBufferPointer { tb in
+      for r in 0..<rows where rowMask[r] != 0 {
+        var rowSum: Float = 0
+        for j in r * d..<(r + 1) * d {
+          let e = xb[j] - tb[j]
+          rowSum += e * e
+        }
+        sum += Double(rowSum)
+      }
+    }
+  }
+  let loss = elements > 0 ? sum / Double(elements) : 0
+  return Variable([Float(loss)], shape: [], parents: [x]) { out in
+    guard elements > 0 else { return }
+    let scale = out.gradient![0] * 2 / Float(elements)
+    x.accumulate { dx in
+      xv.withUnsafeBufferPointer { xb in
+        target.withUnsafeBufferPointer { tb in
+          for r in 0..<rows where rowMask[r] != 0 {
+            for j in r * d..<(r + 1) * d { dx[j] += scale * (xb[j] - tb[j]) }
+          }
+        }
+      }
+    }
+  }
+}
+
 // MARK: - Shapes and gathering
 
 /// The same values in another shape with as many elements.

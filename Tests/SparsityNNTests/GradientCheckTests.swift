@@ -111,6 +111,29 @@ struct GradientCheckTests {
     expectGradientsMatch([randomVariable([5, 4], seed: 19, scale: 2)]) { crossEntropy($0[0], labels: [0, 3, 1, 1, 2]) }
   }
 
+  @Test("masked mean squared error: 2-D and 3-D, padding rows ignored")
+  func maskedMeanSquaredErrorGradients() {
+    var g = SeededGenerator(seed: 37)
+    let target = (0..<30).map { _ in Float(g.nextNormal()) }
+    expectGradientsMatch([randomVariable([6, 5], seed: 38)]) {
+      maskedMeanSquaredError($0[0], target: target, rowMask: [1, 0, 1, 1, 0, 1])
+    }
+    expectGradientsMatch([randomVariable([2, 3, 5], seed: 39)]) {
+      maskedMeanSquaredError($0[0], target: target, rowMask: [1, 1, 1, 1, 0, 0])
+    }
+  }
+
+  @Test("masked mean squared error: the value, and no rows kept")
+  func maskedMeanSquaredErrorValue() {
+    let x = Variable([1, 2, 3, 4, 5, 6], shape: [3, 2], requiresGradient: true)
+    let loss = maskedMeanSquaredError(x, target: [0, 0, 9, 9, 5, 4], rowMask: [1, 0, 1])
+    #expect(abs(loss.scalar - (1 + 4 + 0 + 4) / 4) < 1e-6)
+    loss.backward()
+    #expect(x.gradient == [0.5, 1, 0, 0, 0, 1])
+    let none = maskedMeanSquaredError(x, target: [Float](repeating: 1, count: 6), rowMask: [0, 0, 0])
+    #expect(none.scalar == 0)
+  }
+
   @Test("reshape and permute")
   func shapeGradients() {
     expectGradientsMatch([randomVariable([2, 3, 4], seed: 20)]) { reshaped($0[0], [4, 6]) }

@@ -1,0 +1,112 @@
+import ArgumentParser
+import Foundation
+import Sparsity
+
+/// Masked distillation of a pruned sentence encoder toward its dense original.
+struct Distill: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Fine-tune a pruned sentence encoder so its hidden states match the dense model's, keeping its zeros.",
+    discussion: """
+      The masks are the nonzero pattern of every encoder Linear weight of --weights that holds zeros: those \
+      weights stay exactly as sparse (pruned weights stay zero). Every encoder-layer parameter trains (AdamW, \
+      warmup + cosine schedule) to minimise the mean squared error between the last hidden states of real \
+      tokens and the dense model's; the embeddings stay frozen. Trains on the corpus' calibration sentences \
+      only (the evaluation sentences of `eval` stay held out) and writes every tensor of the model, like \
+      prune-encoder. E.g.: sparsity prune-encoder --model M -o pruned.safetensors --tokens 12000, then \
+      sparsity distill --model M --weights pruned.safetensors -o distilled.safetensors, then \
+      sparsity eval --model M --weights distilled.safetensors.
+      """)
+
+  @Option(help: "The model folder (the dense model: the teacher).")
+  var model: String
+
+  @Option(help: "The pruned weights (safetensors, e.g. from prune-encoder): the student and its masks.")
+  var weights: String
+
+  @Option(name: .shortAndLong, help: "The distilled weights file to write.")
+  var output: String
+
+  @Option(help: "Passes over the calibration sentences.")
+  var epochs = 8
+
+  @Option(help: "Peak learning rate (warmup, then cosine decay to 0).")
+  var learningRate = 2e-4
+
+  @Option(help: "Sentences per step.")
+  var batchSize = 16
+
+  @Option(help: "Share of the steps spent warming up.")
+  var warmup = 0.1
+
+  @Option(help: "AdamW's decoupled weight decay.")
+  var weightDecay = 0.0
+
+  @Option(help: "A sentence corpus JSON (default: the bundled one); its calibration sentences are used.")
+  var corpus: String?
+
+  @Option(help: "Seed of the batch order.")
+  var seed: UInt64 = 0
+
+  func run() throws {
+    guard epochs > 0 else { throw CLIError("--epochs must be positive, got \(epochs)") }
+    guard batchSize > 0 else { throw CLIError("--batch-size must be positive, got \(batchSize)") }
+    guard learningRate > 0, learningRate.isFinite else { throw CLIError("--learning-rate must be positive, got \(learningRate)") }
+    guard (0...1).contains(warmup) else { throw CLIError("--warmup must be in 0…1, got \(warmup)") }
+    guard weightDecay >= 0, weightDecay.isFinite else { throw CLIError("--weight-decay must be ≥ 0, got \(weightDecay)") }
+    let corpus = try corpus.map { try SentenceCorpus(contentsOf: $0) } ?? SentenceCorpus.builtIn()
+    guard !corpus.calibration.isEmpty else { throw CLIError("the corpus has no calibration sentences") }
+    let teacher = try SentenceEmbedder(directory: model)
+    let student = try SentenceEmbedder(directory: model)
+    try student.model.load(weightsFile: weights)
+    let masks = student.model.prunedWeightMasks()
+    guard !masks.masks.isEmpty else {
+      throw CLIError("\(weights): no encoder Linear weight holds zeros, so there is nothing to keep sparse (prune it first, e.g. with prune-encoder)")
+    }
+    let pruned = masks.masks.values.reduce(0) { $0 + Int(($1.sparsity * Double($1.tensor.count)).rounded()) }
+    let total = masks.masks.values.reduce(0) { $0 + $1.tensor.count }
+    say("keeping the zeros of \(masks.masks.count) encoder weights (\(formatPercent(Double(pruned) / Double(max(total, 1)))) of their values)")
+
+    let texts = corpus.calibration
+    let configuration = DistillationConfiguration(
+      epochs: epochs, batchSize: batchSize, learningRate: learningRate, warmupFraction: warmup, weightDecay: weightDecay,
+      seed: seed)
+    let progress = ProgressLine()
+    progress.stage("loss before distillation (\(texts.count) calibration sentences)")
+    let before = student.distillationLoss(toward: teacher.model, texts: texts)
+    progress.finish()
+    say(String(format: "loss before: %.6f", before))
+    let start = DispatchTime.now()
+    student.distill(
+      toward: teacher.model, texts: texts, masks: masks, configuration: configuration,
+      progress: { epoch, step, steps, loss in
+        if step == 0 { progress.stage("epoch \(epoch + 1)/\(epochs)") }
+        progress.update(fraction: Double(step + 1) / Double(steps), detail: String(format: "step %d/%d  loss %.6f", step + 1, steps, loss))
+      },
+      epochDone: { record in
+        progress.finish()
+        say(String(format: "epoch %d/%d: loss %.6f (%.1f s)", record.epoch + 1, epochs, record.loss, record.seconds))
+      })
+    progress.stage("loss after distillation")
+    let after = student.distillationLoss(toward: teacher.model, texts: texts)
+    progress.finish()
+    say(String(format: "loss after: %.6f", after))
+
+    let parameters = Dictionary(uniqueKeysWithValues: student.model.namedParameters().map { ($0.name, $0.parameter) })
+    let violations = masks.masks.filter { name, mask in
+      let nonzero = Mask(nonzerosOf: parameters[name]!.tensor).tensor.scalars(as: Bool.self)
+      return zip(nonzero, mask.tensor.scalars(as: Bool.self)).contains { $0 && !$1 }
+    }
+    guard violations.isEmpty else {
+      throw CLIError("internal error: pruned values of \(violations.keys.sorted().joined(separator: ", ")) became nonzero")
+    }
+    try SafetensorsFile.write(
+      student.model.stateDict(),
+      metadata: [
+        "source":
+          "sparsity distill --weights \((weights as NSString).lastPathComponent) --epochs \(epochs) --learning-rate \(learningRate) --batch-size \(batchSize) --seed \(seed) (\(texts.count) calibration sentences)"
+      ],
+      to: output)
+    let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
+    say("distilled \(masks.masks.count) masked weights in \(String(format: "%.1f", seconds)) s; wrote \(output)")
+  }
+}

@@ -1,0 +1,78 @@
+import SparsityCore
+import SparsityFormats
+import SparsityPruning
+import SparsityText
+import Testing
+
+@testable import SparsityNN
+
+@Suite("Masked distillation of a pruned BERT toward the dense one")
+struct DistillationTests {
+  static let configuration = BertConfiguration(
+    vocabularySize: 12, hiddenSize: 16, layerCount: 2, headCount: 2, intermediateSize: 32, maxPositions: 16)
+  static let vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "cat", "sat", "on", "mat", "##s", "."]
+  static let texts = [
+    "the cat sat on the mat.", "cats sat.", "the mat", "on the cat", "the cats sat on the mats.", "mat", "cat on mat.",
+    "the the cat", "sat on the mat", "cats on mats on cats.", "the cat.", "mats sat on the cat",
+  ]
+
+  /// A dense teacher and a copy of it pruned 2:4 (magnitude) in every encoder `Linear`.
+  static func pair() throws -> (teacher: BertModel, student: SentenceEmbedder, masks: ParameterMasks) {
+    let teacher = BertModel(configuration, seed: 5)
+    let student = BertModel(configuration, seed: 5)
+    let masks = try prune(student, PruningConfiguration(pattern: .twoFour, sparsityLevel: 1)) { name, _ in name.hasPrefix("encoder.") }
+    let tokenizer = try WordPieceTokenizer(vocabulary: vocabulary)
+    return (teacher, SentenceEmbedder(tokenizer: tokenizer, model: student), masks)
+  }
+
+  @Test("prunedWeightMasks finds exactly the pruned weights and their nonzeros")
+  func masksFromZeros() throws {
+    let (teacher, student, masks) = try Self.pair()
+    #expect(teacher.prunedWeightMasks().masks.isEmpty)
+    let found = student.model.prunedWeightMasks()
+    #expect(found.masks.count == 12)
+    #expect(Set(found.masks.keys) == Set(masks.masks.keys))
+    for (name, mask) in found.masks { #expect(mask.conforms(to: .twoFour), "\(name)") }
+  }
+
+  @Test("distillation lowers the loss, keeps every pruned weight zero and the embeddings frozen")
+  func lowersLossKeepsZeros() throws {
+    let (teacher, student, masks) = try Self.pair()
+    let frozen = student.model.namedParameters().filter { $0.name.hasPrefix("embeddings.") }.map(\.parameter.value)
+    let before = student.distillationLoss(toward: teacher, texts: Self.texts)
+    #expect(before > 0)
+    var steps = 0
+    let records = student.distill(
+      toward: teacher, texts: Self.texts, masks: masks,
+      configuration: DistillationConfiguration(epochs: 6, batchSize: 4, learningRate: 1e-2, warmupFraction: 0.1, seed: 1),
+      progress: { _, _, _, _ in steps += 1 })
+    let after = student.distillationLoss(toward: teacher, texts: Self.texts)
+    #expect(records.count == 6 && steps == 6 * 3)
+    #expect(records.last!.loss < records.first!.loss)
+    #expect(after < 0.5 * before, "loss \(before) → \(after)")
+
+    let parameters = Dictionary(uniqueKeysWithValues: student.model.namedParameters().map { ($0.name, $0.parameter) })
+    for (name, mask) in masks.masks {
+      let keep = mask.tensor.scalars(as: Bool.self)
+      let value = parameters[name]!.value
+      #expect(keep.indices.allSatisfy { keep[$0] || value[$0] == 0 }, "\(name): a pruned weight became nonzero")
+      #expect(Mask(nonzerosOf: parameters[name]!.tensor).conforms(to: .twoFour))
+    }
+    #expect(student.model.namedParameters().filter { $0.name.hasPrefix("embeddings.") }.map(\.parameter.value) == frozen)
+    // Kept weights and the layer norms trained.
+    let teacherParameters = Dictionary(uniqueKeysWithValues: teacher.namedParameters().map { ($0.name, $0.parameter.value) })
+    #expect(parameters["encoder.layer.1.output.LayerNorm.weight"]!.value != teacherParameters["encoder.layer.1.output.LayerNorm.weight"])
+  }
+
+  @Test("the same seed gives the same weights")
+  func reproducible() throws {
+    func run() throws -> [Float] {
+      let (teacher, student, masks) = try Self.pair()
+      student.distill(
+        toward: teacher, texts: Self.texts, masks: masks,
+        configuration: DistillationConfiguration(epochs: 2, batchSize: 5, learningRate: 1e-2, seed: 3))
+      return student.model.parameters().flatMap(\.value)
+    }
+    #expect(try run() == run())
+  }
+}
