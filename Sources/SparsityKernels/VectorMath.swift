@@ -44,22 +44,25 @@ public enum VectorMath {
     }
   }
 
-  /// Layer normalisation of every row of `x [count / d, d]` into `y`; `inverseDeviation`
-  /// (one value per row), when given, receives 1/√(variance + ε).
+  /// Layer normalisation of every row of `x [count / d, d]` (or of `x + residual`) into `y`;
+  /// `inverseDeviation` (one value per row), when given, receives 1/√(variance + ε).
   public static func layerNorm(
-    _ x: UnsafeBufferPointer<Float>, into y: UnsafeMutableBufferPointer<Float>, d: Int, weight: UnsafeBufferPointer<Float>,
+    _ x: UnsafeBufferPointer<Float>, adding residual: UnsafeBufferPointer<Float>? = nil,
+    into y: UnsafeMutableBufferPointer<Float>, d: Int, weight: UnsafeBufferPointer<Float>,
     bias: UnsafeBufferPointer<Float>, epsilon: Float, inverseDeviation: UnsafeMutableBufferPointer<Float>? = nil
   ) {
     supportChecked
     precondition(d > 0 && x.count % d == 0 && y.count == x.count && weight.count == d && bias.count == d, "layerNorm: buffer sizes")
+    precondition(residual == nil || residual!.count == x.count, "layerNorm: the residual must match x")
     let rows = x.count / d
     precondition(inverseDeviation == nil || inverseDeviation!.count == rows, "layerNorm: one inverse deviation per row")
     guard rows > 0, let xa = x.baseAddress, let ya = y.baseAddress, let w = weight.baseAddress, let b = bias.baseAddress else { return }
     let inv = inverseDeviation?.baseAddress
+    let add = residual?.baseAddress
     inParallel(rows, grain: max(1, 32_768 / d)) { r in
       layerNormRows(
         xa + r.lowerBound * d, ya + r.lowerBound * d, rows: r.count, d: d, weight: w, bias: b, epsilon: epsilon,
-        inverseDeviation: inv.map { $0 + r.lowerBound })
+        inverseDeviation: inv.map { $0 + r.lowerBound }, residual: add.map { $0 + r.lowerBound * d })
     }
   }
 

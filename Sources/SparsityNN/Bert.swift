@@ -120,11 +120,11 @@ public final class BertLayer: Module {
       context = time("attention softmax(qkᵀ)v") { attention(query: q, key: k, value: v, heads: self.heads, keyMask: keyMask) }
     }
     let projected = time("attention output") { self.attentionOutput(context) }
-    let a = time("layer norms + residuals") { self.attentionNorm(add(h, projected)) }
+    let a = time("layer norms + residuals") { self.attentionNorm(h, adding: projected) }
     let expanded = time("intermediate") { self.intermediate(a) }
     let inner = time("GELU") { geluConsuming(expanded) }
     let out = time("output") { self.output(inner) }
-    return time("layer norms + residuals") { self.outputNorm(add(a, out)) }
+    return time("layer norms + residuals") { self.outputNorm(a, adding: out) }
   }
 }
 

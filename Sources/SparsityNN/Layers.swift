@@ -110,6 +110,11 @@ public final class LayerNorm: Module {
   public override var ownParameters: [(name: String, parameter: Variable)] { [("weight", weight), ("bias", bias)] }
 
   public func callAsFunction(_ x: Variable) -> Variable { layerNorm(x, weight: weight, bias: bias, epsilon: epsilon) }
+
+  /// The normalisation of `x + residual` (fused at inference).
+  public func callAsFunction(_ x: Variable, adding residual: Variable) -> Variable {
+    layerNorm(x, adding: residual, weight: weight, bias: bias, epsilon: epsilon)
+  }
 }
 
 /// The nonlinearities of the MLP blocks.

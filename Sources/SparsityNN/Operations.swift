@@ -249,6 +249,31 @@ public func dropout(_ x: Variable, probability: Double, generator: inout SeededG
 
 // MARK: - Normalisation and losses
 
+/// `layerNorm(add(x, residual), …)`, a post-norm residual step (BERT). Outside a recorded graph
+/// it is one fused pass that never materialises the sum.
+public func layerNorm(_ x: Variable, adding residual: Variable, weight: Variable, bias: Variable, epsilon: Float = 1e-5)
+  -> Variable
+{
+  let recording = Gradients.areEnabled && [x, residual, weight, bias].contains { $0.requiresGradient }
+  guard !recording, x.shape == residual.shape, let d = x.shape.last, d > 0, x.count > 0 else {
+    return layerNorm(add(x, residual), weight: weight, bias: bias, epsilon: epsilon)
+  }
+  precondition(weight.shape == [d] && bias.shape == [d], "layerNorm: weight/bias must be [\(d)], got \(weight.shape), \(bias.shape)")
+  let y = [Float](unsafeUninitializedCapacity: x.count) { yb, count in
+    count = x.count
+    x.value.withUnsafeBufferPointer { xb in
+      residual.value.withUnsafeBufferPointer { rb in
+        weight.value.withUnsafeBufferPointer { wb in
+          bias.value.withUnsafeBufferPointer { bb in
+            VectorMath.layerNorm(xb, adding: rb, into: yb, d: d, weight: wb, bias: bb, epsilon: epsilon)
+          }
+        }
+      }
+    }
+  }
+  return Variable(y, shape: x.shape)
+}
+
 /// Layer normalisation over the last axis: `(x − mean) / √(variance + ε) · weight + bias`
 /// (biased variance, as PyTorch).
 public func layerNorm(_ x: Variable, weight: Variable, bias: Variable, epsilon: Float = 1e-5) -> Variable {

@@ -141,14 +141,27 @@ package func softmaxRows(_ v: UnsafeMutablePointer<Float>, rows: Int, length: In
 
 /// Layer normalisation of each row of `x [rows, d]` into `y`:
 /// `(x − mean) / √(variance + ε) · weight + bias`; `inverseDeviation[r]` receives 1/√(variance + ε)
-/// when given.
+/// when given. With `residual`, the rows of `x + residual` are normalised (one pass over memory).
 package func layerNormRows(
   _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Int, d: Int, weight: UnsafePointer<Float>,
-  bias: UnsafePointer<Float>, epsilon: Float, inverseDeviation: UnsafeMutablePointer<Float>?
+  bias: UnsafePointer<Float>, epsilon: Float, inverseDeviation: UnsafeMutablePointer<Float>?,
+  residual: UnsafePointer<Float>? = nil
 ) {
   guard d > 0 else { return }
   for r in 0..<rows {
-    let row = x + r * d, out = y + r * d
+    var row = x + r * d
+    let out = y + r * d
+    if let residual {
+      // Normalise x + residual: the sum goes to the output row (in L1), normalised in place.
+      let add = residual + r * d
+      var i = 0
+      while i + 8 <= d {
+        store(load(row + i, 8) + load(add + i, 8), out + i, 8)
+        i += 8
+      }
+      for j in i..<d { out[j] = row[j] + add[j] }
+      row = UnsafePointer(out)
+    }
     var sum8 = F8()
     var i = 0
     while i + 8 <= d {

@@ -101,6 +101,19 @@ struct GradientCheckTests {
     expectGradientsMatch([x, w, b]) { v in layerNorm(v[0], weight: v[1], bias: v[2]) }
   }
 
+  @Test("layerNorm of a residual sum: gradients, and the fused inference pass equals add + layerNorm")
+  func residualLayerNorm() {
+    let x = randomVariable([3, 2, 11], seed: 18, scale: 2)
+    let r = randomVariable([3, 2, 11], seed: 19)
+    let w = randomVariable([11], seed: 20)
+    let b = randomVariable([11], seed: 21)
+    expectGradientsMatch([x, r, w, b]) { v in layerNorm(v[0], adding: v[1], weight: v[2], bias: v[3]) }
+    let composed = layerNorm(add(x, r), weight: w, bias: b)
+    let fused = Gradients.disabled { layerNorm(x, adding: r, weight: w, bias: b) }
+    #expect(!fused.requiresGradient && fused.shape == composed.shape)
+    #expect(zip(fused.value, composed.value).allSatisfy { abs($0 - $1) <= 1e-6 * max(1, abs($1)) })
+  }
+
   @Test("softmax over the last axis")
   func softmaxGradients() {
     expectGradientsMatch([randomVariable([2, 3, 5], seed: 18, scale: 2)]) { softmax($0[0]) }
