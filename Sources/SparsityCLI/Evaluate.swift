@@ -48,7 +48,8 @@ struct Eval: ParsableCommand {
     discussion: """
       Fidelity on the corpus' held-out sentences (cosine to the dense embeddings) and retrieval set (top-5 \
       nearest-neighbour overlap); speed as sentences/s on the corpus' long texts truncated to 128 tokens, at \
-      batch 32 and at batch 1 (the workload of scripts/bench_sentence_transformers.py), with the time per step.
+      batch 32 and at batch 1 (the workload of scripts/bench_sentence_transformers.py), with the time per step; \
+      the dense and the pruned model run in alternating rounds and the median of --repeats is reported.
       """)
 
   @Option(help: "The model folder (the dense model).")
@@ -113,13 +114,13 @@ struct Eval: ParsableCommand {
       return
     }
     for embedder in [dense, sparse] { embedder.maxLength = 128 }
-    progress.stage("speed: \(corpus.throughput.count) texts × 128 tokens at batch 32, dense then sparse")
-    let dense32 = ThroughputMeasurement.measure(dense, texts: corpus.throughput, batchSize: 32, repeats: repeats)
-    let sparse32 = ThroughputMeasurement.measure(sparse, texts: corpus.throughput, batchSize: 32, repeats: repeats)
+    progress.stage("speed: \(corpus.throughput.count) texts × 128 tokens at batch 32, dense and sparse in turn")
+    let batched = ThroughputMeasurement.compare([dense, sparse], texts: corpus.throughput, batchSize: 32, repeats: repeats)
+    let (dense32, sparse32) = (batched[0], batched[1])
     let single = Array(corpus.throughput.prefix(64))
-    progress.stage("speed: \(single.count) texts × 128 tokens at batch 1, dense then sparse")
-    let dense1 = ThroughputMeasurement.measure(dense, texts: single, batchSize: 1, repeats: repeats)
-    let sparse1 = ThroughputMeasurement.measure(sparse, texts: single, batchSize: 1, repeats: repeats)
+    progress.stage("speed: \(single.count) texts × 128 tokens at batch 1, dense and sparse in turn")
+    let unbatched = ThroughputMeasurement.compare([dense, sparse], texts: single, batchSize: 1, repeats: repeats)
+    let (dense1, sparse1) = (unbatched[0], unbatched[1])
     progress.finish()
 
     report.denseSentencesPerS = dense32.sentencesPerSecond

@@ -95,20 +95,31 @@ public struct ThroughputMeasurement: Sendable {
   public static func measure(_ embedder: SentenceEmbedder, texts: [String], batchSize: Int, repeats: Int = 3)
     -> ThroughputMeasurement
   {
-    _ = embedder.embed(Array(texts.prefix(batchSize)), batchSize: batchSize)
-    var runs: [ThroughputMeasurement] = []
+    compare([embedder], texts: texts, batchSize: batchSize, repeats: repeats)[0]
+  }
+
+  /// Measures several embedders on the same texts in alternating rounds (one warm-up each, then
+  /// `repeats` rounds that run every embedder once), so that other load on a shared machine
+  /// slows them alike; the median repeat of each.
+  public static func compare(_ embedders: [SentenceEmbedder], texts: [String], batchSize: Int, repeats: Int = 3)
+    -> [ThroughputMeasurement]
+  {
+    for embedder in embedders { _ = embedder.embed(Array(texts.prefix(batchSize)), batchSize: batchSize) }
+    var runs = [[ThroughputMeasurement]](repeating: [], count: embedders.count)
     for _ in 0..<max(repeats, 1) {
-      var steps: [String: Double] = [:]
-      let start = DispatchTime.now()
-      _ = embedder.embed(texts, batchSize: batchSize) { name, body in
-        let t0 = DispatchTime.now()
-        let result = body()
-        steps[name, default: 0] += Double(DispatchTime.now().uptimeNanoseconds - t0.uptimeNanoseconds) / 1e9
-        return result
+      for (i, embedder) in embedders.enumerated() {
+        var steps: [String: Double] = [:]
+        let start = DispatchTime.now()
+        _ = embedder.embed(texts, batchSize: batchSize) { name, body in
+          let t0 = DispatchTime.now()
+          let result = body()
+          steps[name, default: 0] += Double(DispatchTime.now().uptimeNanoseconds - t0.uptimeNanoseconds) / 1e9
+          return result
+        }
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
+        runs[i].append(ThroughputMeasurement(sentencesPerSecond: Double(texts.count) / seconds, stepSeconds: steps, seconds: seconds))
       }
-      let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
-      runs.append(ThroughputMeasurement(sentencesPerSecond: Double(texts.count) / seconds, stepSeconds: steps, seconds: seconds))
     }
-    return runs.sorted { $0.seconds < $1.seconds }[runs.count / 2]
+    return runs.map { $0.sorted { $0.seconds < $1.seconds }[$0.count / 2] }
   }
 }

@@ -42,19 +42,24 @@ package struct DenseBlocking: Sendable {
   package var kc: Int
   package var mcPanels: Int
 
-  /// The blocking for inner dimension `k`: one k-block up to 1,536 (else equal blocks of at most
-  /// that), so each output tile is written once instead of re-read per block — with BLIS's
-  /// kc = 256, the C reloads cost Zen 3 about 15–25% at K = 384…1,536, as measured — and about
-  /// 384 KiB of packed activations per L2 block.
+  /// The blocking for inner dimension `k`: one k-block up to 1,536, so each output tile is
+  /// written once instead of re-read per block (with BLIS's kc = 256 the C reloads cost Zen 3
+  /// 15–25% at K = 384…1,536, as measured), with about 384 KiB of packed activations per L2
+  /// block; beyond 1,536, BLIS's 256 × 144 rows (larger k-blocks measured 10–35% slower there
+  /// on two threads: the weight micro-panel leaves L1 and the activation block crowds L2).
   package init(k: Int) {
-    let blocks = Swift.max(1, (k + 1535) / 1536)
-    kc = Swift.max(1, (k + blocks - 1) / blocks)
-    mcPanels = Swift.min(48, Swift.max(4, 384 * 1024 / (kc * 6 * 4)))
+    if k <= 1536 {
+      kc = Swift.max(1, k)
+      mcPanels = Swift.min(48, Swift.max(4, 384 * 1024 / (kc * 6 * 4)))
+    } else {
+      kc = 256
+      mcPanels = 24
+    }
   }
 }
 
-/// `y[m, n] = x[m, k] · Wᵀ + bias` with the packed GEMM (6×16 register tiles, k-blocks of up to
-/// 1,536 (``DenseBlocking``) and activation blocks sized for L2), on `workers`
+/// `y[m, n] = x[m, k] · Wᵀ + bias` with the packed GEMM (6×16 register tiles, k-blocks and
+/// activation blocks chosen by ``DenseBlocking``), on `workers`
 /// threads splitting the output columns (or the rows when there are few columns).
 package func denseLinear(
   weight: PackedDenseWeight, x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>,

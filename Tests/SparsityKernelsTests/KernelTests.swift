@@ -25,7 +25,7 @@ struct Shape: CustomTestStringConvertible, Sendable {
   }
 
   @Test func kBlockingAcrossSeveralBlocks() throws {
-    // k = 3,100 is split into three k-blocks (1,034 + 1,034 + 1,032).
+    // k = 3,100 is split into k-blocks of 256 with a ragged last one.
     let w = SyntheticWeights.dense(rows: 20, columns: 3100, seed: 3)
     let weight = try LinearWeight(dense: w)
     expectAllKernelsMatch(weight, dense: w, m: 150, seed: 4, "dense k=3100")
