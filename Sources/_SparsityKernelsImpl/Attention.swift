@@ -113,7 +113,7 @@ package func attentionForward(
         }
         transpose(
           context, rowStride: queryColumns, rows: hd, columns: t, into: o.out + first * o.outRowStride + column,
-          rowStride: o.outRowStride, scale: 1)
+          rowStride: o.outRowStride)
       }
     }
   }
@@ -140,37 +140,4 @@ package func softmaxColumns16(_ s: UnsafeMutablePointer<Float>, keys: Int, inver
   }
   store8(1 / s0, inverseSums)
   store8(1 / s1, inverseSums + 8)
-}
-
-/// `dst[c · dstStride + r] = src[r · srcStride + c] · scale` for `r < rows`, `c < columns`:
-/// 8×8 blocks through registers where the build has AVX2, scalar at the edges.
-package func transpose(
-  _ src: UnsafePointer<Float>, rowStride lds: Int, rows: Int, columns: Int, into dst: UnsafeMutablePointer<Float>,
-  rowStride ldd: Int, scale: Float
-) {
-  var r0 = 0
-  #if SPARSITY_ISA_AVX2 || SPARSITY_ISA_AVX512
-    let factor = Vec8(repeating: scale)
-    while r0 + 8 <= rows {
-      var c0 = 0
-      while c0 + 8 <= columns {
-        let p = src + r0 * lds + c0
-        let t = transpose8x8(
-          load8(p), load8(p + lds), load8(p + 2 * lds), load8(p + 3 * lds), load8(p + 4 * lds), load8(p + 5 * lds),
-          load8(p + 6 * lds), load8(p + 7 * lds))
-        let o = dst + c0 * ldd + r0
-        store8(t.0 * factor, o); store8(t.1 * factor, o + ldd); store8(t.2 * factor, o + 2 * ldd)
-        store8(t.3 * factor, o + 3 * ldd); store8(t.4 * factor, o + 4 * ldd); store8(t.5 * factor, o + 5 * ldd)
-        store8(t.6 * factor, o + 6 * ldd); store8(t.7 * factor, o + 7 * ldd)
-        c0 += 8
-      }
-      for r in r0..<(r0 + 8) {
-        for c in c0..<columns { dst[c * ldd + r] = src[r * lds + c] * scale }
-      }
-      r0 += 8
-    }
-  #endif
-  for r in r0..<rows {
-    for c in 0..<columns { dst[c * ldd + r] = src[r * lds + c] * scale }
-  }
 }

@@ -39,33 +39,7 @@ package func packTokenPanel(
   if tokens < panelTokens || paddedK > k {
     dst.update(repeating: 0, count: paddedK * panelTokens)
   }
-  // 8×8 blocks: read 8 rows of x, write 8 panel rows.
-  var j = 0
-  while j < tokens {
-    let rows = Swift.min(8, tokens - j)
-    var kk = 0
-    #if SPARSITY_ISA_AVX2 || SPARSITY_ISA_AVX512
-      if rows == 8 {
-        let s = x + (m0 + j) * k
-        while kk + 8 <= k {
-          let p = s + kk
-          let t = transpose8x8(
-            load8(p), load8(p + k), load8(p + 2 * k), load8(p + 3 * k), load8(p + 4 * k), load8(p + 5 * k),
-            load8(p + 6 * k), load8(p + 7 * k))
-          let o = dst + kk * panelTokens + j
-          store8(t.0, o); store8(t.1, o + 64); store8(t.2, o + 128); store8(t.3, o + 192)
-          store8(t.4, o + 256); store8(t.5, o + 320); store8(t.6, o + 384); store8(t.7, o + 448)
-          kk += 8
-        }
-      }
-    #endif
-    while kk < k {
-      let o = dst + kk * panelTokens + j
-      for t in 0..<rows { o[t] = x[(m0 + j + t) * k + kk] }
-      kk += 1
-    }
-    j += 8
-  }
+  transpose(x + m0 * k, rowStride: k, rows: tokens, columns: k, into: dst, rowStride: panelTokens)
 }
 
 /// `y = x · Wᵀ + bias` for a CSR weight with the token-panel kernel.
@@ -212,3 +186,36 @@ package func storeTransposed(
     )
   }
 #endif
+
+/// `dst[c · dstStride + r] = src[r · srcStride + c] · scale` for `r < rows`, `c < columns`:
+/// 8×8 blocks through registers where the build has AVX2, scalar at the edges.
+package func transpose(
+  _ src: UnsafePointer<Float>, rowStride lds: Int, rows: Int, columns: Int, into dst: UnsafeMutablePointer<Float>,
+  rowStride ldd: Int, scale: Float = 1
+) {
+  var r0 = 0
+  #if SPARSITY_ISA_AVX2 || SPARSITY_ISA_AVX512
+    let factor = Vec8(repeating: scale)
+    while r0 + 8 <= rows {
+      var c0 = 0
+      while c0 + 8 <= columns {
+        let p = src + r0 * lds + c0
+        let t = transpose8x8(
+          load8(p), load8(p + lds), load8(p + 2 * lds), load8(p + 3 * lds), load8(p + 4 * lds), load8(p + 5 * lds),
+          load8(p + 6 * lds), load8(p + 7 * lds))
+        let o = dst + c0 * ldd + r0
+        store8(t.0 * factor, o); store8(t.1 * factor, o + ldd); store8(t.2 * factor, o + 2 * ldd)
+        store8(t.3 * factor, o + 3 * ldd); store8(t.4 * factor, o + 4 * ldd); store8(t.5 * factor, o + 5 * ldd)
+        store8(t.6 * factor, o + 6 * ldd); store8(t.7 * factor, o + 7 * ldd)
+        c0 += 8
+      }
+      for r in r0..<(r0 + 8) {
+        for c in c0..<columns { dst[c * ldd + r] = src[r * lds + c] * scale }
+      }
+      r0 += 8
+    }
+  #endif
+  for r in r0..<rows {
+    for c in 0..<columns { dst[c * ldd + r] = src[r * lds + c] * scale }
+  }
+}
