@@ -6,15 +6,36 @@ import PackageDescription
 // for a specific CPU. Build settings (environment variables read when the manifest loads):
 //   SPARSITY_PORTABLE=1         no target-CPU flag: baseline x86-64 (or any architecture),
 //                               correct everywhere, several times slower. CI builds this too.
-//   SPARSITY_TARGET_CPU=NAME    the `-target-cpu` for the kernels; default `haswell` (AVX2 +
-//                               FMA: every x86-64-v3 CPU, Zen 1–5, Intel since 2013). Names of
-//                               AVX-512 CPUs (znver4, znver5, skylake-avx512, icelake-server,
-//                               sapphirerapids, x86-64 v4 class) make the kernels require AVX-512.
+//   SPARSITY_TARGET_CPU=NAME    the `-target-cpu` for the kernels. Default: the build machine's
+//                               own class, read from /proc/cpuinfo — `znver4` on an AMD CPU with
+//                               AVX-512 (Zen 4, Zen 5), `skylake-avx512` on another AVX-512 CPU,
+//                               else `haswell` (AVX2 + FMA: every x86-64-v3 CPU, Zen 1–5, Intel
+//                               since 2013). Set `haswell` for a binary that runs on any AVX2 CPU.
+//                               Names of AVX-512 CPUs (below) select the AVX-512 kernels.
 // Before any kernel runs, SparsityKernels (built without the flag) checks CPUID/XGETBV for the
 // features that the chosen CPU implies and refuses with an error naming the missing ones.
 let environment = ProcessInfo.processInfo.environment
 let portableKernels = environment["SPARSITY_PORTABLE"].map { $0 != "" && $0 != "0" } ?? false
-let kernelCPU = environment["SPARSITY_TARGET_CPU"] ?? "haswell"
+
+/// The kernel target for the machine this manifest is evaluated on (Linux: /proc/cpuinfo).
+func buildMachineCPU() -> String {
+  guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return "haswell" }
+  var fields: [String: String] = [:]
+  for line in text.split(separator: "\n") {
+    if line.isEmpty { break }  // the first processor's block is enough
+    let parts = line.split(separator: ":", maxSplits: 1)
+    guard parts.count == 2 else { continue }
+    fields[parts[0].trimmingCharacters(in: .whitespaces)] = parts[1].trimmingCharacters(in: .whitespaces)
+  }
+  let flags = Set((fields["flags"] ?? "").split(separator: " ").map(String.init))
+  let avx512 = ["avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"].allSatisfy(flags.contains)
+  if avx512 {
+    let amd = fields["vendor_id"] == "AuthenticAMD" && (Int(fields["cpu family"] ?? "") ?? 0) >= 25
+    return amd ? "znver4" : "skylake-avx512"
+  }
+  return "haswell"
+}
+let kernelCPU = environment["SPARSITY_TARGET_CPU"] ?? buildMachineCPU()
 let avx512CPUs: Set<String> = [
   "znver4", "znver5", "skylake-avx512", "skx", "cascadelake", "cooperlake", "cannonlake",
   "icelake-client", "icelake-server", "tigerlake", "rocketlake", "sapphirerapids",
@@ -22,12 +43,15 @@ let avx512CPUs: Set<String> = [
 ]
 var kernelSwiftSettings: [SwiftSetting] = []
 var kernelISA = "SPARSITY_ISA_PORTABLE"
+var checkDefines: [SwiftSetting] = []
 #if arch(x86_64)
   if !portableKernels {
     kernelISA = avx512CPUs.contains(kernelCPU) ? "SPARSITY_ISA_AVX512" : "SPARSITY_ISA_AVX2"
     kernelSwiftSettings = [
       .unsafeFlags(["-target-cpu", kernelCPU]), .define("SPARSITY_FMA"), .define(kernelISA),
     ]
+    // znver4 code may use every AVX-512 extension of Zen 4; the runtime check then asks for them.
+    if kernelCPU == "znver4" { checkDefines.append(.define("SPARSITY_CPU_ZNVER4")) }
   }
 #endif
 
@@ -42,16 +66,16 @@ let package = Package(
     .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.0"),
   ],
   targets: [
-    .target(name: "SparsityCore"),
+    .target(name: "SparsityCore", dependencies: ["_SparsityCPUID"]),
     .target(name: "SparsityFormats", dependencies: ["SparsityCore"]),
     .target(name: "SparsityIO", dependencies: ["SparsityCore", "SparsityFormats"]),
     .target(name: "SparsityPruning", dependencies: ["SparsityCore", "SparsityFormats"]),
     .target(name: "_SparsityCPUID"),
-    .target(name: "_SparsityKernelsImpl", swiftSettings: kernelSwiftSettings),
+    .target(name: "_SparsityKernelsImpl", dependencies: ["SparsityCore"], swiftSettings: kernelSwiftSettings),
     .target(
       name: "SparsityKernels",
       dependencies: ["SparsityCore", "SparsityFormats", "_SparsityKernelsImpl", "_SparsityCPUID"],
-      swiftSettings: [.define(kernelISA)]),
+      swiftSettings: [.define(kernelISA)] + checkDefines),
     .target(name: "SparsityText"),
     .target(
       name: "SparsityNN",

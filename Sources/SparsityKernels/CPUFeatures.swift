@@ -4,7 +4,8 @@ import _SparsityCPUID
 /// whether this build's kernels can run on it.
 ///
 /// The kernels (module `_SparsityKernelsImpl`) are compiled for one target CPU (see
-/// `Package.swift`: `SPARSITY_TARGET_CPU`, default `haswell`, or `SPARSITY_PORTABLE=1`).
+/// `Package.swift`: `SPARSITY_TARGET_CPU`, by default the build machine's class — `znver4`,
+/// `skylake-avx512` or `haswell` — or `SPARSITY_PORTABLE=1`).
 /// Running AVX2 code on a CPU without AVX2 would die with SIGILL; instead every entry point
 /// checks ``requireKernelSupport()`` first and reports the missing features:
 ///
@@ -20,8 +21,9 @@ public struct CPUFeatures: Sendable, CustomStringConvertible {
   /// The features of the machine this process runs on.
   public static let host = CPUFeatures()
 
-  /// The instruction-set level this build's kernels were compiled for: `"avx2"` (the
-  /// default, `-target-cpu haswell`), `"avx512"` or `"portable"`.
+  /// The instruction-set level this build's kernels were compiled for: `"avx512"` (the
+  /// default on a build machine with AVX-512), `"avx2"` (`-target-cpu haswell`, the default
+  /// elsewhere) or `"portable"`.
   public static var kernelISA: String {
     #if SPARSITY_ISA_AVX512
       return "avx512"
@@ -34,8 +36,10 @@ public struct CPUFeatures: Sendable, CustomStringConvertible {
 
   /// The features the kernels of this build need.
   public static var requiredFeatures: [String] {
-    #if SPARSITY_ISA_AVX512
-      return avx2Features + ["avx512f", "avx512dq", "avx512cd", "avx512bw", "avx512vl", "os-avx512-state"]
+    #if SPARSITY_ISA_AVX512 && SPARSITY_CPU_ZNVER4
+      return avx2Features + avx512Features + zen4Features
+    #elseif SPARSITY_ISA_AVX512
+      return avx2Features + avx512Features
     #elseif SPARSITY_ISA_AVX2
       return avx2Features
     #else
@@ -45,6 +49,12 @@ public struct CPUFeatures: Sendable, CustomStringConvertible {
 
   private static let avx2Features = [
     "avx", "avx2", "fma", "f16c", "bmi1", "bmi2", "lzcnt", "movbe", "popcnt", "os-avx-state",
+  ]
+  private static let avx512Features = ["avx512f", "avx512dq", "avx512cd", "avx512bw", "avx512vl", "os-avx512-state"]
+  /// The AVX-512 extensions a `-target-cpu znver4` build may use besides the base set.
+  private static let zen4Features = [
+    "avx512ifma", "avx512vbmi", "avx512vbmi2", "avx512vnni", "avx512bf16", "avx512bitalg", "avx512vpopcntdq",
+    "gfni", "vaes", "vpclmulqdq",
   ]
 
   init() {
@@ -72,7 +82,13 @@ public struct CPUFeatures: Sendable, CustomStringConvertible {
       if bit(ebx, 30) { f.insert("avx512bw") }
       if bit(ebx, 31) { f.insert("avx512vl") }
       if bit(ecx, 1) { f.insert("avx512vbmi") }
+      if bit(ecx, 6) { f.insert("avx512vbmi2") }
+      if bit(ecx, 8) { f.insert("gfni") }
+      if bit(ecx, 9) { f.insert("vaes") }
+      if bit(ecx, 10) { f.insert("vpclmulqdq") }
       if bit(ecx, 11) { f.insert("avx512vnni") }
+      if bit(ecx, 12) { f.insert("avx512bitalg") }
+      if bit(ecx, 14) { f.insert("avx512vpopcntdq") }
     }
     if sparsity_cpuid(7, 1, &r) != 0, bit(r[0], 5) { f.insert("avx512bf16") }
     if sparsity_cpuid(0x8000_0001, 0, &r) != 0, bit(r[2], 5) { f.insert("lzcnt") }

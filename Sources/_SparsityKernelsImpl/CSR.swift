@@ -89,7 +89,7 @@ package final class PackedCSRWeight: TokenPanelWeight, @unchecked Sendable {
       let lo = Int(offsets[r])
       let hi = Int(offsets[r + 1])
       if lo < hi {
-        csrTile64(count: hi - lo, values: values + lo, columns: columns + lo, panel: slice, acc: out)
+        csrTile(count: hi - lo, values: values + lo, columns: columns + lo, panel: slice, acc: out)
       }
       out += panelTokens
     }
@@ -108,25 +108,47 @@ package final class PackedCSRWeight: TokenPanelWeight, @unchecked Sendable {
   }
 }
 
-/// `acc[0..<64] += Σ_i values[i] · panel[columns[i]·64 ..< +64]`.
-@inline(never)
-package func csrTile64(
-  count: Int, values: UnsafePointer<Float>, columns: UnsafePointer<UInt16>,
-  panel: UnsafePointer<Float>, acc: UnsafeMutablePointer<Float>
-) {
-  var a0 = load8(acc), a1 = load8(acc + 8), a2 = load8(acc + 16), a3 = load8(acc + 24)
-  var a4 = load8(acc + 32), a5 = load8(acc + 40), a6 = load8(acc + 48), a7 = load8(acc + 56)
-  for i in 0..<count {
-    let w = Vec8(repeating: values[i])
-    let p = panel + Int(columns[i]) &* 64
-    a0 = fma(a0, w, load8(p)); a1 = fma(a1, w, load8(p + 8))
-    a2 = fma(a2, w, load8(p + 16)); a3 = fma(a3, w, load8(p + 24))
-    a4 = fma(a4, w, load8(p + 32)); a5 = fma(a5, w, load8(p + 40))
-    a6 = fma(a6, w, load8(p + 48)); a7 = fma(a7, w, load8(p + 56))
+#if SPARSITY_ISA_AVX512
+  /// `acc[0..<128] += Σ_i values[i] · panel[columns[i]·128 ..< +128]` (8 zmm accumulators).
+  @inline(never)
+  package func csrTile(
+    count: Int, values: UnsafePointer<Float>, columns: UnsafePointer<UInt16>,
+    panel: UnsafePointer<Float>, acc: UnsafeMutablePointer<Float>
+  ) {
+    var a0 = load16(acc), a1 = load16(acc + 16), a2 = load16(acc + 32), a3 = load16(acc + 48)
+    var a4 = load16(acc + 64), a5 = load16(acc + 80), a6 = load16(acc + 96), a7 = load16(acc + 112)
+    for i in 0..<count {
+      let w = Vec16(repeating: values[i])
+      let p = panel + Int(columns[i]) &* 128
+      a0 = fma(a0, w, load16(p)); a1 = fma(a1, w, load16(p + 16))
+      a2 = fma(a2, w, load16(p + 32)); a3 = fma(a3, w, load16(p + 48))
+      a4 = fma(a4, w, load16(p + 64)); a5 = fma(a5, w, load16(p + 80))
+      a6 = fma(a6, w, load16(p + 96)); a7 = fma(a7, w, load16(p + 112))
+    }
+    store16(a0, acc); store16(a1, acc + 16); store16(a2, acc + 32); store16(a3, acc + 48)
+    store16(a4, acc + 64); store16(a5, acc + 80); store16(a6, acc + 96); store16(a7, acc + 112)
   }
-  store8(a0, acc); store8(a1, acc + 8); store8(a2, acc + 16); store8(a3, acc + 24)
-  store8(a4, acc + 32); store8(a5, acc + 40); store8(a6, acc + 48); store8(a7, acc + 56)
-}
+#else
+  /// `acc[0..<64] += Σ_i values[i] · panel[columns[i]·64 ..< +64]` (8 ymm accumulators).
+  @inline(never)
+  package func csrTile(
+    count: Int, values: UnsafePointer<Float>, columns: UnsafePointer<UInt16>,
+    panel: UnsafePointer<Float>, acc: UnsafeMutablePointer<Float>
+  ) {
+    var a0 = load8(acc), a1 = load8(acc + 8), a2 = load8(acc + 16), a3 = load8(acc + 24)
+    var a4 = load8(acc + 32), a5 = load8(acc + 40), a6 = load8(acc + 48), a7 = load8(acc + 56)
+    for i in 0..<count {
+      let w = Vec8(repeating: values[i])
+      let p = panel + Int(columns[i]) &* 64
+      a0 = fma(a0, w, load8(p)); a1 = fma(a1, w, load8(p + 8))
+      a2 = fma(a2, w, load8(p + 16)); a3 = fma(a3, w, load8(p + 24))
+      a4 = fma(a4, w, load8(p + 32)); a5 = fma(a5, w, load8(p + 40))
+      a6 = fma(a6, w, load8(p + 48)); a7 = fma(a7, w, load8(p + 56))
+    }
+    store8(a0, acc); store8(a1, acc + 8); store8(a2, acc + 16); store8(a3, acc + 24)
+    store8(a4, acc + 32); store8(a5, acc + 40); store8(a6, acc + 48); store8(a7, acc + 56)
+  }
+#endif
 
 /// Row-wise SpMV for each activation row (the M = 1 path): `y[t][r] = Σ w · x[t][col] + bias[r]`.
 package func csrLinearRows(

@@ -22,12 +22,18 @@ package final class PackedSemiStructuredWeight: TokenPanelWeight, @unchecked Sen
   package let rowBlocks: Int
   package let values: FloatBuffer
   package let codes: UnsafeMutablePointer<UInt32>
-  package var kBlock: Int { 64 }
+  #if SPARSITY_ISA_AVX512
+    /// 32 inputs: the k-block's panel slice (32 × 128 tokens, 16 KiB) and 64 rows' yᵀ tiles
+    /// (32 KiB) share L1 and L2's nearest lines; measured ahead of 64 × 32 rows on Zen 4.
+    package var kBlock: Int { 32 }
+  #else
+    package var kBlock: Int { 64 }
+  #endif
   /// 64 rows: their yᵀ tiles (16 KiB) and the 16 KiB panel slice of a k-block fill L1; 64 beat
   /// 16 by 3–10% on the MiniLM and BERT shapes (K = 384…1536, single thread, Zen 3) once the
   /// dense GEMM no longer shares the machine's time with per-k-block C reloads.
   package var rowChunk: Int { 64 }
-  package var paddedK: Int { (groups + 15) / 16 * 64 }
+  package var paddedK: Int { (groups * 4 + kBlock - 1) / kBlock * kBlock }
 
   /// Packs the logical 2:4 form: `values` `[n, groups·2]`, `positions` one byte per value.
   package init(n: Int, k: Int, values src: UnsafePointer<Float>, positions: UnsafePointer<UInt8>) {
@@ -64,13 +70,14 @@ package final class PackedSemiStructuredWeight: TokenPanelWeight, @unchecked Sen
 
   @inline(__always)
   package func accumulate(rows: Range<Int>, block: Int, panel: UnsafePointer<Float>, acc: UnsafeMutablePointer<Float>) {
-    let g0 = block * 16
-    let count = Swift.min(16, groups - g0)
-    let slice = panel + block * 64 * panelTokens
+    let perBlock = kBlock / 4
+    let g0 = block * perBlock
+    let count = Swift.min(perBlock, groups - g0)
+    let slice = panel + block * kBlock * panelTokens
     var out = acc
     for r in rows {
       let (rb, lane) = (r / 8, r % 8)
-      semiStructuredTile64(
+      semiStructuredTile(
         groups: count, values: UnsafePointer(values.pointer) + ((rb * groups + g0) * 2) * 8 + lane,
         codes: UnsafePointer(codes) + rb * groups + g0, shift: UInt32(4 * lane), panel: slice, acc: out)
       out += panelTokens
@@ -92,38 +99,75 @@ package final class PackedSemiStructuredWeight: TokenPanelWeight, @unchecked Sen
   }
 }
 
-/// `acc[0..<64] += Σ_g v0_g·panel[4g + i0] + v1_g·panel[4g + i1]` for one row and one k-block
-/// of up to 16 groups. `values` points at the row's first value of the block (stride 16
-/// floats per group, second value 8 floats on); `codes >> shift` holds the row's positions.
-@inline(never)
-package func semiStructuredTile64(
-  groups: Int, values: UnsafePointer<Float>, codes: UnsafePointer<UInt32>, shift: UInt32,
-  panel: UnsafePointer<Float>, acc: UnsafeMutablePointer<Float>
-) {
-  var a0 = load8(acc), a1 = load8(acc + 8), a2 = load8(acc + 16), a3 = load8(acc + 24)
-  var a4 = load8(acc + 32), a5 = load8(acc + 40), a6 = load8(acc + 48), a7 = load8(acc + 56)
-  var v = values
-  var base = panel
-  for g in 0..<groups {
-    let bits = codes[g] &>> shift
-    let p = base + Int(truncatingIfNeeded: bits & 3) &* 64
-    let q = base + Int(truncatingIfNeeded: (bits &>> 2) & 3) &* 64
-    let w = Vec8(repeating: v[0])
-    let u = Vec8(repeating: v[8])
-    a0 = fma(a0, w, load8(p)); a1 = fma(a1, w, load8(p + 8))
-    a2 = fma(a2, w, load8(p + 16)); a3 = fma(a3, w, load8(p + 24))
-    a4 = fma(a4, w, load8(p + 32)); a5 = fma(a5, w, load8(p + 40))
-    a6 = fma(a6, w, load8(p + 48)); a7 = fma(a7, w, load8(p + 56))
-    a0 = fma(a0, u, load8(q)); a1 = fma(a1, u, load8(q + 8))
-    a2 = fma(a2, u, load8(q + 16)); a3 = fma(a3, u, load8(q + 24))
-    a4 = fma(a4, u, load8(q + 32)); a5 = fma(a5, u, load8(q + 40))
-    a6 = fma(a6, u, load8(q + 48)); a7 = fma(a7, u, load8(q + 56))
-    v += 16
-    base += 4 * 64
+#if SPARSITY_ISA_AVX512
+  /// `acc[0..<128] += Σ_g v0_g·panel[4g + i0] + v1_g·panel[4g + i1]` for one row and one
+  /// k-block (8 zmm accumulators). `values` points at the row's first value of the block
+  /// (stride 16 floats per group, second value 8 floats on); `codes >> shift` holds the
+  /// row's positions.
+  @inline(never)
+  package func semiStructuredTile(
+    groups: Int, values: UnsafePointer<Float>, codes: UnsafePointer<UInt32>, shift: UInt32,
+    panel: UnsafePointer<Float>, acc: UnsafeMutablePointer<Float>
+  ) {
+    var a0 = load16(acc), a1 = load16(acc + 16), a2 = load16(acc + 32), a3 = load16(acc + 48)
+    var a4 = load16(acc + 64), a5 = load16(acc + 80), a6 = load16(acc + 96), a7 = load16(acc + 112)
+    var v = values
+    var base = panel
+    for g in 0..<groups {
+      let bits = codes[g] &>> shift
+      let p = base + Int(truncatingIfNeeded: bits & 3) &* 128
+      let q = base + Int(truncatingIfNeeded: (bits &>> 2) & 3) &* 128
+      let w = Vec16(repeating: v[0])
+      let u = Vec16(repeating: v[8])
+      a0 = fma(a0, w, load16(p)); a1 = fma(a1, w, load16(p + 16))
+      a2 = fma(a2, w, load16(p + 32)); a3 = fma(a3, w, load16(p + 48))
+      a4 = fma(a4, w, load16(p + 64)); a5 = fma(a5, w, load16(p + 80))
+      a6 = fma(a6, w, load16(p + 96)); a7 = fma(a7, w, load16(p + 112))
+      a0 = fma(a0, u, load16(q)); a1 = fma(a1, u, load16(q + 16))
+      a2 = fma(a2, u, load16(q + 32)); a3 = fma(a3, u, load16(q + 48))
+      a4 = fma(a4, u, load16(q + 64)); a5 = fma(a5, u, load16(q + 80))
+      a6 = fma(a6, u, load16(q + 96)); a7 = fma(a7, u, load16(q + 112))
+      v += 16
+      base += 4 * 128
+    }
+    store16(a0, acc); store16(a1, acc + 16); store16(a2, acc + 32); store16(a3, acc + 48)
+    store16(a4, acc + 64); store16(a5, acc + 80); store16(a6, acc + 96); store16(a7, acc + 112)
   }
-  store8(a0, acc); store8(a1, acc + 8); store8(a2, acc + 16); store8(a3, acc + 24)
-  store8(a4, acc + 32); store8(a5, acc + 40); store8(a6, acc + 48); store8(a7, acc + 56)
-}
+#else
+  /// `acc[0..<64] += Σ_g v0_g·panel[4g + i0] + v1_g·panel[4g + i1]` for one row and one
+  /// k-block (8 ymm accumulators). `values` points at the row's first value of the block
+  /// (stride 16 floats per group, second value 8 floats on); `codes >> shift` holds the
+  /// row's positions.
+  @inline(never)
+  package func semiStructuredTile(
+    groups: Int, values: UnsafePointer<Float>, codes: UnsafePointer<UInt32>, shift: UInt32,
+    panel: UnsafePointer<Float>, acc: UnsafeMutablePointer<Float>
+  ) {
+    var a0 = load8(acc), a1 = load8(acc + 8), a2 = load8(acc + 16), a3 = load8(acc + 24)
+    var a4 = load8(acc + 32), a5 = load8(acc + 40), a6 = load8(acc + 48), a7 = load8(acc + 56)
+    var v = values
+    var base = panel
+    for g in 0..<groups {
+      let bits = codes[g] &>> shift
+      let p = base + Int(truncatingIfNeeded: bits & 3) &* 64
+      let q = base + Int(truncatingIfNeeded: (bits &>> 2) & 3) &* 64
+      let w = Vec8(repeating: v[0])
+      let u = Vec8(repeating: v[8])
+      a0 = fma(a0, w, load8(p)); a1 = fma(a1, w, load8(p + 8))
+      a2 = fma(a2, w, load8(p + 16)); a3 = fma(a3, w, load8(p + 24))
+      a4 = fma(a4, w, load8(p + 32)); a5 = fma(a5, w, load8(p + 40))
+      a6 = fma(a6, w, load8(p + 48)); a7 = fma(a7, w, load8(p + 56))
+      a0 = fma(a0, u, load8(q)); a1 = fma(a1, u, load8(q + 8))
+      a2 = fma(a2, u, load8(q + 16)); a3 = fma(a3, u, load8(q + 24))
+      a4 = fma(a4, u, load8(q + 32)); a5 = fma(a5, u, load8(q + 40))
+      a6 = fma(a6, u, load8(q + 48)); a7 = fma(a7, u, load8(q + 56))
+      v += 16
+      base += 4 * 64
+    }
+    store8(a0, acc); store8(a1, acc + 8); store8(a2, acc + 16); store8(a3, acc + 24)
+    store8(a4, acc + 32); store8(a5, acc + 40); store8(a6, acc + 48); store8(a7, acc + 56)
+  }
+#endif
 
 /// Small-M 2:4 (the decode path): for every block of 8 output rows and up to 4 activation
 /// rows at a time, one vector of 8 outputs per activation row; per group two in-lane permutes

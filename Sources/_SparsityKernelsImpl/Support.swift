@@ -1,4 +1,4 @@
-import Dispatch
+import SparsityCore
 import Synchronization
 
 #if canImport(Glibc)
@@ -38,6 +38,24 @@ package func load8(_ p: UnsafePointer<Float>) -> Vec8 {
 package func store8(_ v: Vec8, _ p: UnsafeMutablePointer<Float>) {
   UnsafeMutableRawPointer(p).storeBytes(of: v, as: Vec8.self)
 }
+
+#if SPARSITY_ISA_AVX512
+  /// One 16-lane vector of `Float` (a zmm register).
+  package typealias Vec16 = SIMD16<Float>
+
+  @inline(__always)
+  package func fma(_ acc: Vec16, _ a: Vec16, _ b: Vec16) -> Vec16 { acc.addingProduct(a, b) }
+
+  @inline(__always)
+  package func load16(_ p: UnsafePointer<Float>) -> Vec16 {
+    UnsafeRawPointer(p).loadUnaligned(as: Vec16.self)
+  }
+
+  @inline(__always)
+  package func store16(_ v: Vec16, _ p: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: Vec16.self)
+  }
+#endif
 
 /// A 64-byte-aligned, zero-initialised `Float` buffer that frees itself.
 package final class FloatBuffer: @unchecked Sendable {
@@ -86,16 +104,9 @@ package struct Unchecked<T>: @unchecked Sendable {
 /// uneven items and a thread slowed by another process (a shared VM) does not hold the rest up.
 package func workItems(_ workers: Int) -> Int { workers <= 1 ? 1 : workers * 4 }
 
-/// Fork–join over `workers` items (inline when 1).
+/// Fork–join over `workers` items (inline when 1) on the shared pool (`Parallel.forEach`).
 package func parallelFor(_ workers: Int, _ body: (Int) -> Void) {
-  if workers <= 1 {
-    body(0)
-    return
-  }
-  withoutActuallyEscaping(body) { body in
-    let box = Unchecked(body)
-    DispatchQueue.concurrentPerform(iterations: workers) { box.value($0) }
-  }
+  Parallel.forEach(chunks: workers, body)
 }
 
 /// Splits `0..<count` into `parts` contiguous ranges of about equal weight, where `prefix`

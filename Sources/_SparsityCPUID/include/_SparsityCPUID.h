@@ -15,4 +15,11 @@ uint64_t sparsity_xgetbv0(void);
 /// OS (glibc: mmap and trim thresholds of 1 GiB); a no-op elsewhere. Returns 1 when applied.
 int sparsity_retain_freed_memory(void);
 
+/// A spin-wait hint (`pause` on x86) for busy-waiting threads; nothing elsewhere.
+static inline void sparsity_spin_pause(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
 #endif
