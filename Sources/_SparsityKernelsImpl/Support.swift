@@ -100,7 +100,7 @@ package struct Unchecked<T>: @unchecked Sendable {
   package init(_ value: T) { self.value = value }
 }
 
-/// Work items for `workers` threads: four per thread, so that `concurrentPerform` balances
+/// Work items for `workers` threads: four per thread, so that the pool balances
 /// uneven items and a thread slowed by another process (a shared VM) does not hold the rest up.
 package func workItems(_ workers: Int) -> Int { workers <= 1 ? 1 : workers * 4 }
 

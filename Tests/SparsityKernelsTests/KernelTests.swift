@@ -4,6 +4,7 @@ import SparsityFormats
 import Testing
 
 @testable import SparsityKernels
+import _SparsityKernelsImpl
 
 /// Token counts: M = 1, the small-M paths, and ragged multiples of the 6-row and 64-token tiles.
 let tokenCounts = [1, 2, 5, 7, 13, 64, 67, 130]
@@ -24,11 +25,39 @@ struct Shape: CustomTestStringConvertible, Sendable {
     }
   }
 
-  @Test func kBlockingAcrossSeveralBlocks() throws {
-    // k = 3,100 is split into k-blocks of 256 with a ragged last one.
-    let w = SyntheticWeights.dense(rows: 20, columns: 3100, seed: 3)
-    let weight = try LinearWeight(dense: w)
-    expectAllKernelsMatch(weight, dense: w, m: 150, seed: 4, "dense k=3100")
+  @Test(arguments: [(256, 24), (1000, 48), (3100, 4)])
+  func kBlockingAcrossSeveralBlocks(kc: Int, mcPanels: Int) throws {
+    // k = 3,100 in k-blocks of `kc` (the last one ragged, or one block), rows in blocks of
+    // `mcPanels` 6-row panels, whatever this machine's own blocking is.
+    let (n, k, m) = (20, 3100, 150)
+    let w = SyntheticWeights.dense(rows: n, columns: k, seed: 3)
+    let x = activations(m, k, seed: 4)
+    let b = biasVector(n, seed: 5)
+    var blocking = DenseBlocking(k: k)
+    (blocking.kc, blocking.mcPanels) = (kc, mcPanels)
+    var y = Tensor(zeros: [m, n], dtype: .float32)
+    w.withUnsafeBufferPointer(as: Float.self) { wp in
+      let packed = PackedDenseWeight(weight: wp.baseAddress!, n: n, k: k)
+      x.withUnsafeBufferPointer(as: Float.self) { xp in
+        b.withUnsafeBufferPointer(as: Float.self) { bp in
+          y.withUnsafeMutableBufferPointer(as: Float.self) { yp in
+            denseLinear(
+              weight: packed, x: xp.baseAddress!, m: m, y: yp.baseAddress!, bias: bp.baseAddress!, workers: 2,
+              blocking: blocking)
+          }
+        }
+      }
+    }
+    expectMatchesReference(y, x: x, weight: w, bias: b, "dense k=3100 in blocks of \(kc)")
+  }
+
+  @Test func blockingFollowsTheLevel2Cache() {
+    #expect(DenseBlocking(k: 1536, level2: 512 * 1024).kc == 1536)
+    #expect(DenseBlocking(k: 1536, level2: 1 << 20).kc == 1536)
+    #expect(DenseBlocking(k: 4096, level2: 512 * 1024).kc == 256)
+    #expect(DenseBlocking(k: 4096, level2: 1 << 20).kc == 4096)
+    // Longer K: equal k-blocks of at most 4,096.
+    #expect(DenseBlocking(k: 11008, level2: 1 << 20).kc == 3670)
   }
 
   @Test func emptyInnerDimensionGivesBias() throws {
