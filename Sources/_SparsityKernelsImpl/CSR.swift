@@ -81,15 +81,17 @@ package final class PackedCSRWeight: TokenPanelWeight, @unchecked Sendable {
   }
 
   @inline(__always)
-  package func accumulate(rows: Range<Int>, block: Int, panel: UnsafePointer<Float>, acc: UnsafeMutablePointer<Float>) {
+  package func accumulate(
+    rows: Range<Int>, block: Int, first: Bool, panel: UnsafePointer<Float>, acc: UnsafeMutablePointer<Float>
+  ) {
     let (offsets, values, columns) = (self.offsets + block * n, self.values, self.columns)
     let slice = panel + block * kBlock * panelTokens
     var out = acc
     for r in rows {
       let lo = Int(offsets[r])
       let hi = Int(offsets[r + 1])
-      if lo < hi {
-        csrTile(count: hi - lo, values: values + lo, columns: columns + lo, panel: slice, acc: out)
+      if lo < hi || first {
+        csrTile(count: hi - lo, values: values + lo, columns: columns + lo, panel: slice, acc: out, first: first)
       }
       out += panelTokens
     }
@@ -109,14 +111,17 @@ package final class PackedCSRWeight: TokenPanelWeight, @unchecked Sendable {
 }
 
 #if SPARSITY_ISA_AVX512
-  /// `acc[0..<128] += Σ_i values[i] · panel[columns[i]·128 ..< +128]` (8 zmm accumulators).
+  /// `acc[0..<128] += Σ_i values[i] · panel[columns[i]·128 ..< +128]` (8 zmm accumulators; `=` when `first`).
   @inline(never)
   package func csrTile(
     count: Int, values: UnsafePointer<Float>, columns: UnsafePointer<UInt16>,
-    panel: UnsafePointer<Float>, acc: UnsafeMutablePointer<Float>
+    panel: UnsafePointer<Float>, acc: UnsafeMutablePointer<Float>, first: Bool
   ) {
-    var a0 = load16(acc), a1 = load16(acc + 16), a2 = load16(acc + 32), a3 = load16(acc + 48)
-    var a4 = load16(acc + 64), a5 = load16(acc + 80), a6 = load16(acc + 96), a7 = load16(acc + 112)
+    var a0 = Vec16(), a1 = Vec16(), a2 = Vec16(), a3 = Vec16(), a4 = Vec16(), a5 = Vec16(), a6 = Vec16(), a7 = Vec16()
+    if !first {
+      a0 = load16(acc); a1 = load16(acc + 16); a2 = load16(acc + 32); a3 = load16(acc + 48)
+      a4 = load16(acc + 64); a5 = load16(acc + 80); a6 = load16(acc + 96); a7 = load16(acc + 112)
+    }
     for i in 0..<count {
       let w = Vec16(repeating: values[i])
       let p = panel + Int(columns[i]) &* 128
@@ -129,14 +134,17 @@ package final class PackedCSRWeight: TokenPanelWeight, @unchecked Sendable {
     store16(a4, acc + 64); store16(a5, acc + 80); store16(a6, acc + 96); store16(a7, acc + 112)
   }
 #else
-  /// `acc[0..<64] += Σ_i values[i] · panel[columns[i]·64 ..< +64]` (8 ymm accumulators).
+  /// `acc[0..<64] += Σ_i values[i] · panel[columns[i]·64 ..< +64]` (8 ymm accumulators; `=` when `first`).
   @inline(never)
   package func csrTile(
     count: Int, values: UnsafePointer<Float>, columns: UnsafePointer<UInt16>,
-    panel: UnsafePointer<Float>, acc: UnsafeMutablePointer<Float>
+    panel: UnsafePointer<Float>, acc: UnsafeMutablePointer<Float>, first: Bool
   ) {
-    var a0 = load8(acc), a1 = load8(acc + 8), a2 = load8(acc + 16), a3 = load8(acc + 24)
-    var a4 = load8(acc + 32), a5 = load8(acc + 40), a6 = load8(acc + 48), a7 = load8(acc + 56)
+    var a0 = Vec8(), a1 = Vec8(), a2 = Vec8(), a3 = Vec8(), a4 = Vec8(), a5 = Vec8(), a6 = Vec8(), a7 = Vec8()
+    if !first {
+      a0 = load8(acc); a1 = load8(acc + 8); a2 = load8(acc + 16); a3 = load8(acc + 24)
+      a4 = load8(acc + 32); a5 = load8(acc + 40); a6 = load8(acc + 48); a7 = load8(acc + 56)
+    }
     for i in 0..<count {
       let w = Vec8(repeating: values[i])
       let p = panel + Int(columns[i]) &* 64

@@ -69,7 +69,9 @@ package final class PackedSemiStructuredWeight: TokenPanelWeight, @unchecked Sen
   }
 
   @inline(__always)
-  package func accumulate(rows: Range<Int>, block: Int, panel: UnsafePointer<Float>, acc: UnsafeMutablePointer<Float>) {
+  package func accumulate(
+    rows: Range<Int>, block: Int, first: Bool, panel: UnsafePointer<Float>, acc: UnsafeMutablePointer<Float>
+  ) {
     let perBlock = kBlock / 4
     let g0 = block * perBlock
     let count = Swift.min(perBlock, groups - g0)
@@ -79,7 +81,8 @@ package final class PackedSemiStructuredWeight: TokenPanelWeight, @unchecked Sen
       let (rb, lane) = (r / 8, r % 8)
       semiStructuredTile(
         groups: count, values: UnsafePointer(values.pointer) + ((rb * groups + g0) * 2) * 8 + lane,
-        codes: UnsafePointer(codes) + rb * groups + g0, shift: UInt32(4 * lane), panel: slice, acc: out)
+        codes: UnsafePointer(codes) + rb * groups + g0, shift: UInt32(4 * lane), panel: slice, acc: out,
+        first: first)
       out += panelTokens
     }
   }
@@ -103,14 +106,17 @@ package final class PackedSemiStructuredWeight: TokenPanelWeight, @unchecked Sen
   /// `acc[0..<128] += Σ_g v0_g·panel[4g + i0] + v1_g·panel[4g + i1]` for one row and one
   /// k-block (8 zmm accumulators). `values` points at the row's first value of the block
   /// (stride 16 floats per group, second value 8 floats on); `codes >> shift` holds the
-  /// row's positions.
+  /// row's positions; `first` starts from zero instead of `acc`.
   @inline(never)
   package func semiStructuredTile(
     groups: Int, values: UnsafePointer<Float>, codes: UnsafePointer<UInt32>, shift: UInt32,
-    panel: UnsafePointer<Float>, acc: UnsafeMutablePointer<Float>
+    panel: UnsafePointer<Float>, acc: UnsafeMutablePointer<Float>, first: Bool
   ) {
-    var a0 = load16(acc), a1 = load16(acc + 16), a2 = load16(acc + 32), a3 = load16(acc + 48)
-    var a4 = load16(acc + 64), a5 = load16(acc + 80), a6 = load16(acc + 96), a7 = load16(acc + 112)
+    var a0 = Vec16(), a1 = Vec16(), a2 = Vec16(), a3 = Vec16(), a4 = Vec16(), a5 = Vec16(), a6 = Vec16(), a7 = Vec16()
+    if !first {
+      a0 = load16(acc); a1 = load16(acc + 16); a2 = load16(acc + 32); a3 = load16(acc + 48)
+      a4 = load16(acc + 64); a5 = load16(acc + 80); a6 = load16(acc + 96); a7 = load16(acc + 112)
+    }
     var v = values
     var base = panel
     for g in 0..<groups {
@@ -137,14 +143,17 @@ package final class PackedSemiStructuredWeight: TokenPanelWeight, @unchecked Sen
   /// `acc[0..<64] += Σ_g v0_g·panel[4g + i0] + v1_g·panel[4g + i1]` for one row and one
   /// k-block (8 ymm accumulators). `values` points at the row's first value of the block
   /// (stride 16 floats per group, second value 8 floats on); `codes >> shift` holds the
-  /// row's positions.
+  /// row's positions; `first` starts from zero instead of `acc`.
   @inline(never)
   package func semiStructuredTile(
     groups: Int, values: UnsafePointer<Float>, codes: UnsafePointer<UInt32>, shift: UInt32,
-    panel: UnsafePointer<Float>, acc: UnsafeMutablePointer<Float>
+    panel: UnsafePointer<Float>, acc: UnsafeMutablePointer<Float>, first: Bool
   ) {
-    var a0 = load8(acc), a1 = load8(acc + 8), a2 = load8(acc + 16), a3 = load8(acc + 24)
-    var a4 = load8(acc + 32), a5 = load8(acc + 40), a6 = load8(acc + 48), a7 = load8(acc + 56)
+    var a0 = Vec8(), a1 = Vec8(), a2 = Vec8(), a3 = Vec8(), a4 = Vec8(), a5 = Vec8(), a6 = Vec8(), a7 = Vec8()
+    if !first {
+      a0 = load8(acc); a1 = load8(acc + 8); a2 = load8(acc + 16); a3 = load8(acc + 24)
+      a4 = load8(acc + 32); a5 = load8(acc + 40); a6 = load8(acc + 48); a7 = load8(acc + 56)
+    }
     var v = values
     var base = panel
     for g in 0..<groups {

@@ -34,8 +34,10 @@ package protocol TokenPanelWeight {
   /// Output rows split into `parts` ranges of about equal work.
   func rowRanges(parts: Int) -> [Range<Int>]
   /// For each row r in `rows`: `acc[(r − rows.lowerBound)·T ..< +T] += Σ_{kept (kk, w) of r,
-  /// kk in block} w · panel[kk]`, T = `panelTokens`.
-  func accumulate(rows: Range<Int>, block: Int, panel: UnsafePointer<Float>, acc: UnsafeMutablePointer<Float>)
+  /// kk in block} w · panel[kk]`, T = `panelTokens`; with `first`, `=` instead of `+=` (the
+  /// first k-block: `acc` holds garbage and must be written even where a row has no weight).
+  func accumulate(
+    rows: Range<Int>, block: Int, first: Bool, panel: UnsafePointer<Float>, acc: UnsafeMutablePointer<Float>)
 }
 
 /// Packs `x[m0 ..< m0+T][0 ..< k]` transposed into `dst[paddedK][T]`, zero-padded (T = `panelTokens`).
@@ -108,9 +110,9 @@ func tokenPanelLinear<W: TokenPanelWeight>(
           var n0 = range.lowerBound
           while n0 < range.upperBound {
             let rows = Swift.min(rowChunk, range.upperBound - n0)
-            yt.update(repeating: 0, count: rows * panelTokens)
+            if blocks == 0 { yt.update(repeating: 0, count: rows * panelTokens) }
             for b in 0..<blocks {
-              weight.accumulate(rows: n0..<(n0 + rows), block: b, panel: panel, acc: yt)
+              weight.accumulate(rows: n0..<(n0 + rows), block: b, first: b == 0, panel: panel, acc: yt)
             }
             storeTransposed(
               yt: yt, rows: rows, tokens: tokens, y: y + m0 * n + n0, ldy: n, bias: bias.map { $0 + n0 })

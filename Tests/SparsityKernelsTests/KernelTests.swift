@@ -137,6 +137,22 @@ struct Shape: CustomTestStringConvertible, Sendable {
   }
 }
 
+extension CSRKernelTests {
+  @Test func rowsEmptyInTheFirstColumnBlock() throws {
+    // Row 0 has weights only in the second block of 40 inputs, row 1 only in the first, row 2
+    // none: the first block must still write row 0's (and row 2's) accumulators.
+    var values = [Float](repeating: 0, count: 3 * 100)
+    values[0 * 100 + 50] = 1.5
+    values[0 * 100 + 99] = -2
+    values[1 * 100 + 5] = 0.25
+    let w = Tensor(values, shape: [3, 100])
+    let weight = try LinearWeight(CSRMatrix(dense: w), columnBlock: 40)
+    for m in [1, 130] {
+      expectAllKernelsMatch(weight, dense: w, m: m, seed: 10, "csr empty first block")
+    }
+  }
+}
+
 @Suite struct SemiStructuredKernelTests {
   @Test(arguments: [
     Shape(n: 1, k: 4), Shape(n: 8, k: 16), Shape(n: 19, k: 70), Shape(n: 24, k: 7), Shape(n: 5, k: 1),
