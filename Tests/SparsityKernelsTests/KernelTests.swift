@@ -273,6 +273,23 @@ extension CSRKernelTests {
       try LinearWeight(SemiStructuredMatrix(dense: s, n: 2, m: 4)), dense: s, m: 600, seed: 66, "2:4 tiles")
   }
 
+  @Test func panelKernelsRunLongInputsInPasses() throws {
+    // K = 1,100: the 2:4 panel kernel takes the k-blocks in passes (panel slices of at most
+    // 256 KiB) over spans of rows; with 400 tokens the work splits by token panels, so each
+    // item runs all 1,030 rows: two spans of at most 1,024. CSR at K = 2,100: three column
+    // blocks in one pass.
+    let s = SyntheticWeights.semiStructured(rows: 1030, columns: 1100, seed: 69)
+    let u = SyntheticWeights.unstructured(rows: 70, columns: 2100, sparsity: 0.9, seed: 70)
+    let semi = try LinearWeight(SemiStructuredMatrix(dense: s, n: 2, m: 4))
+    let csr = try LinearWeight(CSRMatrix(dense: u))
+    let x = activations(400, 1100, seed: 71)
+    let b = biasVector(1030, seed: 72)
+    expectMatchesReference(
+      semi.apply(x: x, bias: b, kernel: .semiStructuredPanel), x: x, weight: s, bias: b, "2:4 passes")
+    let z = activations(130, 2100, seed: 73)
+    expectMatchesReference(csr.apply(x: z, bias: nil, kernel: .csrPanel), x: z, weight: u, bias: nil, "csr passes")
+  }
+
   @Test func bsrSplitsRowPanels() throws {
     let b = SyntheticWeights.blockSparse(rows: 32, columns: 2048, block: 16, sparsity: 0.9, seed: 67)
     expectAllKernelsMatch(
