@@ -110,53 +110,26 @@ package final class PackedCSRWeight: TokenPanelWeight, @unchecked Sendable {
   }
 }
 
-#if SPARSITY_ISA_AVX512
-  /// `acc[0..<128] += Σ_i values[i] · panel[columns[i]·128 ..< +128]` (8 zmm accumulators; `=` when `first`).
-  @inline(never)
-  package func csrTile(
-    count: Int, values: UnsafePointer<Float>, columns: UnsafePointer<UInt16>,
-    panel: UnsafePointer<Float>, acc: UnsafeMutablePointer<Float>, first: Bool
-  ) {
-    var a0 = Vec16(), a1 = Vec16(), a2 = Vec16(), a3 = Vec16(), a4 = Vec16(), a5 = Vec16(), a6 = Vec16(), a7 = Vec16()
-    if !first {
-      a0 = load16(acc); a1 = load16(acc + 16); a2 = load16(acc + 32); a3 = load16(acc + 48)
-      a4 = load16(acc + 64); a5 = load16(acc + 80); a6 = load16(acc + 96); a7 = load16(acc + 112)
-    }
-    for i in 0..<count {
-      let w = Vec16(repeating: values[i])
-      let p = panel + Int(columns[i]) &* 128
-      a0 = fma(a0, w, load16(p)); a1 = fma(a1, w, load16(p + 16))
-      a2 = fma(a2, w, load16(p + 32)); a3 = fma(a3, w, load16(p + 48))
-      a4 = fma(a4, w, load16(p + 64)); a5 = fma(a5, w, load16(p + 80))
-      a6 = fma(a6, w, load16(p + 96)); a7 = fma(a7, w, load16(p + 112))
-    }
-    store16(a0, acc); store16(a1, acc + 16); store16(a2, acc + 32); store16(a3, acc + 48)
-    store16(a4, acc + 64); store16(a5, acc + 80); store16(a6, acc + 96); store16(a7, acc + 112)
+/// `acc[0..<T] += Σ_i values[i] · panel[columns[i]·T ..< +T]` (T = `panelTokens`, 8
+/// `PanelVector` accumulators; `=` when `first`).
+@inline(never)
+package func csrTile(
+  count: Int, values: UnsafePointer<Float>, columns: UnsafePointer<UInt16>,
+  panel: UnsafePointer<Float>, acc: UnsafeMutablePointer<Float>, first: Bool
+) {
+  let l = PanelVector.scalarCount
+  var (a0, a1, a2, a3, a4, a5, a6, a7) = loadPanelTile(acc, first: first)
+  for i in 0..<count {
+    let w = PanelVector(repeating: values[i])
+    let p = panel + Int(columns[i]) &* panelTokens
+    a0 = fma(a0, w, loadPanel(p)); a1 = fma(a1, w, loadPanel(p + l))
+    a2 = fma(a2, w, loadPanel(p + 2 * l)); a3 = fma(a3, w, loadPanel(p + 3 * l))
+    a4 = fma(a4, w, loadPanel(p + 4 * l)); a5 = fma(a5, w, loadPanel(p + 5 * l))
+    a6 = fma(a6, w, loadPanel(p + 6 * l)); a7 = fma(a7, w, loadPanel(p + 7 * l))
   }
-#else
-  /// `acc[0..<64] += Σ_i values[i] · panel[columns[i]·64 ..< +64]` (8 ymm accumulators; `=` when `first`).
-  @inline(never)
-  package func csrTile(
-    count: Int, values: UnsafePointer<Float>, columns: UnsafePointer<UInt16>,
-    panel: UnsafePointer<Float>, acc: UnsafeMutablePointer<Float>, first: Bool
-  ) {
-    var a0 = Vec8(), a1 = Vec8(), a2 = Vec8(), a3 = Vec8(), a4 = Vec8(), a5 = Vec8(), a6 = Vec8(), a7 = Vec8()
-    if !first {
-      a0 = load8(acc); a1 = load8(acc + 8); a2 = load8(acc + 16); a3 = load8(acc + 24)
-      a4 = load8(acc + 32); a5 = load8(acc + 40); a6 = load8(acc + 48); a7 = load8(acc + 56)
-    }
-    for i in 0..<count {
-      let w = Vec8(repeating: values[i])
-      let p = panel + Int(columns[i]) &* 64
-      a0 = fma(a0, w, load8(p)); a1 = fma(a1, w, load8(p + 8))
-      a2 = fma(a2, w, load8(p + 16)); a3 = fma(a3, w, load8(p + 24))
-      a4 = fma(a4, w, load8(p + 32)); a5 = fma(a5, w, load8(p + 40))
-      a6 = fma(a6, w, load8(p + 48)); a7 = fma(a7, w, load8(p + 56))
-    }
-    store8(a0, acc); store8(a1, acc + 8); store8(a2, acc + 16); store8(a3, acc + 24)
-    store8(a4, acc + 32); store8(a5, acc + 40); store8(a6, acc + 48); store8(a7, acc + 56)
-  }
-#endif
+  storePanel(a0, acc); storePanel(a1, acc + l); storePanel(a2, acc + 2 * l); storePanel(a3, acc + 3 * l)
+  storePanel(a4, acc + 4 * l); storePanel(a5, acc + 5 * l); storePanel(a6, acc + 6 * l); storePanel(a7, acc + 7 * l)
+}
 
 /// Row-wise SpMV for each activation row (the M = 1 path): `y[t][r] = Σ w · x[t][col] + bias[r]`.
 package func csrLinearRows(

@@ -102,81 +102,39 @@ package final class PackedSemiStructuredWeight: TokenPanelWeight, @unchecked Sen
   }
 }
 
-#if SPARSITY_ISA_AVX512
-  /// `acc[0..<128] += Σ_g v0_g·panel[4g + i0] + v1_g·panel[4g + i1]` for one row and one
-  /// k-block (8 zmm accumulators). `values` points at the row's first value of the block
-  /// (stride 16 floats per group, second value 8 floats on); `codes >> shift` holds the
-  /// row's positions; `first` starts from zero instead of `acc`.
-  @inline(never)
-  package func semiStructuredTile(
-    groups: Int, values: UnsafePointer<Float>, codes: UnsafePointer<UInt32>, shift: UInt32,
-    panel: UnsafePointer<Float>, acc: UnsafeMutablePointer<Float>, first: Bool
-  ) {
-    var a0 = Vec16(), a1 = Vec16(), a2 = Vec16(), a3 = Vec16(), a4 = Vec16(), a5 = Vec16(), a6 = Vec16(), a7 = Vec16()
-    if !first {
-      a0 = load16(acc); a1 = load16(acc + 16); a2 = load16(acc + 32); a3 = load16(acc + 48)
-      a4 = load16(acc + 64); a5 = load16(acc + 80); a6 = load16(acc + 96); a7 = load16(acc + 112)
-    }
-    var v = values
-    var base = panel
-    for g in 0..<groups {
-      let bits = codes[g] &>> shift
-      let p = base + Int(truncatingIfNeeded: bits & 3) &* 128
-      let q = base + Int(truncatingIfNeeded: (bits &>> 2) & 3) &* 128
-      let w = Vec16(repeating: v[0])
-      let u = Vec16(repeating: v[8])
-      a0 = fma(a0, w, load16(p)); a1 = fma(a1, w, load16(p + 16))
-      a2 = fma(a2, w, load16(p + 32)); a3 = fma(a3, w, load16(p + 48))
-      a4 = fma(a4, w, load16(p + 64)); a5 = fma(a5, w, load16(p + 80))
-      a6 = fma(a6, w, load16(p + 96)); a7 = fma(a7, w, load16(p + 112))
-      a0 = fma(a0, u, load16(q)); a1 = fma(a1, u, load16(q + 16))
-      a2 = fma(a2, u, load16(q + 32)); a3 = fma(a3, u, load16(q + 48))
-      a4 = fma(a4, u, load16(q + 64)); a5 = fma(a5, u, load16(q + 80))
-      a6 = fma(a6, u, load16(q + 96)); a7 = fma(a7, u, load16(q + 112))
-      v += 16
-      base += 4 * 128
-    }
-    store16(a0, acc); store16(a1, acc + 16); store16(a2, acc + 32); store16(a3, acc + 48)
-    store16(a4, acc + 64); store16(a5, acc + 80); store16(a6, acc + 96); store16(a7, acc + 112)
+/// `acc[0..<T] += Σ_g v0_g·panel[4g + i0] + v1_g·panel[4g + i1]` for one row and one k-block
+/// (T = `panelTokens`, 8 `PanelVector` accumulators). `values` points at the row's first value
+/// of the block (stride 16 floats per group, second value 8 floats on); `codes >> shift` holds
+/// the row's positions; `first` starts from zero instead of `acc`.
+@inline(never)
+package func semiStructuredTile(
+  groups: Int, values: UnsafePointer<Float>, codes: UnsafePointer<UInt32>, shift: UInt32,
+  panel: UnsafePointer<Float>, acc: UnsafeMutablePointer<Float>, first: Bool
+) {
+  let l = PanelVector.scalarCount
+  var (a0, a1, a2, a3, a4, a5, a6, a7) = loadPanelTile(acc, first: first)
+  var v = values
+  var base = panel
+  for g in 0..<groups {
+    let bits = codes[g] &>> shift
+    let p = base + Int(truncatingIfNeeded: bits & 3) &* panelTokens
+    let q = base + Int(truncatingIfNeeded: (bits &>> 2) & 3) &* panelTokens
+    let w = PanelVector(repeating: v[0])
+    let u = PanelVector(repeating: v[8])
+    a0 = fma(a0, w, loadPanel(p)); a1 = fma(a1, w, loadPanel(p + l))
+    a2 = fma(a2, w, loadPanel(p + 2 * l)); a3 = fma(a3, w, loadPanel(p + 3 * l))
+    a4 = fma(a4, w, loadPanel(p + 4 * l)); a5 = fma(a5, w, loadPanel(p + 5 * l))
+    a6 = fma(a6, w, loadPanel(p + 6 * l)); a7 = fma(a7, w, loadPanel(p + 7 * l))
+    a0 = fma(a0, u, loadPanel(q)); a1 = fma(a1, u, loadPanel(q + l))
+    a2 = fma(a2, u, loadPanel(q + 2 * l)); a3 = fma(a3, u, loadPanel(q + 3 * l))
+    a4 = fma(a4, u, loadPanel(q + 4 * l)); a5 = fma(a5, u, loadPanel(q + 5 * l))
+    a6 = fma(a6, u, loadPanel(q + 6 * l)); a7 = fma(a7, u, loadPanel(q + 7 * l))
+    v += 16
+    base += 4 * panelTokens
   }
-#else
-  /// `acc[0..<64] += Σ_g v0_g·panel[4g + i0] + v1_g·panel[4g + i1]` for one row and one
-  /// k-block (8 ymm accumulators). `values` points at the row's first value of the block
-  /// (stride 16 floats per group, second value 8 floats on); `codes >> shift` holds the
-  /// row's positions; `first` starts from zero instead of `acc`.
-  @inline(never)
-  package func semiStructuredTile(
-    groups: Int, values: UnsafePointer<Float>, codes: UnsafePointer<UInt32>, shift: UInt32,
-    panel: UnsafePointer<Float>, acc: UnsafeMutablePointer<Float>, first: Bool
-  ) {
-    var a0 = Vec8(), a1 = Vec8(), a2 = Vec8(), a3 = Vec8(), a4 = Vec8(), a5 = Vec8(), a6 = Vec8(), a7 = Vec8()
-    if !first {
-      a0 = load8(acc); a1 = load8(acc + 8); a2 = load8(acc + 16); a3 = load8(acc + 24)
-      a4 = load8(acc + 32); a5 = load8(acc + 40); a6 = load8(acc + 48); a7 = load8(acc + 56)
-    }
-    var v = values
-    var base = panel
-    for g in 0..<groups {
-      let bits = codes[g] &>> shift
-      let p = base + Int(truncatingIfNeeded: bits & 3) &* 64
-      let q = base + Int(truncatingIfNeeded: (bits &>> 2) & 3) &* 64
-      let w = Vec8(repeating: v[0])
-      let u = Vec8(repeating: v[8])
-      a0 = fma(a0, w, load8(p)); a1 = fma(a1, w, load8(p + 8))
-      a2 = fma(a2, w, load8(p + 16)); a3 = fma(a3, w, load8(p + 24))
-      a4 = fma(a4, w, load8(p + 32)); a5 = fma(a5, w, load8(p + 40))
-      a6 = fma(a6, w, load8(p + 48)); a7 = fma(a7, w, load8(p + 56))
-      a0 = fma(a0, u, load8(q)); a1 = fma(a1, u, load8(q + 8))
-      a2 = fma(a2, u, load8(q + 16)); a3 = fma(a3, u, load8(q + 24))
-      a4 = fma(a4, u, load8(q + 32)); a5 = fma(a5, u, load8(q + 40))
-      a6 = fma(a6, u, load8(q + 48)); a7 = fma(a7, u, load8(q + 56))
-      v += 16
-      base += 4 * 64
-    }
-    store8(a0, acc); store8(a1, acc + 8); store8(a2, acc + 16); store8(a3, acc + 24)
-    store8(a4, acc + 32); store8(a5, acc + 40); store8(a6, acc + 48); store8(a7, acc + 56)
-  }
-#endif
+  storePanel(a0, acc); storePanel(a1, acc + l); storePanel(a2, acc + 2 * l); storePanel(a3, acc + 3 * l)
+  storePanel(a4, acc + 4 * l); storePanel(a5, acc + 5 * l); storePanel(a6, acc + 6 * l); storePanel(a7, acc + 7 * l)
+}
 
 /// Small-M 2:4 (the decode path): for every block of 8 output rows and up to 4 activation
 /// rows at a time, one vector of 8 outputs per activation row; per group two in-lane permutes

@@ -39,24 +39,6 @@ package func store8(_ v: Vec8, _ p: UnsafeMutablePointer<Float>) {
   UnsafeMutableRawPointer(p).storeBytes(of: v, as: Vec8.self)
 }
 
-#if SPARSITY_ISA_AVX512
-  /// One 16-lane vector of `Float` (a zmm register).
-  package typealias Vec16 = SIMD16<Float>
-
-  @inline(__always)
-  package func fma(_ acc: Vec16, _ a: Vec16, _ b: Vec16) -> Vec16 { acc.addingProduct(a, b) }
-
-  @inline(__always)
-  package func load16(_ p: UnsafePointer<Float>) -> Vec16 {
-    UnsafeRawPointer(p).loadUnaligned(as: Vec16.self)
-  }
-
-  @inline(__always)
-  package func store16(_ v: Vec16, _ p: UnsafeMutablePointer<Float>) {
-    UnsafeMutableRawPointer(p).storeBytes(of: v, as: Vec16.self)
-  }
-#endif
-
 /// A 64-byte-aligned, zero-initialised `Float` buffer that frees itself.
 package final class FloatBuffer: @unchecked Sendable {
   package let pointer: UnsafeMutablePointer<Float>

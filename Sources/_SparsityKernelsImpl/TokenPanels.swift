@@ -9,13 +9,45 @@
 // of a row stay in registers over a k-block; the tile of yᵀ is transposed into y at the end.
 
 #if SPARSITY_ISA_AVX512
-  /// Tokens per panel: 8 zmm accumulators. With AVX-512 a nonzero's 8 FMAs cover 128 tokens,
-  /// for the same broadcast and index load as 64 tokens in ymm (2:4 tile measured 126–138 →
+  /// The vector of the token-panel tiles: zmm. A nonzero's 8 FMAs then cover 128 tokens for
+  /// the same broadcast and index load as 64 tokens in ymm (2:4 tile measured 126–138 →
   /// 145–162 GFLOP/s dense-equivalent single-thread on Zen 4).
-  package let panelTokens = 128
+  package typealias PanelVector = SIMD16<Float>
 #else
-  /// Tokens per panel: 8 ymm accumulators.
-  package let panelTokens = 64
+  /// The vector of the token-panel tiles: ymm.
+  package typealias PanelVector = SIMD8<Float>
+#endif
+
+/// Tokens per panel: 8 accumulators of `PanelVector` (128 with AVX-512, else 64).
+package let panelTokens = 8 * PanelVector.scalarCount
+
+/// The 8 accumulators of one row's yᵀ tile: zero when `first`, else loaded from `acc`.
+@inline(__always)
+func loadPanelTile(_ acc: UnsafePointer<Float>, first: Bool) -> (
+  PanelVector, PanelVector, PanelVector, PanelVector, PanelVector, PanelVector, PanelVector, PanelVector
+) {
+  if first { return (.zero, .zero, .zero, .zero, .zero, .zero, .zero, .zero) }
+  let l = PanelVector.scalarCount
+  return (
+    loadPanel(acc), loadPanel(acc + l), loadPanel(acc + 2 * l), loadPanel(acc + 3 * l), loadPanel(acc + 4 * l),
+    loadPanel(acc + 5 * l), loadPanel(acc + 6 * l), loadPanel(acc + 7 * l)
+  )
+}
+
+@inline(__always)
+func loadPanel(_ p: UnsafePointer<Float>) -> PanelVector {
+  UnsafeRawPointer(p).loadUnaligned(as: PanelVector.self)
+}
+
+@inline(__always)
+func storePanel(_ v: PanelVector, _ p: UnsafeMutablePointer<Float>) {
+  UnsafeMutableRawPointer(p).storeBytes(of: v, as: PanelVector.self)
+}
+
+#if SPARSITY_ISA_AVX512
+  /// `acc + a·b` in zmm (an AVX-512 build always has FMA); `Vec8`'s is in Support.swift.
+  @inline(__always)
+  func fma(_ acc: PanelVector, _ a: PanelVector, _ b: PanelVector) -> PanelVector { acc.addingProduct(a, b) }
 #endif
 
 /// A sparse weight whose rows can be multiplied into a token panel.
