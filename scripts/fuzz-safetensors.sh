@@ -16,12 +16,18 @@ out=fuzz-out
 mkdir -p "$build" "$out/corpus"
 
 flags=(-sanitize=fuzzer,address -parse-as-library -O -g)
-swiftc "${flags[@]}" -module-name SparsityCore -emit-module -emit-module-path "$build/SparsityCore.swiftmodule" \
-  -emit-library -static -o "$build/libSparsityCore.a" Sources/SparsityCore/*.swift
-swiftc "${flags[@]}" -module-name SparsityIO -I "$build" -emit-module -emit-module-path "$build/SparsityIO.swiftmodule" \
+# SparsityCore imports the C module _SparsityCPUID for its spin-wait hint (a static inline
+# function in the header: nothing to link); SwiftPM makes its module map, here we write one.
+mkdir -p "$build/cpuid"
+printf 'module _SparsityCPUID {\n  header "%s"\n  export *\n}\n' \
+  "$PWD/Sources/_SparsityCPUID/include/_SparsityCPUID.h" > "$build/cpuid/module.modulemap"
+swiftc "${flags[@]}" -module-name SparsityCore -I "$build/cpuid" -emit-module \
+  -emit-module-path "$build/SparsityCore.swiftmodule" -emit-library -static -o "$build/libSparsityCore.a" \
+  Sources/SparsityCore/*.swift
+swiftc "${flags[@]}" -module-name SparsityIO -I "$build" -I "$build/cpuid" -emit-module -emit-module-path "$build/SparsityIO.swiftmodule" \
   -emit-library -static -o "$build/libSparsityIO.a" \
   Sources/SparsityIO/{JSON,SafetensorsError,SafetensorsFile,SafetensorsWriter}.swift
-swiftc "${flags[@]}" -I "$build" -o "$build/safetensors-fuzz" Fuzz/SafetensorsFuzz/main.swift \
+swiftc "${flags[@]}" -I "$build" -I "$build/cpuid" -o "$build/safetensors-fuzz" Fuzz/SafetensorsFuzz/main.swift \
   "$build/libSparsityIO.a" "$build/libSparsityCore.a" 2>&1 | grep -v "Cannot export local symbol" >&2 || true
 test -x "$build/safetensors-fuzz"
 
