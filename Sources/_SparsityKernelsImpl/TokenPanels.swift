@@ -118,9 +118,9 @@ func tokenPanelLinear<W: TokenPanelWeight>(
   let tiles = (m + panelTokens - 1) / panelTokens
   let panelSize = kp * panelTokens
   let blocks = weight.kBlock == 0 ? 0 : (kp + weight.kBlock - 1) / weight.kBlock
-  // K-blocks per pass: as many as fit 256 KiB of panel; when one block's slice fills that
-  // alone (CSR's 1,024-input blocks), all in one pass per row chunk as before — there the
-  // accumulator round trips of extra passes cost more than they save at high sparsity.
+  // K-blocks per pass: as many as fit 256 KiB of panel; when fewer than two fit (CSR's blocks
+  // of 512+ inputs, chosen for the sparsest weights), all in one pass per row chunk — there the
+  // accumulator round trips of extra passes cost more than they save.
   let fitting = 256 * 1024 / Swift.max(1, weight.kBlock * panelTokens * 4)
   let perPass = fitting >= 2 ? fitting : Swift.max(1, blocks)
   let passes = Swift.max(1, (blocks + perPass - 1) / perPass)
