@@ -78,9 +78,9 @@ package struct DenseBlocking: Sendable {
   }
 }
 
-/// `y[m, n] = x[m, k] · Wᵀ + bias` with the packed GEMM (6×16 register tiles, k-blocks and
-/// activation blocks chosen by ``DenseBlocking``), on `workers`
-/// threads splitting the output columns (or the rows when there are few columns).
+/// `y[m, n] = x[m, k] · Wᵀ + bias` with the packed GEMM (6×16 register tiles, 12×32 with
+/// AVX-512; k-blocks and activation blocks chosen by ``DenseBlocking``), on `workers` threads
+/// splitting the output columns (or the rows when there are few columns).
 package func denseLinear(
   weight: PackedDenseWeight, x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>,
   bias: UnsafePointer<Float>?, workers: Int, blocking: DenseBlocking? = nil
@@ -126,20 +126,46 @@ private func denseBlock(
     var ic = panelRows.lowerBound
     while ic < panelRows.upperBound {
       let icEnd = Swift.min(ic + blocking.mcPanels, panelRows.upperBound)
-      for jr in panelColumns {
-        let b = bp + jr * k * 16 + pc * 16
+      // One 6×16 tile (any edge, through a scratch tile when partial).
+      func tile(_ ir: Int, _ jr: Int) {
         let columns = Swift.min(16, n - jr * 16)
-        let biasJ = first ? bias.map { $0 + jr * 16 } : nil
-        for ir in ic..<icEnd {
-          let rows = Swift.min(6, m - ir * 6)
-          withTile(rows: rows, columns: columns, c: y + ir * 6 * n + jr * 16, ldc: n, accumulate: !first) {
-            c, ldc in
-            kernel6x16(
-              segments: 1, length: len, kStarts: nil, a: ap + ir * k * 6 + pc * 6, b: b, c: c, ldc: ldc,
-              accumulate: !first, bias: biasJ)
-          }
+        let rows = Swift.min(6, m - ir * 6)
+        withTile(rows: rows, columns: columns, c: y + ir * 6 * n + jr * 16, ldc: n, accumulate: !first) { c, ldc in
+          kernel6x16(
+            segments: 1, length: len, kStarts: nil, a: ap + ir * k * 6 + pc * 6, b: bp + jr * k * 16 + pc * 16, c: c,
+            ldc: ldc, accumulate: !first, bias: first ? bias.map { $0 + jr * 16 } : nil)
         }
       }
+      #if SPARSITY_ISA_AVX512
+        // 12×32 tiles where two full row panels meet two full column panels; 6×16 elsewhere.
+        var jr = panelColumns.lowerBound
+        while jr < panelColumns.upperBound {
+          guard jr + 1 < panelColumns.upperBound, (jr + 2) * 16 <= n else {
+            for ir in ic..<icEnd { tile(ir, jr) }
+            jr += 1
+            continue
+          }
+          var ir = ic
+          while ir < icEnd {
+            if ir + 1 < icEnd && (ir + 2) * 6 <= m {
+              kernel12x32(
+                segments: 1, length: len, kStarts: nil, a0: ap + ir * k * 6 + pc * 6, a1: ap + (ir + 1) * k * 6 + pc * 6,
+                b0: bp + jr * k * 16 + pc * 16, b1: bp + (jr + 1) * k * 16 + pc * 16, c: y + ir * 6 * n + jr * 16, ldc: n,
+                accumulate: !first, bias: first ? bias.map { $0 + jr * 16 } : nil)
+              ir += 2
+            } else {
+              tile(ir, jr)
+              tile(ir, jr + 1)
+              ir += 1
+            }
+          }
+          jr += 2
+        }
+      #else
+        for jr in panelColumns {
+          for ir in ic..<icEnd { tile(ir, jr) }
+        }
+      #endif
       ic = icEnd
     }
     pc += len
