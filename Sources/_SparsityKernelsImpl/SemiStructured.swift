@@ -76,15 +76,9 @@ package final class PackedSemiStructuredWeight: TokenPanelWeight, @unchecked Sen
     let g0 = block * perBlock
     let count = Swift.min(perBlock, groups - g0)
     let slice = panel + block * kBlock * panelTokens
-    var out = acc
-    for r in rows {
-      let (rb, lane) = (r / 8, r % 8)
-      semiStructuredTile(
-        groups: count, values: UnsafePointer(values.pointer) + ((rb * groups + g0) * 2) * 8 + lane,
-        codes: UnsafePointer(codes) + rb * groups + g0, shift: UInt32(4 * lane), panel: slice, acc: out,
-        first: first)
-      out += panelTokens
-    }
+    semiStructuredTiles(
+      rows: rows, groups: count, values: UnsafePointer(values.pointer) + g0 * 16, codes: UnsafePointer(codes) + g0,
+      groupStride: groups, panel: slice, acc: acc, first: first)
   }
 
   /// Writes the dense row-major `[n, k]` weight.
@@ -102,12 +96,32 @@ package final class PackedSemiStructuredWeight: TokenPanelWeight, @unchecked Sen
   }
 }
 
+/// The token-panel tiles of `rows` for one k-block: row r's tile (``semiStructuredTile``) reads
+/// its values from `values + (r/8 · groupStride) · 16 + r%8` and its codes from
+/// `codes + r/8 · groupStride`, and writes `acc + (r − rows.lowerBound) · T`. One call per
+/// row chunk, not per row: a tile runs only 128 FMAs per k-block, and a call per row was 1–7%
+/// slower (median 3.5%, 16 shape × M cases timed interleaved on Zen 4).
+@inline(never)
+func semiStructuredTiles(
+  rows: Range<Int>, groups: Int, values: UnsafePointer<Float>, codes: UnsafePointer<UInt32>, groupStride: Int,
+  panel: UnsafePointer<Float>, acc: UnsafeMutablePointer<Float>, first: Bool
+) {
+  var out = acc
+  for r in rows {
+    let (rb, lane) = (r / 8, r % 8)
+    semiStructuredTile(
+      groups: groups, values: values + rb * groupStride * 16 + lane, codes: codes + rb * groupStride,
+      shift: UInt32(4 * lane), panel: panel, acc: out, first: first)
+    out += panelTokens
+  }
+}
+
 /// `acc[0..<T] += Σ_g v0_g·panel[4g + i0] + v1_g·panel[4g + i1]` for one row and one k-block
 /// (T = `panelTokens`, 8 `PanelVector` accumulators). `values` points at the row's first value
 /// of the block (stride 16 floats per group, second value 8 floats on); `codes >> shift` holds
 /// the row's positions; `first` starts from zero instead of `acc`.
-@inline(never)
-package func semiStructuredTile(
+@inline(__always)
+func semiStructuredTile(
   groups: Int, values: UnsafePointer<Float>, codes: UnsafePointer<UInt32>, shift: UInt32,
   panel: UnsafePointer<Float>, acc: UnsafeMutablePointer<Float>, first: Bool
 ) {
