@@ -163,7 +163,7 @@ func tokenPanelLinear<W: TokenPanelWeight>(
     // packing to the kernel through L2 (packing all panels first sent them through L3:
     // 24 MiB at M = 4,096, K = 1,536), and each item streams the weight once per panel.
     // 2:4, timed interleaved on Zen 4 (M = 2,048 and 4,096): +9–12% on 384x1536 (MiniLM's
-    // output layer), +2–13% on the other MiniLM shapes, −3…+8% on the BERT/ViT-L shapes;
+    // output layer), +2–13% on the other MiniLM shapes, −6…+8% on the BERT/ViT-L shapes (two runs);
     // CSR on ViT-L shapes: +3–42% at 90–99% sparsity (M = 1,024) and +4–70% (M = 4,096).
     let parts = Swift.min(workItems(workers), tiles)
     parallelFor(parts) { w in
