@@ -101,10 +101,9 @@ struct BenchPlan {
     var description: String { "\(out)x\(inp)" }
   }
 
-  enum Table: String { case dense, bsr, semiStructured = "2:4", csr }
-
   struct Case {
-    var table: Table
+    /// The weight form timed (its ``WeightForm/family`` names the table).
+    var form: WeightForm
     var shape: Shape
     var tokens: [Int]
     var sparsity: Double
@@ -156,7 +155,7 @@ struct BenchPlan {
     }
     if wanted.contains("dense") {
       for s in shapeList ?? Self.semiShapes {
-        cases.append(Case(table: .dense, shape: s, tokens: m ?? [1, 16, 128, 512, 2048], sparsity: 0, block: nil))
+        cases.append(Case(form: .dense, shape: s, tokens: m ?? [1, 16, 128, 512, 2048], sparsity: 0, block: nil))
       }
     }
     if wanted.contains("bsr") {
@@ -166,20 +165,20 @@ struct BenchPlan {
             throw CLIError("--blocks: \(b) does not divide the shape \(s) (BSR needs multiples of the block)")
           }
           for sp in sparsityList ?? [0.5, 0.8, 0.9, 0.95, 0.99] {
-            cases.append(Case(table: .bsr, shape: s, tokens: m ?? [1, 16, 128, 1024, 4096], sparsity: sp, block: b))
+            cases.append(Case(form: .bsr(b, b), shape: s, tokens: m ?? [1, 16, 128, 1024, 4096], sparsity: sp, block: b))
           }
         }
       }
     }
     if wanted.contains("2:4") {
       for s in shapeList ?? Self.semiShapes {
-        cases.append(Case(table: .semiStructured, shape: s, tokens: m ?? [1, 16, 128, 512, 2048], sparsity: 0.5, block: nil))
+        cases.append(Case(form: .twoFour, shape: s, tokens: m ?? [1, 16, 128, 512, 2048], sparsity: 0.5, block: nil))
       }
     }
     if wanted.contains("csr") {
       for s in shapeList ?? Self.vitL {
         for sp in sparsityList ?? [0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99] {
-          cases.append(Case(table: .csr, shape: s, tokens: m ?? [1, 128, 1024], sparsity: sp, block: nil))
+          cases.append(Case(form: .csr, shape: s, tokens: m ?? [1, 128, 1024], sparsity: sp, block: nil))
         }
       }
     }
@@ -283,7 +282,7 @@ struct BenchRunner {
         // Dense and sparse kernels timed in alternating rounds, so that a busy machine (other
         // processes, frequency changes) slows both alike and the ratio stays meaningful.
         var contenders: [(LinearWeight, LinearKernel)] = denseWeight.candidateKernels(tokens: m).map { (denseWeight, $0) }
-        if c.table != .dense {
+        if c.form.isSparse {
           contenders += weight.candidateKernels(tokens: m).filter { !$0.isDense }.map { (weight, $0) }
         }
         let times = measureInterleaved(
@@ -298,9 +297,9 @@ struct BenchRunner {
             best = (t, kernel, times[i])
           }
         }
-        if c.table == .dense { best = dense }
+        if !c.form.isSparse { best = dense }
         records.append(
-          record(c, m: m, weight: weight, kernel: best.kernel, times: best.times, dense: (dense.ms, dense.kernel.rawValue)))
+          record(c, m: m, weight: weight, kernel: best.kernel, times: best.times, dense: (dense.ms, dense.kernel.name)))
         done += 1
         progress(records.last!)
       }
@@ -347,25 +346,13 @@ struct BenchRunner {
   }
 
   private mutating func makeWeight(_ c: BenchPlan.Case) -> LinearWeight {
+    guard c.form.isSparse else { return denseWeight(c.shape) }
     let (n, k) = (c.shape.out, c.shape.inp)
     let seed = UInt64(n &* 31 &+ k) &+ UInt64(c.sparsity * 1000) &+ UInt64(c.block ?? 0)
     do {
-      switch c.table {
-      case .dense:
-        return denseWeight(c.shape)
-      case .bsr:
-        let b = c.block ?? 16
-        let w = SyntheticWeights.blockSparse(rows: n, columns: k, block: b, sparsity: c.sparsity, seed: seed)
-        return try LinearWeight(BSRMatrix(dense: w, blockRows: b, blockColumns: b))
-      case .semiStructured:
-        let w = SyntheticWeights.semiStructured(rows: n, columns: k, seed: seed)
-        return try LinearWeight(SemiStructuredMatrix(dense: w, n: 2, m: 4))
-      case .csr:
-        let w = SyntheticWeights.unstructured(rows: n, columns: k, sparsity: c.sparsity, seed: seed)
-        return try LinearWeight(CSRMatrix(dense: w))
-      }
+      return try LinearWeight(.dense(SyntheticWeights.matrix(c.form, rows: n, columns: k, sparsity: c.sparsity, seed: seed)), as: c.form)
     } catch {
-      fatalError("cannot build the \(c.table) weight \(c.shape): \(error)")
+      fatalError("cannot build the \(c.form) weight \(c.shape): \(error)")
     }
   }
 
@@ -390,25 +377,18 @@ struct BenchRunner {
     let (n, k) = (c.shape.out, c.shape.inp)
     let ms = median(times)
     let flops = 2 * Double(m) * Double(n) * Double(k)
-    let stored = c.table == .dense ? 1.0 : weight.density
     var bestDense = (ms: dense.ms, name: "ours:\(dense.kernel)")
     for p in peers where p.format == "dense" && p.m == m && p.n == n && p.k == k && p.medianMs < bestDense.ms {
       bestDense = (p.medianMs, "\(p.library):\(p.kernel)")
     }
     let speedup = dense.ms / ms
-    let format: String
-    switch c.table {
-    case .dense: format = "dense"
-    case .bsr: format = "bsr\(c.block ?? 0)x\(c.block ?? 0)"
-    case .semiStructured: format = "2:4"
-    case .csr: format = "csr"
-    }
+    let stored = c.form.isSparse ? weight.density : 1.0
     return BenchRecord(
-      table: c.table.rawValue, kernel: kernel.rawValue, format: format, m: m, n: n, k: k, shapeName: c.shape.name,
+      table: c.form.family, kernel: kernel.name, format: c.form.description, m: m, n: n, k: k, shapeName: c.shape.name,
       sparsity: c.sparsity, block: c.block, medianMs: ms, minMs: times.min() ?? ms,
       effectiveGflops: flops / ms / 1e6, usefulGflops: flops * stored / ms / 1e6, denseMs: dense.ms,
       denseKernel: dense.kernel, speedup: speedup, bestDenseMs: bestDense.ms, bestDense: bestDense.name,
       speedupVsBestDense: bestDense.ms / ms, bytes: weight.byteCount, denseBytes: n * k * 4,
-      dispatch: c.table == .dense || speedup >= 1.1 ? kernel.rawValue : dense.kernel)
+      dispatch: !c.form.isSparse || speedup >= 1.1 ? kernel.name : dense.kernel)
   }
 }

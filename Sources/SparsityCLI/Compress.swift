@@ -2,41 +2,14 @@ import ArgumentParser
 import Foundation
 import Sparsity
 
-/// A sparse format a user can ask for on the command line.
-enum TargetFormat: ExpressibleByArgument, CustomStringConvertible {
-  case semiStructured
-  case csr
-  case bsr(rows: Int, columns: Int)
-
-  init?(argument: String) {
-    switch argument.lowercased() {
-    case "2:4": self = .semiStructured
-    case "csr": self = .csr
-    default:
-      guard argument.lowercased().hasPrefix("bsr:") else { return nil }
-      let parts = argument.dropFirst(4).lowercased().split(separator: "x")
-      guard parts.count == 2, let r = Int(parts[0]), let c = Int(parts[1]), r >= 1, c >= 1 else { return nil }
-      self = .bsr(rows: r, columns: c)
-    }
-  }
-
-  var description: String {
-    switch self {
-    case .semiStructured: "2:4"
-    case .csr: "csr"
-    case let .bsr(r, c): "bsr:\(r)x\(c)"
-    }
-  }
-
-  static var defaultValueDescription: String { "2:4 | csr | bsr:RxC" }
-
-  /// Compresses one dense matrix.
-  func compress(_ tensor: Tensor, name: String) throws -> StoredTensor {
-    switch self {
-    case .semiStructured: .semiStructured(try CUTLASSSemiStructured(compressing: tensor, name: name))
-    case .csr: .csr(try CSRMatrix(dense: tensor, name: name))
-    case let .bsr(r, c): .bsr(try BSRMatrix(dense: tensor, blockRows: r, blockColumns: c, name: name))
-    }
+/// The form `text` names for storing a tensor in a file (2:4, csr, bsr:RxC, dense).
+func fileForm(_ text: String, option: String) throws -> WeightForm {
+  do {
+    let form = try WeightForm(parsing: text)
+    guard form.isStorable else { throw CLIError("\(option) \(form): files store \(WeightForm.storableSpellings)") }
+    return form
+  } catch let error as WeightFormSyntaxError {
+    throw CLIError("\(option) \(error)")
   }
 }
 
@@ -58,12 +31,13 @@ struct Compress: ParsableCommand {
   var output: String
 
   @Option(help: "The sparse format: 2:4, csr, or bsr:RxC (e.g. bsr:32x32).")
-  var format: TargetFormat
+  var format: String
 
   @Option(help: "Compress only tensors whose name matches this regular expression (anywhere in the name).")
   var include: String?
 
   func run() throws {
+    let format = try fileForm(self.format, option: "--format")
     let include = try compileRegex(include, option: "--include")
     var archive = try TensorArchive(contentsOf: file)
     var rows: [[String]] = []
@@ -80,9 +54,9 @@ struct Compress: ParsableCommand {
         }
         continue
       }
-      let compressed = try format.compress(stored.dense(), name: name)
+      let compressed = try stored.stored(as: format, name: name)
       archive.tensors[i].value = compressed
-      rows.append([name, stored.formatName, formatBytes(stored.byteCount), compressed.formatName, formatBytes(compressed.byteCount)])
+      rows.append([name, stored.form.description, formatBytes(stored.byteCount), compressed.form.description, formatBytes(compressed.byteCount)])
     }
     if rows.isEmpty {
       throw CLIError("no matrix in \(file)\(self.include.map { " matches --include '\($0)'" } ?? "") (nothing written)")
@@ -106,8 +80,7 @@ struct Decompress: ParsableCommand {
   func run() throws {
     var archive = try TensorArchive(contentsOf: file)
     var count = 0
-    for i in archive.tensors.indices {
-      if case .dense = archive.tensors[i].value { continue }
+    for i in archive.tensors.indices where archive.tensors[i].value.form.isSparse {
       archive.tensors[i].value = .dense(archive.tensors[i].value.dense())
       count += 1
     }

@@ -21,12 +21,20 @@ struct Embed: ParsableCommand {
   @Flag(help: "Print one JSON array holding one array of floats per text, in input order.")
   var json = false
 
+  @Flag(help: "Print the resident weight bytes and the load time on standard error.")
+  var verbose = false
+
   @Argument(help: "The texts.")
   var texts: [String]
 
   func run() throws {
     guard !texts.isEmpty else { throw CLIError("give at least one text to embed") }
+    let start = DispatchTime.now()
     let embedder = try loadEmbedder(model: model, weights: weights)
+    if verbose {
+      let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
+      FileHandle.standardError.write(Data("\(describeResidentWeights(embedder.model)); loaded in \(String(format: "%.4f", seconds)) s\n".utf8))
+    }
     let d = embedder.model.configuration.hiddenSize
     let vectors = embedder.embed(texts)
     let rows = (0..<texts.count).map { Array(vectors[$0 * d..<($0 + 1) * d]) }
@@ -42,12 +50,14 @@ struct Embed: ParsableCommand {
   }
 }
 
-/// The embedder of `model`, with `weights` loaded and its sparse layers compressed.
+/// The embedder of `model` for inference, its weights (or `weights`) packed from the file.
 func loadEmbedder(model: String, weights: String?) throws -> SentenceEmbedder {
-  let embedder = try SentenceEmbedder(directory: model)
-  if let weights {
-    try embedder.model.load(weightsFile: weights)
-    try sparsifyPrunedLayers(embedder.model)
-  }
-  return embedder
+  try SentenceEmbedder(directory: model, weights: weights, holding: .packed)
+}
+
+/// `weights: N bytes resident in K layers (forms)`: what a loaded model holds.
+func describeResidentWeights(_ model: Module) -> String {
+  let packed = model.packedLayers()
+  let forms = Dictionary(grouping: packed, by: { $0.layer.weight.form.description }).map { "\($0.value.count) × \($0.key)" }.sorted()
+  return "weights: \(model.residentWeightBytes) bytes resident in \(packed.count) packed layers (\(forms.joined(separator: ", "))) and \(model.parameterCount) other values"
 }

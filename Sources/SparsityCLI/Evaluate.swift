@@ -76,6 +76,7 @@ struct Eval: ParsableCommand {
     var denseBatch1SentencesPerS, sparseBatch1SentencesPerS, batch1Speedup: Double?
     var evaluationSentences, queries, documents, threads: Int
     var compressedLayers: [String: String]
+    var denseWeightBytes, sparseWeightBytes: Int
     var denseStepSeconds, sparseStepSeconds: [String: Double]?
 
     enum CodingKeys: String, CodingKey {
@@ -83,17 +84,16 @@ struct Eval: ParsableCommand {
       case denseSentencesPerS = "dense_sentences_per_s", sparseSentencesPerS = "sparse_sentences_per_s", speedup
       case denseBatch1SentencesPerS = "dense_batch1_sentences_per_s", sparseBatch1SentencesPerS = "sparse_batch1_sentences_per_s"
       case batch1Speedup = "batch1_speedup", evaluationSentences = "evaluation_sentences", queries, documents, threads
-      case compressedLayers = "compressed_layers", denseStepSeconds = "dense_step_seconds", sparseStepSeconds = "sparse_step_seconds"
+      case compressedLayers = "compressed_layers", denseWeightBytes = "dense_weight_bytes", sparseWeightBytes = "sparse_weight_bytes", denseStepSeconds = "dense_step_seconds", sparseStepSeconds = "sparse_step_seconds"
     }
   }
 
   func run() throws {
     guard repeats > 0 else { throw CLIError("--repeats must be positive, got \(repeats)") }
     let corpus = try corpus.map { try SentenceCorpus(contentsOf: $0) } ?? SentenceCorpus.builtIn()
-    let dense = try SentenceEmbedder(directory: model)
-    let sparse = try SentenceEmbedder(directory: model)
-    try sparse.model.load(weightsFile: weights)
-    let compressed = try sparsifyPrunedLayers(sparse.model)
+    let dense = try loadEmbedder(model: model, weights: nil)
+    let sparse = try loadEmbedder(model: model, weights: weights)
+    let compressed = sparse.model.packedLayers().filter { $0.layer.weight.form.isSparse }.map { ($0.name, $0.layer.weight.form) }
     let progress = ProgressLine()
     let d = dense.model.configuration.hiddenSize
 
@@ -107,7 +107,8 @@ struct Eval: ParsableCommand {
     var report = Report(
       meanCosine: cos.mean, minCosine: cos.minimum, top5Overlap: overlap, evaluationSentences: corpus.evaluation.count,
       queries: corpus.retrieval.queries.count, documents: corpus.retrieval.documents.count, threads: Parallel.workerCount,
-      compressedLayers: Dictionary(uniqueKeysWithValues: compressed.map { ($0.name, $0.format.description) }))
+      compressedLayers: Dictionary(uniqueKeysWithValues: compressed.map { ($0.0, $0.1.description) }),
+      denseWeightBytes: dense.model.residentWeightBytes, sparseWeightBytes: sparse.model.residentWeightBytes)
     guard !skipSpeed else {
       progress.finish()
       try show(report)
@@ -146,6 +147,7 @@ struct Eval: ParsableCommand {
     }
     let formats = Dictionary(grouping: report.compressedLayers.values, by: { $0 }).map { "\($0.value.count) × \($0.key)" }.sorted()
     say("compressed layers: \(formats.isEmpty ? "none (no layer is sparse enough)" : formats.joined(separator: ", "))")
+    say("resident weight bytes: dense \(formatBytes(report.denseWeightBytes)), pruned \(formatBytes(report.sparseWeightBytes))")
     say(
       table(
         ["fidelity", "value"],

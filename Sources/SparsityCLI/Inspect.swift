@@ -52,7 +52,7 @@ struct Inspect: ParsableCommand {
     for (name, stored) in archive.tensors {
       let tensor = stored.dense()
       let report = tensor.dtype.byteWidth == nil ? nil : SparsityReport(name: name, tensor: tensor)
-      reports.append(InspectRecord(name: name, storedFormat: stored.formatName, storedBytes: stored.byteCount, report: report))
+      reports.append(InspectRecord(name: name, storedFormat: stored.form.description, storedBytes: stored.byteCount, report: report))
     }
     if json {
       let encoder = JSONEncoder()

@@ -147,9 +147,7 @@ struct Prune: ParsableCommand {
       scope: scopeName.flatMap { ComparisonScope(rawValue: $0.lowercased()) }, zerosPerBlock: zerosPerBlock,
       norm: blockNorm, sparseGPT: SparseGPTOptions(dampening: dampening, blockSize: blockSize)
     ).validated()
-    if let compress, compress.lowercased() != "auto", TargetFormat(argument: compress) == nil {
-      throw CLIError("--compress '\(compress)' is not auto, 2:4, csr or bsr:RxC")
-    }
+    if let compress, compress.lowercased() != "auto" { _ = try fileForm(compress, option: "--compress") }
     let permutationGroup = try permutationShape(parsedPattern)
     let include = try compileRegex(include, option: "--include")
     let exclude = try compileRegex(exclude, option: "--exclude")
@@ -218,7 +216,9 @@ struct Prune: ParsableCommand {
       }
       var stored = StoredTensor.dense(pruned)
       if let compress {
-        stored = try compressionFormat(compress, pattern: parsedPattern, dtype: pruned.dtype).compress(pruned, name: name)
+        let form = compress.lowercased() == "auto"
+          ? WeightForm.fileForm(forPruned: parsedPattern, dtype: pruned.dtype) : try fileForm(compress, option: "--compress")
+        stored = try stored.stored(as: form, name: name)
       }
       archive.tensors[index].value = stored
       let search = permutations[name]
@@ -234,7 +234,7 @@ struct Prune: ParsableCommand {
           heldOutError: heldOutOf[name].map {
             PruningMetrics.relativeOutputError(original: reference, pruned: pruned, inputs: $0)
           },
-          permutationGain: search?.relativeGain, permutationEfficacy: search?.efficacy, format: stored.formatName,
+          permutationGain: search?.relativeGain, permutationEfficacy: search?.efficacy, format: stored.form.description,
           seconds: seconds[name] ?? 0))
     }
     for (name, search) in permutations.sorted(by: { $0.key < $1.key }) {
@@ -302,22 +302,6 @@ struct Prune: ParsableCommand {
       throw CLIError("--permute needs an N:M pattern with N < M ≤ 8, got \(pattern)")
     }
     return (n, m)
-  }
-
-  /// The format for one tensor; `auto` uses 2:4 only where PyTorch's layout stores 2:4
-  /// (f16, bf16, i8; f32 is stored as 1:2 there).
-  func compressionFormat(_ text: String, pattern: SparsityPattern, dtype: DType) throws -> TargetFormat {
-    if text.lowercased() == "auto" {
-      switch pattern {
-      case .nOfM(2, 4) where [.float16, .bfloat16, .int8].contains(dtype): return .semiStructured
-      case let .block(r, c): return .bsr(rows: r, columns: c)
-      default: return .csr
-      }
-    }
-    guard let format = TargetFormat(argument: text) else {
-      throw CLIError("--compress '\(text)' is not auto, 2:4, csr or bsr:RxC")
-    }
-    return format
   }
 
   static func readInputs(_ path: String) throws -> CalibrationInputs {

@@ -104,7 +104,7 @@ struct Train: ParsableCommand {
     case let .block(r, c):
       return [SparsityPlan(
         label: "block \(r)x\(c) \(Int((sparsity * 100).rounded()))%",
-        pruning: PruningConfiguration(method: method, pattern: parsed, sparsityLevel: sparsity), format: .bsr(rows: r, columns: c))]
+        pruning: PruningConfiguration(method: method, pattern: parsed, sparsityLevel: sparsity), format: .bsr(r, c))]
     case .unstructured:
       return [SparsityPlan(
         label: "unstructured \(Int((sparsity * 100).rounded()))%",

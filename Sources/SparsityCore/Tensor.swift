@@ -54,6 +54,10 @@ public struct Tensor: Sendable {
     withUnsafeMutableBufferPointer(as: S.self) { $0.update(repeating: value) }
   }
 
+  /// Drops the resident pages of mapped file bytes this tensor borrows (after a weight has
+  /// been packed from them); the values stay readable (see ``TensorStorage/evictPages()``).
+  public func evictPages() { storage.evictPages() }
+
   /// Creates a tensor over existing storage.
   ///
   /// - Precondition: the storage holds exactly the bytes of `shape` × `dtype`.

@@ -23,6 +23,7 @@ public final class TensorStorage: @unchecked Sendable {
   /// Allocates `byteCount` zeroed bytes, aligned to 64 bytes.
   public init(zeroedByteCount byteCount: Int) {
     precondition(byteCount >= 0, "negative byte count \(byteCount)")
+    MemoryLedger.recordAllocation(bytes: byteCount)
     let pointer = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 1), alignment: 64)
     pointer.initializeMemory(as: UInt8.self, repeating: 0, count: max(byteCount, 1))
     self.baseAddress = pointer
@@ -34,6 +35,7 @@ public final class TensorStorage: @unchecked Sendable {
   /// Allocates `byteCount` bytes without initializing them; the caller writes every byte.
   public init(uninitializedByteCount byteCount: Int) {
     precondition(byteCount >= 0, "negative byte count \(byteCount)")
+    MemoryLedger.recordAllocation(bytes: byteCount)
     self.baseAddress = UnsafeMutableRawPointer.allocate(
       byteCount: max(byteCount, 1), alignment: 64)
     self.byteCount = byteCount
@@ -58,7 +60,22 @@ public final class TensorStorage: @unchecked Sendable {
     return result
   }
 
+  /// Drops the resident pages of borrowed bytes that a memory-mapped owner can read again
+  /// (``PageEvicting``): after a weight is packed from a mapped file, its source pages need not
+  /// stay in memory. The bytes remain readable. Does nothing for owned storage.
+  public func evictPages() {
+    guard let owner = owner as? any PageEvicting else { return }
+    owner.evictPages(UnsafeRawBufferPointer(start: baseAddress, count: byteCount))
+  }
+
   deinit {
     if owner == nil { baseAddress.deallocate() }
   }
+}
+
+/// An owner of borrowed bytes (a read-only file mapping) that can drop their resident pages
+/// and fault them in again from the file when read.
+public protocol PageEvicting: AnyObject {
+  /// Drops the whole pages inside `bytes` from memory.
+  func evictPages(_ bytes: UnsafeRawBufferPointer)
 }

@@ -334,6 +334,19 @@ final class FileBytes: @unchecked Sendable {
   }
 }
 
+extension FileBytes: PageEvicting {
+  /// Drops the whole pages inside `bytes` (`madvise(MADV_DONTNEED)` on the private read-only
+  /// mapping: a later read faults them in again from the file). Copied files keep their bytes.
+  func evictPages(_ bytes: UnsafeRawBufferPointer) {
+    guard case .unmap = release, let start = bytes.baseAddress, bytes.count > 0 else { return }
+    let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+    let lo = (Int(bitPattern: start) + page - 1) / page * page
+    let hi = (Int(bitPattern: start) + bytes.count) / page * page
+    guard hi > lo, let address = UnsafeMutableRawPointer(bitPattern: lo) else { return }
+    _ = madvise(address, hi - lo, Int32(MADV_DONTNEED))
+  }
+}
+
 /// The current `errno` as text.
 func errnoText() -> String {
   String(cString: strerror(errno))

@@ -1,65 +1,6 @@
 import SparsityCore
 import SparsityFormats
 
-/// A tensor as a file stores it: dense, or compressed in one of the sparse formats.
-public enum StoredTensor: Sendable, Equatable {
-  case dense(Tensor)
-  case csr(CSRMatrix)
-  case bsr(BSRMatrix)
-  /// 2:4 in the CUTLASS layout PyTorch's semi-structured tensors use.
-  case semiStructured(CUTLASSSemiStructured)
-
-  /// The dense tensor (a decompression for the sparse cases).
-  public func dense() -> Tensor {
-    switch self {
-    case let .dense(t): t
-    case let .csr(m): m.dense()
-    case let .bsr(m): m.dense()
-    case let .semiStructured(m): m.dense()
-    }
-  }
-
-  /// The format's name: `dense`, `csr`, `bsr:RxC` or `2:4`.
-  public var formatName: String {
-    switch self {
-    case .dense: "dense"
-    case .csr: "csr"
-    case let .bsr(m): "bsr:\(m.blockRows)x\(m.blockColumns)"
-    case .semiStructured: "2:4"
-    }
-  }
-
-  /// The dense shape.
-  public var shape: [Int] {
-    switch self {
-    case let .dense(t): t.shape
-    case let .csr(m): m.shape
-    case let .bsr(m): m.shape
-    case let .semiStructured(m): [m.rows, m.columns]
-    }
-  }
-
-  /// The element type of the values.
-  public var dtype: DType {
-    switch self {
-    case let .dense(t): t.dtype
-    case let .csr(m): m.dtype
-    case let .bsr(m): m.dtype
-    case let .semiStructured(m): m.packed.dtype
-    }
-  }
-
-  /// Bytes of every array stored for this tensor.
-  public var byteCount: Int {
-    switch self {
-    case let .dense(t): t.byteCount
-    case let .csr(m): m.byteCount
-    case let .bsr(m): m.byteCount
-    case let .semiStructured(m): m.byteCount
-    }
-  }
-}
-
 /// A named, ordered collection of stored tensors plus string metadata: the contents of one
 /// safetensors file, with sparse tensors decoded.
 ///
@@ -109,38 +50,80 @@ public struct TensorArchive: Sendable {
 
   /// Decodes the tensors of an opened file.
   public init(file: SafetensorsFile) throws {
-    var sparseNames: [String: String] = [:]  // component tensor name → logical name
-    var decoded: [String: StoredTensor] = [:]
-    var metadata: [String: String] = [:]
-    for (key, value) in file.metadata {
-      guard key.hasPrefix(TensorArchive.formatKeyPrefix) else {
-        metadata[key] = value
-        continue
-      }
-      let name = String(key.dropFirst(TensorArchive.formatKeyPrefix.count))
-      let (stored, components) = try TensorArchive.decode(name: name, description: value, file: file)
-      decoded[name] = stored
-      for component in components {
-        if let other = sparseNames[component] {
-          throw TensorArchiveError.sharedComponent(tensor: component, owners: [other, name].sorted())
+    let reader = try Reader(file: file)
+    tensors = try reader.names.map { ($0, try reader.stored($0)) }
+    metadata = reader.metadata
+  }
+
+  /// An opened file's tensors by logical name, each decoded when asked for: a model loader
+  /// packs one weight at a time and never holds the decoded arrays of the others. The
+  /// sparse-tensor convention (component claims, name collisions) is checked on opening.
+  public struct Reader: Sendable {
+    /// The file read.
+    public let file: SafetensorsFile
+    /// Logical tensor names in file order.
+    public let names: [String]
+    /// Metadata other than the sparse-format entries.
+    public let metadata: [String: String]
+    private let descriptions: [String: String]
+
+    /// Opens `file`, checking the sparse-tensor convention without decoding any tensor.
+    public init(file: SafetensorsFile) throws {
+      var owners: [String: String] = [:]  // component tensor name → logical name
+      var descriptions: [String: String] = [:]
+      var metadata: [String: String] = [:]
+      for (key, value) in file.metadata {
+        guard key.hasPrefix(TensorArchive.formatKeyPrefix) else {
+          metadata[key] = value
+          continue
         }
-        sparseNames[component] = name
-      }
-    }
-    var tensors: [(name: String, value: StoredTensor)] = []
-    var emitted = Set<String>()
-    for entry in file.entries {
-      if let logical = sparseNames[entry.name] {
-        if emitted.insert(logical).inserted { tensors.append((logical, decoded[logical]!)) }
-      } else {
-        if decoded[entry.name] != nil {
-          throw TensorArchiveError.nameCollision(entry.name)
+        let name = String(key.dropFirst(TensorArchive.formatKeyPrefix.count))
+        descriptions[name] = value
+        for component in try TensorArchive.components(name: name, description: value) {
+          if let other = owners[component] {
+            throw TensorArchiveError.sharedComponent(tensor: component, owners: [other, name].sorted())
+          }
+          owners[component] = name
         }
-        tensors.append((entry.name, .dense(try file.tensor(named: entry.name))))
       }
+      var names: [String] = []
+      var emitted = Set<String>()
+      for entry in file.entries {
+        if let logical = owners[entry.name] {
+          if emitted.insert(logical).inserted { names.append(logical) }
+        } else {
+          if descriptions[entry.name] != nil { throw TensorArchiveError.nameCollision(entry.name) }
+          names.append(entry.name)
+        }
+      }
+      for name in descriptions.keys.sorted() where !emitted.contains(name) {
+        // Every component is missing: report the first one.
+        let first = try TensorArchive.components(name: name, description: descriptions[name]!)[0]
+        throw TensorArchiveError.missingComponent(tensor: name, component: first)
+      }
+      self.file = file
+      self.names = names
+      self.metadata = metadata
+      self.descriptions = descriptions
     }
-    self.tensors = tensors
-    self.metadata = metadata
+
+    /// Opens and checks the file at `path`.
+    public init(contentsOf path: String) throws {
+      try self.init(file: try SafetensorsFile(contentsOf: path))
+    }
+
+    /// Whether a tensor of this logical name is in the file.
+    public func contains(_ name: String) -> Bool { descriptions[name] != nil || file.entry(named: name) != nil }
+
+    /// The tensor `name` decoded: a dense tensor over the file's mapped bytes, or a sparse one
+    /// whose value arrays borrow them (index arrays are read into 32-bit arrays).
+    ///
+    /// - Throws: ``TensorArchiveError`` or ``SparseFormatError`` for inconsistent sparse data,
+    ///   ``SafetensorsError`` for an unknown name.
+    public func stored(_ name: String) throws -> StoredTensor {
+      if let description = descriptions[name] { return try TensorArchive.decode(name: name, description: description, file: file) }
+      return .dense(try file.tensor(named: name))
+    }
   }
 
   /// The stored tensor named `name`, or `nil`.
@@ -194,9 +177,21 @@ public struct TensorArchive: Sendable {
 
   // MARK: Decoding
 
-  private static func decode(name: String, description: String, file: SafetensorsFile) throws
-    -> (StoredTensor, [String])
-  {
+  /// The component tensor names of sparse tensor `name` with the `sparsity:NAME` entry `description`.
+  static func components(name: String, description: String) throws -> [String] {
+    let info = try FormatDescription(name: name, text: description)
+    let suffixes: [String]
+    switch info.format {
+    case "csr", "bsr": suffixes = ["crow_indices", "col_indices", "values"]
+    case "semi_structured_cutlass": suffixes = ["packed", "meta"]
+    default:
+      throw TensorArchiveError.invalidFormatDescription(
+        tensor: name, detail: "unknown format '\(info.format)' (expected csr, bsr or semi_structured_cutlass)")
+    }
+    return suffixes.map { "\(name).\($0)" }
+  }
+
+  private static func decode(name: String, description: String, file: SafetensorsFile) throws -> StoredTensor {
     let info = try FormatDescription(name: name, text: description)
     func component(_ suffix: String) throws -> Tensor {
       let componentName = "\(name).\(suffix)"
@@ -231,7 +226,7 @@ public struct TensorArchive: Sendable {
       let m = try CSRMatrix(
         shape: info.shape, rowOffsets: try indices("crow_indices"), columnIndices: try indices("col_indices"),
         values: try component("values"), name: name)
-      return (.csr(m), ["crow_indices", "col_indices", "values"].map { "\(name).\($0)" })
+      return .csr(m)
     case "bsr":
       let values = try component("values")
       if let block = info.blocksize, values.rank == 3, Array(values.shape[1...]) != block {
@@ -242,14 +237,14 @@ public struct TensorArchive: Sendable {
       let m = try BSRMatrix(
         shape: info.shape, rowOffsets: try indices("crow_indices"), columnIndices: try indices("col_indices"),
         values: values, name: name)
-      return (.bsr(m), ["crow_indices", "col_indices", "values"].map { "\(name).\($0)" })
+      return .bsr(m)
     case "semi_structured_cutlass":
       let m = try CUTLASSSemiStructured(packed: try component("packed"), meta: try component("meta"), name: name)
       guard [m.rows, m.columns] == info.shape else {
         throw TensorArchiveError.invalidFormatDescription(
           tensor: name, detail: "shape \(info.shape) does not match packed/meta of a \(m.rows)×\(m.columns) matrix")
       }
-      return (.semiStructured(m), ["packed", "meta"].map { "\(name).\($0)" })
+      return .semiStructured(m)
     default:
       throw TensorArchiveError.invalidFormatDescription(
         tensor: name, detail: "unknown format '\(info.format)' (expected csr, bsr or semi_structured_cutlass)")

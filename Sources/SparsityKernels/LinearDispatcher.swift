@@ -72,7 +72,7 @@ public final class LinearDispatcher: Sendable {
   /// The cache key of a weight and token count.
   public static func key(for weight: LinearWeight, tokens m: Int) -> String {
     let density = Int((weight.density * 100).rounded())
-    return "\(weight.format)|\(weight.outFeatures)x\(weight.inFeatures)|d\(density)|m\(tokenBucket(m))"
+    return "\(weight.form)|\(weight.outFeatures)x\(weight.inFeatures)|d\(density)|m\(tokenBucket(m))"
   }
 
   /// The decisions made or loaded so far, by key.
@@ -89,7 +89,7 @@ public final class LinearDispatcher: Sendable {
     guard measures else { return Self.heuristicKernel(for: weight, tokens: m) }
     let choice = tune(weight, tokens: m, candidates: candidates)
     state.withLock { $0[key] = choice }
-    if !choice.isDense && weight.format != .dense { weight.releaseDenseFallback() }
+    if !choice.isDense && weight.form.isSparse { weight.releaseDenseFallback() }
     save()
     return choice
   }
@@ -113,7 +113,7 @@ public final class LinearDispatcher: Sendable {
         bestSparse = (kernel, t)
       }
     }
-    if weight.format == .dense { return bestDense.0 }
+    if !weight.form.isSparse { return bestDense.0 }
     return bestSparse.1 * denseBias <= bestDense.1 ? bestSparse.0 : bestDense.0
   }
 
@@ -136,20 +136,15 @@ public final class LinearDispatcher: Sendable {
     return best
   }
 
-  /// The rules used without timing: the one-row kernels for M ≤ 2; the sparse kernels where
-  /// they usually win on this class of CPU (2:4 always, BSR at density ≤ 0.7, CSR at
-  /// density ≤ 0.3), dense otherwise.
+  /// The rules used without timing: the one-row kernels for M ≤ 2; a sparse weight's own
+  /// kernels where they usually win on this class of CPU (2:4 always, BSR at density ≤ 0.7,
+  /// CSR at density ≤ 0.3), dense otherwise.
   public static func heuristicKernel(for weight: LinearWeight, tokens m: Int) -> LinearKernel {
     let small = m <= 2
-    switch weight.format {
-    case .dense: return small ? .denseGEMV : .denseGEMM
-    case .semiStructured: return small ? .semiStructuredGEMV : .semiStructuredPanel
-    case .bsr, .csr:
-      let own = weight.sparseKernels
-      let sparseOK = own.first == .bsr ? weight.density <= 0.7 : weight.density <= 0.3
-      if !sparseOK { return small ? .denseGEMV : .denseGEMM }
-      return small ? own[1] : own[0]
-    }
+    let own = weight.ownKernels
+    let maximumDensity = own.contains(.semiStructuredPanel) ? 1 : own.contains(.bsr) ? 0.7 : 0.3
+    let kernels = weight.form.isSparse && weight.density <= maximumDensity ? own : [.denseGEMM, .denseGEMV]
+    return kernels.first { $0.isRowWise == small } ?? kernels[0]
   }
 
   // MARK: Persistence
@@ -172,7 +167,7 @@ public final class LinearDispatcher: Sendable {
     else { return }
     state.withLock { state in
       for (key, name) in file.decisions {
-        if let k = LinearKernel(rawValue: name), state[key] == nil { state[key] = k }
+        if let k = LinearKernel(name: name), state[key] == nil { state[key] = k }
       }
     }
   }
@@ -182,7 +177,7 @@ public final class LinearDispatcher: Sendable {
     let snapshot = state.withLock { $0 }
     let file = CacheFile(
       cpu: CPUFeatures.host.brand, isa: CPUFeatures.kernelISA, threads: Parallel.workerCount,
-      decisions: snapshot.mapValues(\.rawValue))
+      decisions: snapshot.mapValues(\.name))
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
     guard let data = try? encoder.encode(file) else { return }

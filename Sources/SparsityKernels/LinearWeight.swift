@@ -3,33 +3,6 @@ import SparsityFormats
 import Synchronization
 import _SparsityKernelsImpl
 
-/// One implementation of `y = x · Wᵀ + bias`.
-///
-/// Every kernel is correct for every token count `M`; they differ in speed. ``LinearDispatcher``
-/// times the candidates of a weight once per shape bucket and remembers the winner.
-public enum LinearKernel: String, Sendable, CaseIterable, Codable, CustomStringConvertible {
-  /// Packed dense GEMM: 6×16 register tiles, k-blocked, both cores.
-  case denseGEMM = "dense-gemm"
-  /// Dense GEMV, one activation row at a time (M = 1).
-  case denseGEMV = "dense-gemv"
-  /// Block-sparse: the dense microkernel over each block row's nonzero blocks.
-  case bsr = "bsr"
-  /// Block-sparse, one activation row at a time (M = 1).
-  case bsrGEMV = "bsr-gemv"
-  /// Unstructured: activation-major (xᵀ panels of 64 tokens, one broadcast weight per nonzero).
-  case csrPanel = "csr-panel"
-  /// Unstructured, row-wise SpMV per activation row (M = 1).
-  case csrSpMV = "csr-spmv"
-  /// 2:4: activation-major with the positions decoded from 4-bit codes, k-blocks of 64.
-  case semiStructuredPanel = "2:4-panel"
-  /// 2:4 for small M: 8 output rows per vector, x values picked with in-lane permutes.
-  case semiStructuredGEMV = "2:4-gemv"
-
-  /// Whether the kernel runs the dense fallback rather than the sparse weight.
-  public var isDense: Bool { self == .denseGEMM || self == .denseGEMV }
-  public var description: String { rawValue }
-}
-
 /// A linear layer's weight `W [out, in]`, packed once for fast `y = x · Wᵀ + bias`.
 ///
 /// Build it from a dense tensor or from a compressed matrix; ``apply(x:bias:)`` then picks the
@@ -43,38 +16,12 @@ public enum LinearKernel: String, Sendable, CaseIterable, Codable, CustomStringC
 /// let z = w.apply(x: x, bias: b, kernel: .bsr)   // a specific kernel
 /// ```
 ///
-/// Values must be `float32`. The packed form is held in this object (the source matrix is not
-/// retained); the dense fallback is packed lazily the first time a dense kernel runs.
+/// Floating-point values are packed as `float32`. The packed form is held in this object (the
+/// source arrays are not retained); the dense fallback is packed lazily the first time a dense
+/// kernel runs, and dropped when tuning decides against it.
 public final class LinearWeight: Sendable {
-  /// The storage format of the weight.
-  public enum Format: Hashable, Sendable, CustomStringConvertible {
-    case dense
-    /// 2:4 semi-structured (2 kept in every 4 along the input dimension).
-    case semiStructured
-    /// Blocks of `blockRows × blockColumns`.
-    case bsr(blockRows: Int, blockColumns: Int)
-    /// Unstructured.
-    case csr
-
-    public var description: String {
-      switch self {
-      case .dense: "dense"
-      case .semiStructured: "2:4"
-      case .bsr(let r, let c): "bsr\(r)x\(c)"
-      case .csr: "csr"
-      }
-    }
-  }
-
-  enum Packed: @unchecked Sendable {
-    case dense(PackedDenseWeight)
-    case bsr(PackedBSRWeight)
-    case csr(PackedCSRWeight)
-    case semiStructured(PackedSemiStructuredWeight)
-  }
-
-  /// The format this weight was built from.
-  public let format: Format
+  /// The packed form: layout × encoding.
+  public let form: WeightForm
   /// `out` (N), the number of output features.
   public let outFeatures: Int
   /// `in` (K), the number of input features.
@@ -82,147 +29,97 @@ public final class LinearWeight: Sendable {
   /// Stored (kept) values over `out · in`: 1 for dense, 0.5 for 2:4, the block or element
   /// density otherwise.
   public let density: Double
-  let packed: Packed
+  let packed: any PackedOperand
   private let denseFallback = Mutex<PackedDenseWeight?>(nil)
 
-  init(format: Format, n: Int, k: Int, density: Double, packed: Packed) {
-    self.format = format
+  init(form: WeightForm, n: Int, k: Int, density: Double, packed: any PackedOperand) {
+    self.form = form
     outFeatures = n
     inFeatures = k
     self.density = density
     self.packed = packed
   }
 
-  /// Packs a dense `float32` weight `[out, in]`.
+  /// Packs a stored matrix `[out, in]` for the kernels of `form` (by default its own form),
+  /// straight from its arrays: a sparse weight is never expanded to a dense buffer, and a
+  /// dense `float32` tensor is read in place (from a mapped file: its pages, not a copy).
+  /// Floating-point values of another dtype (f16, bf16 files) are converted to the form's
+  /// `float32` encoding.
   ///
-  /// - Throws: ``KernelError`` when the CPU cannot run this build's kernels or the tensor is
-  ///   not a `float32` matrix.
-  public convenience init(dense weight: Tensor) throws(KernelError) {
+  /// ```swift
+  /// let w = try LinearWeight(archive["fc1.weight"]!, as: .twoFour, name: "fc1.weight")
+  /// ```
+  ///
+  /// - Throws: ``KernelError`` when the CPU cannot run this build's kernels, when ``KernelTable``
+  ///   has no kernels for `form`, or when the values do not fit it (naming `name` and the rule).
+  public init(_ stored: StoredTensor, as form: WeightForm? = nil, name: String = "weight") throws(KernelError) {
     try CPUFeatures.requireKernelSupport()
-    try Self.checkMatrix(weight, "dense weight")
-    let (n, k) = (weight.shape[0], weight.shape[1])
-    let p = weight.withUnsafeBufferPointer(as: Float.self) { PackedDenseWeight(weight: $0.baseAddress!, n: n, k: k) }
-    self.init(format: .dense, n: n, k: k, density: 1, packed: .dense(p))
+    let form = form ?? stored.form
+    let (packed, density) = try KernelTable.pack(stored, as: form, name: name)
+    self.form = form
+    outFeatures = stored.shape[0]
+    inFeatures = stored.shape[1]
+    self.density = density
+    self.packed = packed
   }
 
-  /// Packs a 2:4 semi-structured `float32` weight (53% of the dense bytes).
+  /// Packs a dense `float32` weight `[out, in]` (other dtypes: ``init(_:as:name:)`` converts).
+  public convenience init(dense weight: Tensor) throws(KernelError) {
+    guard weight.dtype == .float32 else { throw .unsupportedWeight("a dense weight must be float32, got \(weight.dtype)") }
+    try self.init(.dense(weight), as: .dense)
+  }
+
+  /// Packs a 2:4 semi-structured weight (53% of the dense bytes in f32).
   public convenience init(_ matrix: SemiStructuredMatrix) throws(KernelError) {
     try CPUFeatures.requireKernelSupport()
     guard matrix.n == 2, matrix.m == 4 else {
       throw .unsupportedWeight("the semi-structured kernels take 2:4, not \(matrix.n):\(matrix.m)")
     }
-    guard matrix.dtype == .float32 else {
-      throw .unsupportedWeight("the kernels take float32 values, not \(matrix.dtype)")
+    guard matrix.dtype.isFloatingPoint, matrix.dtype.isNumeric else {
+      throw .unsupportedWeight("the kernels take floating-point values, not \(matrix.dtype)")
     }
+    let values = matrix.dtype == .float32 ? matrix.values : matrix.values.converted(to: .float32)
     let (n, k) = (matrix.shape[0], matrix.shape[1])
-    let p = matrix.values.withUnsafeBufferPointer(as: Float.self) { v in
-      matrix.indices.withUnsafeBufferPointer { i in
-        PackedSemiStructuredWeight(n: n, k: k, values: v.baseAddress!, positions: i.baseAddress!)
-      }
-    }
-    self.init(format: .semiStructured, n: n, k: k, density: 0.5, packed: .semiStructured(p))
+    let p = KernelTable.packSemiStructured(values, n: n, k: k, positions: matrix.indices)
+    self.init(form: .twoFour, n: n, k: k, density: 0.5, packed: p)
   }
 
-  /// Packs a block-sparse `float32` weight. Blocks with a multiple of 8 rows run the BSR
-  /// kernels; other block shapes run the unstructured kernels on the same nonzeros.
+  /// Packs a block-sparse weight. Blocks with a multiple of 8 rows run the BSR kernels; other
+  /// block shapes run the unstructured kernels on the same nonzeros.
   public convenience init(_ matrix: BSRMatrix) throws(KernelError) {
-    try CPUFeatures.requireKernelSupport()
-    guard matrix.dtype == .float32 else {
-      throw .unsupportedWeight("the kernels take float32 values, not \(matrix.dtype)")
-    }
-    let (n, k) = (matrix.shape[0], matrix.shape[1])
-    let (r, c) = (matrix.blockRows, matrix.blockColumns)
-    let format = Format.bsr(blockRows: r, blockColumns: c)
-    let total = Swift.max(1, (n / r) * (k / c))
-    let density = Double(matrix.storedBlockCount) / Double(total)
-    if r % 8 == 0 {
-      let p = matrix.values.withUnsafeBufferPointer(as: Float.self) { v in
-        PackedBSRWeight(
-          n: n, k: k, r: r, c: c, rowOffsets: matrix.rowOffsets, columnIndices: matrix.columnIndices,
-          values: v.baseAddress!)
-      }
-      self.init(format: format, n: n, k: k, density: density, packed: .bsr(p))
-    } else {
-      let csr: CSRMatrix
-      do { csr = try CSRMatrix(dense: matrix.dense()) } catch { throw .unsupportedWeight("\(error)") }
-      let p = Self.packCSR(csr)
-      self.init(format: format, n: n, k: k, density: density, packed: .csr(p))
-    }
+    try self.init(.bsr(matrix))
   }
 
-  /// Packs an unstructured `float32` weight (CSR), in column blocks of `columnBlock` inputs.
-  ///
-  /// The default picks the block from the density so a row holds about 16 nonzeros per block
-  /// (between 128 and 2048 inputs): measured on Zen 3, small blocks win at 70% sparsity
-  /// (the panel slice stays in L1/L2) and large ones at 99% (fewer accumulator reloads).
+  /// Packs an unstructured weight (CSR), in column blocks of `columnBlock` inputs (by default
+  /// about 16 nonzeros per row and block, between 128 and 2048 inputs).
   public convenience init(_ matrix: CSRMatrix, columnBlock: Int? = nil) throws(KernelError) {
-    try CPUFeatures.requireKernelSupport()
-    guard matrix.dtype == .float32 else {
-      throw .unsupportedWeight("the kernels take float32 values, not \(matrix.dtype)")
+    guard let columnBlock else {
+      try self.init(.csr(matrix))
+      return
     }
+    try CPUFeatures.requireKernelSupport()
     let (n, k) = (matrix.shape[0], matrix.shape[1])
     let density = Double(matrix.storedValueCount) / Double(Swift.max(1, n * k))
-    self.init(format: .csr, n: n, k: k, density: density, packed: .csr(Self.packCSR(matrix, columnBlock: columnBlock)))
-  }
-
-  /// The default CSR column block for a density: about 16 nonzeros per row and block, a
-  /// power of two in 128…2048.
-  static func defaultColumnBlock(density: Double) -> Int {
-    let wanted = 16 / Swift.max(density, 1e-6)
-    var block = 128
-    while Double(block) < wanted && block < 2048 { block *= 2 }
-    return block
-  }
-
-  private static func packCSR(_ m: CSRMatrix, columnBlock: Int? = nil) -> PackedCSRWeight {
-    let density = Double(m.storedValueCount) / Double(Swift.max(1, m.shape[0] * m.shape[1]))
-    let columnBlock = columnBlock ?? defaultColumnBlock(density: density)
-    return m.values.withUnsafeBufferPointer(as: Float.self) { v in
-      PackedCSRWeight(
-        n: m.shape[0], k: m.shape[1], rowOffsets: m.rowOffsets, columnIndices: m.columnIndices,
-        values: v.baseAddress ?? UnsafePointer(bitPattern: 16)!, kBlock: columnBlock)
-    }
-  }
-
-  private static func checkMatrix(_ t: Tensor, _ what: String) throws(KernelError) {
-    guard t.rank == 2 else { throw .unsupportedWeight("\(what) must be a matrix, got shape \(t.shape)") }
-    guard t.dtype == .float32 else { throw .unsupportedWeight("\(what) must be float32, got \(t.dtype)") }
+    self.init(form: .csr, n: n, k: k, density: density, packed: KernelTable.packCSR(matrix, columnBlock: columnBlock))
   }
 
   // MARK: Properties
 
   /// Bytes of the packed weight this object holds (values and indices; the dense fallback,
   /// when it has been created, not included).
-  public var byteCount: Int {
-    switch packed {
-    case .dense: outFeatures * inFeatures * 4
-    case .bsr(let p): p.byteCount
-    case .csr(let p): p.byteCount
-    case .semiStructured(let p): p.byteCount
-    }
-  }
+  public var byteCount: Int { packed.byteCount }
 
-  /// The kernels that run this weight's own format.
-  public var sparseKernels: [LinearKernel] {
-    switch packed {
-    case .dense: []
-    case .bsr: [.bsr, .bsrGEMV]
-    case .csr: [.csrPanel, .csrSpMV]
-    case .semiStructured: [.semiStructuredPanel, .semiStructuredGEMV]
-    }
-  }
+  /// The kernels that run this weight's own packed form.
+  public var ownKernels: [LinearKernel] { packed.kernels }
 
-  /// The kernels worth timing for `tokens` rows: the format's own (the one-row-at-a-time
-  /// kernels only for small M) and the dense ones.
+  /// The kernels worth timing for `tokens` rows: the form's own (the one-row-at-a-time kernels
+  /// only for small M) and, for a sparse form, the dense ones on its dense fallback.
   public func candidateKernels(tokens m: Int) -> [LinearKernel] {
-    var list: [LinearKernel] = []
-    for kernel in sparseKernels + [.denseGEMM, .denseGEMV] {
-      let rowWise = kernel == .denseGEMV || kernel == .bsrGEMV || kernel == .csrSpMV || kernel == .semiStructuredGEMV
-      if rowWise && m > 16 { continue }
-      if kernel == .denseGEMM && m == 1 { continue }
-      list.append(kernel)
+    let all = ownKernels + (form.isSparse ? [.denseGEMM, .denseGEMV] : [])
+    return all.filter { kernel in
+      if kernel.isRowWise && m > 16 { return false }
+      return !(kernel == .denseGEMM && m == 1)
     }
-    return list
   }
 
   // MARK: Apply
@@ -302,32 +199,18 @@ public final class LinearWeight: Sendable {
       fillBias(y: y, m: m, n: outFeatures, bias: bias)
       return
     }
-    switch (kernel, packed) {
-    case (.denseGEMM, _):
-      denseLinear(weight: denseWeight(), x: x, m: m, y: y, bias: bias, workers: workers)
-    case (.denseGEMV, _):
-      denseLinearRows(weight: denseWeight(), x: x, m: m, y: y, bias: bias, workers: workers)
-    case (.bsr, .bsr(let p)):
-      bsrLinear(weight: p, x: x, m: m, y: y, bias: bias, workers: workers)
-    case (.bsrGEMV, .bsr(let p)):
-      bsrLinearRows(weight: p, x: x, m: m, y: y, bias: bias, workers: workers)
-    case (.csrPanel, .csr(let p)):
-      csrPanelLinear(weight: p, x: x, m: m, y: y, bias: bias, workers: workers)
-    case (.csrSpMV, .csr(let p)):
-      csrLinearRows(weight: p, x: x, m: m, y: y, bias: bias, workers: workers)
-    case (.semiStructuredPanel, .semiStructured(let p)):
-      semiStructuredPanelLinear(weight: p, x: x, m: m, y: y, bias: bias, workers: workers)
-    case (.semiStructuredGEMV, .semiStructured(let p)):
-      semiStructuredLinearRows(weight: p, x: x, m: m, y: y, bias: bias, workers: workers)
-    default:
-      preconditionFailure("kernel \(kernel) does not run a \(format) weight; use one of \(sparseKernels + [.denseGEMM, .denseGEMV])")
+    if kernel.isDense {
+      denseWeight().run(kernel, x: x, m: m, y: y, bias: bias, workers: workers)
+    } else {
+      precondition(ownKernels.contains(kernel), "kernel \(kernel) does not run a \(form) weight; use one of \(candidateKernels(tokens: m))")
+      packed.run(kernel, x: x, m: m, y: y, bias: bias, workers: workers)
     }
   }
 
   /// The dense packed weight (this weight's own for `.dense`, otherwise the fallback,
   /// unpacked from the sparse form on first use and kept).
   func denseWeight() -> PackedDenseWeight {
-    if case .dense(let p) = packed { return p }
+    if let p = packed as? PackedDenseWeight { return p }
     return denseFallback.withLock { cached in
       if let cached { return cached }
       let made = Scratch.with(count: outFeatures * inFeatures) { w in
@@ -345,14 +228,7 @@ public final class LinearWeight: Sendable {
   }
 
   /// Writes the dense row-major weight.
-  func unpack(into w: UnsafeMutablePointer<Float>) {
-    switch packed {
-    case .dense(let p): p.unpack(into: w)
-    case .bsr(let p): p.unpack(into: w)
-    case .csr(let p): p.unpack(into: w)
-    case .semiStructured(let p): p.unpack(into: w)
-    }
-  }
+  func unpack(into w: UnsafeMutablePointer<Float>) { packed.unpack(into: w) }
 
   /// The weight as a dense `float32` tensor `[out, in]`.
   public func dense() -> Tensor {
@@ -364,3 +240,50 @@ public final class LinearWeight: Sendable {
   }
 }
 
+extension LinearWeight {
+  /// The nonzero values as compressed rows, read from the packed arrays (a sparse form is never
+  /// expanded to a dense buffer).
+  public func nonzeros() -> CSRMatrix { packed.nonzeros() }
+
+  /// The weights of `parts` stacked row-wise (`[Σ out, in]`) in their common form, packed once:
+  /// layers that read the same input then run as one product. A sparse form is stacked through
+  /// its nonzeros, never through a dense buffer.
+  ///
+  /// - Throws: ``KernelError`` when the parts differ in form or input size, or the stacked
+  ///   nonzeros do not fit the form.
+  public static func stacking(_ parts: [LinearWeight]) throws(KernelError) -> LinearWeight {
+    guard let first = parts.first, parts.allSatisfy({ $0.form == first.form && $0.inFeatures == first.inFeatures }) else {
+      throw .unsupportedWeight("stacked weights must share one form and input size")
+    }
+    let k = first.inFeatures
+    let rows = parts.reduce(0) { $0 + $1.outFeatures }
+    guard first.form.isSparse else {
+      var dense = Tensor(shape: [rows, k], dtype: .float32, storage: TensorStorage(uninitializedByteCount: rows * k * 4))
+      dense.withUnsafeMutableBufferPointer(as: Float.self) { b in
+        var offset = 0
+        for part in parts {
+          if let base = b.baseAddress { part.unpack(into: base + offset) }
+          offset += part.outFeatures * k
+        }
+      }
+      return try LinearWeight(dense: dense)
+    }
+    var offsets: [Int32] = [0]
+    var indices: [Int32] = []
+    var values: [Float] = []
+    for part in parts {
+      let m = part.nonzeros()
+      let base = Int32(indices.count)
+      offsets += m.rowOffsets.dropFirst().map { $0 + base }
+      indices += m.columnIndices
+      values += m.values.scalars(as: Float.self)
+    }
+    let csr: CSRMatrix
+    do {
+      csr = try CSRMatrix(shape: [rows, k], rowOffsets: offsets, columnIndices: indices, values: Tensor(values, shape: [values.count]), name: "stacked weight")
+    } catch {
+      throw .unsupportedWeight("\(error)")
+    }
+    return try LinearWeight(.csr(csr), as: first.form, name: "stacked weight")
+  }
+}

@@ -12,6 +12,18 @@ import SparsityFormats
 /// let bsr = try BSRMatrix(dense: w, blockRows: 32, blockColumns: 32)
 /// ```
 public enum SyntheticWeights {
+  /// A `[rows, columns]` matrix whose zeros fit `form`: dense; 2:4 (exactly two kept per group;
+  /// `sparsity` ignored); blocks of the form's size, `sparsity` of them zero; or unstructured
+  /// with `sparsity` zeros (CSR).
+  public static func matrix(_ form: WeightForm, rows: Int, columns: Int, sparsity: Double, seed: UInt64) -> Tensor {
+    switch form.layout {
+    case .dense: dense(rows: rows, columns: columns, seed: seed)
+    case .nOfM: semiStructured(rows: rows, columns: columns, seed: seed)
+    case let .block(r, c): blockSparse(rows: rows, columns: columns, blockRows: r, blockColumns: c, sparsity: sparsity, seed: seed)
+    case .csr: unstructured(rows: rows, columns: columns, sparsity: sparsity, seed: seed)
+    }
+  }
+
   /// A dense `[rows, columns]` matrix.
   public static func dense(rows: Int, columns: Int, seed: UInt64) -> Tensor {
     var rng = SeededGenerator(seed: seed)

@@ -81,11 +81,33 @@ public enum ModelLoadingError: Error, Equatable, CustomStringConvertible {
 
 /// One post-norm BERT encoder layer with Hugging Face's parameter names.
 public final class BertLayer: Module {
-  public let query, key, value, attentionOutput, intermediate, output: Linear
+  public private(set) var query, key, value, attentionOutput, intermediate, output: LinearLayer
   public let attentionNorm, outputNorm: LayerNorm
   public let heads: Int
   /// q, k and v as one product at inference.
-  let stackedQKV: StackedLinear
+  lazy var stackedQKV = StackedLinear { [unowned self] in [self.query, self.key, self.value] }
+
+  /// The layer `prefix` (`encoder.layer.3`) built from stored weights.
+  init(_ c: BertConfiguration, prefix: String, weights: StoredWeights, holding: LoadedWeights) throws(ModelLoadingError) {
+    let (d, i) = (c.hiddenSize, c.intermediateSize)
+    func linear(_ name: String, _ k: Int, _ n: Int) throws(ModelLoadingError) -> LinearLayer {
+      try weights.linear("\(prefix).\(name)", in: k, out: n, holding: holding)
+    }
+    func norm(_ name: String) throws(ModelLoadingError) -> LayerNorm {
+      LayerNorm(
+        weight: try weights.values("\(prefix).\(name).weight", shape: [d]), bias: try weights.values("\(prefix).\(name).bias", shape: [d]),
+        epsilon: Float(c.layerNormEpsilon))
+    }
+    query = try linear("attention.self.query", d, d)
+    key = try linear("attention.self.key", d, d)
+    value = try linear("attention.self.value", d, d)
+    attentionOutput = try linear("attention.output.dense", d, d)
+    attentionNorm = try norm("attention.output.LayerNorm")
+    intermediate = try linear("intermediate.dense", d, i)
+    output = try linear("output.dense", i, d)
+    outputNorm = try norm("output.LayerNorm")
+    heads = c.headCount
+  }
 
   init(_ c: BertConfiguration, generator: inout SeededGenerator) {
     let (d, i) = (c.hiddenSize, c.intermediateSize)
@@ -98,7 +120,6 @@ public final class BertLayer: Module {
     output = Linear(i, d, generator: &generator)
     outputNorm = LayerNorm(d, epsilon: Float(c.layerNormEpsilon))
     heads = c.headCount
-    stackedQKV = StackedLinear([query, key, value])
   }
 
   public override var children: [(name: String, module: Module)] {
@@ -107,6 +128,18 @@ public final class BertLayer: Module {
       ("attention.output.dense", attentionOutput), ("attention.output.LayerNorm", attentionNorm),
       ("intermediate.dense", intermediate), ("output.dense", output), ("output.LayerNorm", outputNorm),
     ]
+  }
+
+  public override func replaceChild(_ name: String, with module: Module) {
+    switch name {
+    case "attention.self.query": query = Module.checked(module, replacing: query)
+    case "attention.self.key": key = Module.checked(module, replacing: key)
+    case "attention.self.value": value = Module.checked(module, replacing: value)
+    case "attention.output.dense": attentionOutput = Module.checked(module, replacing: attentionOutput)
+    case "intermediate.dense": intermediate = Module.checked(module, replacing: intermediate)
+    case "output.dense": output = Module.checked(module, replacing: output)
+    default: super.replaceChild(name, with: module)
+    }
   }
 
   /// h `[batch, tokens, hidden]` → same shape; `time` records each step's seconds by name.
@@ -154,62 +187,54 @@ public final class BertModel: Module {
     ] + layers.enumerated().map { ("encoder.layer.\($0.offset)", $0.element) }
   }
 
-  /// Loads `config.json` and the weights (`model.safetensors`, or the shards listed in
-  /// `model.safetensors.index.json`) of a Hugging Face BERT folder. Tensors the encoder does not
-  /// use (`pooler.*`, `embeddings.position_ids`) are ignored; a `bert.` prefix is stripped.
+  /// Loads `config.json` and the weights of a Hugging Face BERT folder (`model.safetensors`, or
+  /// the shards listed in `model.safetensors.index.json`), or of `weights` (a safetensors file
+  /// holding every tensor the encoder uses, e.g. a pruned one; compressed tensors are read too).
+  /// Tensors the encoder does not use (`pooler.*`, `embeddings.position_ids`) are ignored; a
+  /// `bert.` prefix is stripped.
   ///
+  /// - Parameter holding: trainable `Linear`s (the default), or inference ``PackedLinear``s
+  ///   packed straight from the file (``LoadedWeights/packed``: only the packed weights stay resident).
   /// - Throws: ``ModelLoadingError`` naming the file and the missing or mismatched tensor.
-  public convenience init(directory: String) throws(ModelLoadingError) {
+  public init(directory: String, weights: String? = nil, holding: LoadedWeights = .trainable) throws(ModelLoadingError) {
     let c = try BertConfiguration(contentsOf: (directory as NSString).appendingPathComponent("config.json"))
-    self.init(c)
-    try load(weightsIn: directory)
+    let files = if let weights { [weights] } else { try StoredWeights.files(inModelFolder: directory) }
+    let stored = try StoredWeights(paths: files, prefixes: ["bert."])
+    let d = c.hiddenSize
+    configuration = c
+    func table(_ name: String, _ count: Int) throws(ModelLoadingError) -> Embedding {
+      let shape = [count, d]
+      switch holding {
+      case .trainable: return Embedding(weight: try stored.values(name, shape: shape))
+      case .packed: return Embedding(frozen: try stored.stored(name, shape: shape).0.dense())
+      }
+    }
+    wordEmbeddings = try table("embeddings.word_embeddings.weight", c.vocabularySize)
+    positionEmbeddings = try table("embeddings.position_embeddings.weight", c.maxPositions)
+    tokenTypeEmbeddings = try table("embeddings.token_type_embeddings.weight", c.typeVocabularySize)
+    embeddingNorm = LayerNorm(
+      weight: try stored.values("embeddings.LayerNorm.weight", shape: [d]), bias: try stored.values("embeddings.LayerNorm.bias", shape: [d]),
+      epsilon: Float(c.layerNormEpsilon))
+    var layers: [BertLayer] = []
+    for index in 0..<c.layerCount {
+      layers.append(try BertLayer(c, prefix: "encoder.layer.\(index)", weights: stored, holding: holding))
+    }
+    self.layers = layers
   }
 
   /// Replaces the weights with those of `path` (a safetensors file; sparse tensors stored in
   /// this package's formats are decompressed), which must hold every parameter.
   public func load(weightsFile path: String) throws(ModelLoadingError) {
-    let tensors = try Self.readTensors(path)
-    do { try load(tensors, strict: false) } catch { throw .weights(path: path, error) }
-  }
-
-  private func load(weightsIn directory: String) throws(ModelLoadingError) {
-    let single = (directory as NSString).appendingPathComponent("model.safetensors")
-    let index = (directory as NSString).appendingPathComponent("model.safetensors.index.json")
-    if FileManager.default.fileExists(atPath: single) {
-      try load(weightsFile: single)
-      return
-    }
-    guard FileManager.default.fileExists(atPath: index) else {
-      throw .unreadable(path: directory, detail: "neither model.safetensors nor model.safetensors.index.json is there")
-    }
-    let shards: [String]
-    do {
-      let data = try Data(contentsOf: URL(fileURLWithPath: index))
-      struct Index: Decodable { var weight_map: [String: String] }
-      shards = Set(try JSONDecoder().decode(Index.self, from: data).weight_map.values).sorted()
-    } catch {
-      throw .unreadable(path: index, detail: "not a safetensors index (needs a weight_map object)")
-    }
     var tensors: [String: Tensor] = [:]
-    for shard in shards {
-      guard !shard.contains("/") else { throw .unreadable(path: index, detail: "shard '\(shard)' is not a file name in the folder") }
-      tensors.merge(try Self.readTensors((directory as NSString).appendingPathComponent(shard))) { a, _ in a }
-    }
-    do { try load(tensors, strict: false) } catch { throw .weights(path: index, error) }
-  }
-
-  static func readTensors(_ path: String) throws(ModelLoadingError) -> [String: Tensor] {
     do {
       let archive = try TensorArchive(contentsOf: path)
-      var tensors: [String: Tensor] = [:]
       for (name, stored) in archive.tensors {
-        let key = name.hasPrefix("bert.") ? String(name.dropFirst(5)) : name
-        tensors[key] = stored.dense()
+        tensors[name.hasPrefix("bert.") ? String(name.dropFirst(5)) : name] = stored.dense()
       }
-      return tensors
     } catch {
       throw .unreadable(path: path, detail: "\(error)")
     }
+    do { try load(tensors, strict: false) } catch { throw .weights(path: path, error) }
   }
 
   /// The last hidden states `[batch, tokens, hidden]` of token ids `[batch, tokens]` (row-major)

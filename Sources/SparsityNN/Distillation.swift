@@ -89,7 +89,7 @@ extension SentenceEmbedder {
     precondition(masks.mode == .fixed, "distillation keeps masks fixed; got \(masks.mode)")
     precondition(teacher.configuration == model.configuration, "the teacher's configuration differs from the student's")
     precondition(
-      model.linearLayers().allSatisfy { $0.layer.compressed == nil }, "distillation trains dense weights: distill before sparsify")
+      model.packedLayers().isEmpty, "distillation trains dense weights: distill before sparsify")
     let shapes = Dictionary(uniqueKeysWithValues: model.namedParameters().map { ($0.name, $0.parameter.shape) })
     for (name, mask) in masks.masks {
       precondition(name.hasPrefix("encoder.") && shapes[name] == mask.tensor.shape, "mask '\(name)' fits no encoder parameter")

@@ -8,9 +8,9 @@ public struct SparsityPlan: Sendable, Hashable {
   /// A short label (`2:4`, `block 8x8 90%`).
   public var label: String
   public var pruning: PruningConfiguration
-  public var format: SparseWeightFormat
+  public var format: WeightForm
 
-  public init(label: String, pruning: PruningConfiguration, format: SparseWeightFormat) {
+  public init(label: String, pruning: PruningConfiguration, format: WeightForm) {
     self.label = label
     self.pruning = pruning
     self.format = format
@@ -18,7 +18,7 @@ public struct SparsityPlan: Sendable, Hashable {
 
   /// 2:4 semi-structured.
   public static func twoFour(method: PruningMethod = .magnitude) -> SparsityPlan {
-    SparsityPlan(label: "2:4", pruning: PruningConfiguration(method: method, pattern: .twoFour, sparsityLevel: 1), format: .semiStructured)
+    SparsityPlan(label: "2:4", pruning: PruningConfiguration(method: method, pattern: .twoFour, sparsityLevel: 1), format: .twoFour)
   }
 
   /// `side × side` blocks, `level` of them pruned (by block L2 norm), stored as BSR.
@@ -26,7 +26,7 @@ public struct SparsityPlan: Sendable, Hashable {
     SparsityPlan(
       label: "block \(side)x\(side) \(Int((level * 100).rounded()))%",
       pruning: PruningConfiguration(method: method, pattern: .block(rows: side, columns: side), sparsityLevel: level),
-      format: .bsr(rows: side, columns: side))
+      format: .bsr(side, side))
   }
 
   /// The demo's three targets: 2:4, and 8×8 blocks at 80% and 90%.
@@ -136,14 +136,14 @@ public func runPruneRetrain(
       model.train(false)
       let accuracy = accuracy(of: model, on: test)
       let dense = Gradients.disabled { model.logits(test.batch(0..<test.count).inputs) }
-      try sparsify(model, format: plan.format, filter: prunable)
+      let weights = model.linearLayers().filter { prunable($0.name, $0.layer) }.map(\.layer.weight.value)
+      let zeros = weights.reduce(0) { $0 + $1.count { $0 == 0 } }, total = weights.reduce(0) { $0 + $1.count }
+      try sparsify(model, form: plan.format, filter: prunable)
       defer { densify(model) }
       let sparse = Gradients.disabled { model.logits(test.batch(0..<test.count).inputs) }
       let scale = max(dense.value.map { abs($0) }.max() ?? 0, .leastNormalMagnitude)
       let difference = zip(sparse.value, dense.value).map { abs($0 - $1) }.max() ?? 0
       let milliseconds = inferenceMilliseconds(model, data: test)
-      let weights = model.linearLayers().filter { prunable($0.name, $0.layer) }.map(\.layer.weight.value)
-      let zeros = weights.reduce(0) { $0 + $1.count { $0 == 0 } }, total = weights.reduce(0) { $0 + $1.count }
       return ExperimentRecord(
         model: kind.rawValue, pattern: plan.label, method: plan.pruning.method.rawValue, stage: stage, seed: seed,
         accuracy: accuracy, inferenceMilliseconds: milliseconds, speedup: denseMilliseconds / milliseconds,

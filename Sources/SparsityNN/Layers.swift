@@ -1,64 +1,172 @@
 import Foundation
 import SparsityCore
+import SparsityFormats
 import SparsityKernels
 
-/// `y = x · weightᵀ + bias` with a weight held dense (trainable) or, after ``sparsify(_:format:filter:)``,
-/// compressed for the sparse kernels (inference; the same outputs as the dense masked weight).
+/// A layer computing `y = x · Wᵀ + b` with `W [out, in]`: the trainable ``Linear``, or the
+/// inference layer ``PackedLinear`` that ``sparsify(_:form:filter:)`` swaps in for it.
+open class LinearLayer: Module {
+  /// `in`, the number of input features.
+  public let inFeatures: Int
+  /// `out`, the number of output features.
+  public let outFeatures: Int
+
+  init(inFeatures: Int, outFeatures: Int) {
+    self.inFeatures = inFeatures
+    self.outFeatures = outFeatures
+  }
+
+  /// Called with every input while set (calibration capture for Wanda and SparseGPT).
+  var inputObserver: ((Variable) -> Void)?
+
+  /// `x [..., in]` → `[..., out]`.
+  open func callAsFunction(_ x: Variable) -> Variable { preconditionFailure("LinearLayer is abstract") }
+
+  /// The weight as a dense `float32` tensor `[out, in]` (a packed weight is unpacked).
+  open func denseWeight() -> Tensor { preconditionFailure("LinearLayer is abstract") }
+
+  /// The bias values, or `nil`.
+  open var biasValues: [Float]? { nil }
+}
+
+/// `y = x · weightᵀ + bias` with a trainable dense weight (PyTorch `nn.Linear`).
 ///
-/// Parameters: `weight [out, in]`, `bias [out]` (PyTorch `nn.Linear`), initialised from
-/// `U(−1/√in, 1/√in)` as PyTorch does.
-public final class Linear: Module {
+/// Parameters: `weight [out, in]`, `bias [out]`, initialised from `U(−1/√in, 1/√in)` as PyTorch
+/// does. At inference (no graph recorded) the forward pass runs the dispatcher's kernel on the
+/// weight packed once per weight version.
+public final class Linear: LinearLayer {
   public let weight: Variable
   public let bias: Variable?
-  /// The compressed weight the forward pass runs on, or `nil` for the dense weight.
-  public internal(set) var compressed: LinearWeight?
-
-  public var inFeatures: Int { weight.shape[1] }
-  public var outFeatures: Int { weight.shape[0] }
 
   public init(_ inFeatures: Int, _ outFeatures: Int, bias: Bool = true, generator: inout SeededGenerator) {
     let bound = 1 / Double(max(inFeatures, 1)).squareRoot()
     weight = Variable(randomUniform: [outFeatures, inFeatures], bound: bound, seed: generator.next(), requiresGradient: true)
     self.bias = bias ? Variable(randomUniform: [outFeatures], bound: bound, seed: generator.next(), requiresGradient: true) : nil
+    super.init(inFeatures: inFeatures, outFeatures: outFeatures)
+  }
+
+  /// A layer with the given weight `[out, in]` and bias `[out]` (trainable).
+  public init(weight: Tensor, bias: Tensor?) {
+    precondition(weight.rank == 2, "a Linear weight is [out, in], got \(weight.shape)")
+    precondition(bias == nil || bias!.shape == [weight.shape[0]], "bias must be [\(weight.shape[0])]")
+    self.weight = Variable(weight, requiresGradient: true)
+    self.bias = bias.map { Variable($0, requiresGradient: true) }
+    super.init(inFeatures: weight.shape[1], outFeatures: weight.shape[0])
   }
 
   public override var ownParameters: [(name: String, parameter: Variable)] {
     [("weight", weight)] + (bias.map { [("bias", $0)] } ?? [])
   }
 
-  /// Called with every input while set (calibration capture for Wanda and SparseGPT).
-  var inputObserver: ((Variable) -> Void)?
-
   /// The dense weight packed for the kernels, and the weight version it was packed from.
   private var packed: (version: Int, weight: LinearWeight)?
 
-  public func callAsFunction(_ x: Variable) -> Variable {
+  public override func callAsFunction(_ x: Variable) -> Variable {
     inputObserver?(x)
-    if let compressed { return packedLinear(x, compressed) }
     // Training records the graph; inference runs the dispatcher's kernel on a weight packed
-    // once per version, as the compressed formats do.
+    // once per version.
     guard !Gradients.areEnabled, let w = packedDenseWeight() else { return linear(x, weight: weight, bias: bias) }
-    return packedLinear(x, w)
+    return Linear.apply(w, bias: bias?.value, to: x)
   }
 
-  private func packedDenseWeight() -> LinearWeight? {
+  public override func denseWeight() -> Tensor { weight.tensor }
+  public override var biasValues: [Float]? { bias?.value }
+
+  func packedDenseWeight() -> LinearWeight? {
     if let packed, packed.version == weight.version { return packed.weight }
     guard let w = try? LinearWeight(dense: weight.tensor) else { return nil }
     packed = (weight.version, w)
     return w
   }
+}
 
-  /// The forward pass on a packed weight; gradients reach `x` (through the dense weight) but not
-  /// the frozen packed weight.
-  private func packedLinear(_ x: Variable, _ w: LinearWeight) -> Variable {
-    let y = Self.apply(w, bias: bias?.value, to: x)
+/// An inference layer `y = x · Wᵀ + bias` that holds only what it runs: a ``LinearWeight`` in one
+/// packed form (dense, 2:4, BSR, CSR) and the bias — no dense master weight. ``sparsify(_:form:filter:)``
+/// swaps it in for a ``Linear``; model loaders given compressed weights build it directly from
+/// the file's arrays; ``densify(_:)`` turns it back into a ``Linear``.
+///
+/// Gradients flow to `x` (through the unpacked weight), never into the frozen weight.
+public final class PackedLinear: LinearLayer {
+  /// The packed weight; when this layer is part of a stacked product (BERT's q/k/v), the stacked
+  /// weight, whose rows ``rows`` are this layer's outputs.
+  public private(set) var weight: LinearWeight
+  /// The rows of ``weight`` that this layer outputs (all of them unless stacked).
+  public private(set) var rows: Range<Int>
+  /// The bias `[out]`, or `nil`.
+  public let bias: [Float]?
+
+  /// Packs `stored` (a matrix `[out, in]` in any stored form) for the kernels of `form` (by
+  /// default the stored form), straight from its arrays.
+  ///
+  /// - Throws: ``KernelError`` naming `name` when the weight does not fit `form`.
+  public init(_ stored: StoredTensor, as form: WeightForm? = nil, bias: [Float]?, name: String = "weight") throws(KernelError) {
+    let weight = try LinearWeight(stored, as: form, name: name)
+    precondition(bias == nil || bias!.count == weight.outFeatures, "'\(name)': bias must hold \(weight.outFeatures) values")
+    self.weight = weight
+    rows = 0..<weight.outFeatures
+    self.bias = bias
+    super.init(inFeatures: weight.inFeatures, outFeatures: weight.outFeatures)
+  }
+
+  /// A layer running `weight` (all of its rows) with `bias`.
+  public init(_ weight: LinearWeight, bias: [Float]?) {
+    precondition(bias == nil || bias!.count == weight.outFeatures, "bias must hold \(weight.outFeatures) values")
+    self.weight = weight
+    rows = 0..<weight.outFeatures
+    self.bias = bias
+    super.init(inFeatures: weight.inFeatures, outFeatures: weight.outFeatures)
+  }
+
+  /// Whether this layer's rows are part of a larger stacked weight.
+  public var isStacked: Bool { rows != 0..<weight.outFeatures }
+
+  /// Makes this layer rows `rows` of `stacked` (which holds the same values), dropping its own weight.
+  func become(rows: Range<Int>, of stacked: LinearWeight) {
+    precondition(rows.count == outFeatures && stacked.inFeatures == inFeatures, "stacked rows do not match the layer")
+    weight = stacked
+    self.rows = rows
+  }
+
+  public override func callAsFunction(_ x: Variable) -> Variable {
+    inputObserver?(x)
+    if !isStacked {
+      let y = Linear.apply(weight, bias: bias, to: x)
+      return attachInputGradient(y, x)
+    }
+    // Part of a stacked product: run it and keep this layer's columns (the stacked product is
+    // what the model runs; this path serves single calls).
+    let full = Linear.apply(weight, bias: nil, to: x)
+    let (m, n, total) = (full.count / max(weight.outFeatures, 1), outFeatures, weight.outFeatures)
+    var out = [Float](repeating: 0, count: m * n)
+    for t in 0..<m {
+      for j in 0..<n { out[t * n + j] = full.value[t * total + rows.lowerBound + j] + (bias?[j] ?? 0) }
+    }
+    return attachInputGradient(Variable(out, shape: Array(x.shape.dropLast()) + [n]), x)
+  }
+
+  /// `y` with a backward pass into `x` through the dense weight (the weight itself is frozen).
+  private func attachInputGradient(_ y: Variable, _ x: Variable) -> Variable {
+    guard Gradients.areEnabled && x.requiresGradient else { return y }
     let (n, k, m) = (outFeatures, inFeatures, y.count / max(outFeatures, 1))
-    return Variable(y.value, shape: y.shape, parents: [x]) { out in
+    return Variable(y.value, shape: y.shape, parents: [x]) { [self] out in
       var dx = [Float](repeating: 0, count: m * k)
-      multiplyTransposed(out.gradient!, rows: m, transposed(w.dense().floatValues, rows: n, columns: k), rows: k, inner: n, into: &dx)
+      multiplyTransposed(out.gradient!, rows: m, transposed(denseWeight().floatValues, rows: n, columns: k), rows: k, inner: n, into: &dx)
       x.accumulate(dx)
     }
   }
+
+  public override func denseWeight() -> Tensor {
+    let full = weight.dense()
+    guard isStacked else { return full }
+    return full.scalars(as: Float.self).withUnsafeBufferPointer { b in
+      Tensor(Array(b[rows.lowerBound * inFeatures..<rows.upperBound * inFeatures]), shape: [outFeatures, inFeatures])
+    }
+  }
+
+  public override var biasValues: [Float]? { bias }
+
+  /// Bytes of the packed weight (a stacked weight counted whole; see ``Module/residentWeightBytes``).
+  public var byteCount: Int { weight.byteCount }
 }
 
 extension Linear {
@@ -81,18 +189,58 @@ extension Linear {
   }
 }
 
-/// A lookup table `weight [count, dimension]` (PyTorch `nn.Embedding`), initialised `N(0, 1)`.
+/// A lookup table `weight [count, dimension]` (PyTorch `nn.Embedding`), initialised `N(0, 1)`;
+/// or, for inference, a frozen table read in place (rows of a mapped file are resident only
+/// once looked up).
 public final class Embedding: Module {
-  public let weight: Variable
+  /// The trainable table, or `nil` for a frozen one (``init(frozen:)``).
+  public let weight: Variable?
+  /// The frozen table, read in place.
+  private let frozen: Tensor?
 
   public init(_ count: Int, _ dimension: Int, generator: inout SeededGenerator) {
     weight = Variable(randomNormal: [count, dimension], standardDeviation: 1, seed: generator.next(), requiresGradient: true)
+    frozen = nil
   }
 
-  public override var ownParameters: [(name: String, parameter: Variable)] { [("weight", weight)] }
+  /// A trainable table with the given values `[count, dimension]`.
+  public init(weight: Tensor) {
+    precondition(weight.rank == 2, "an embedding table is [count, dimension], got \(weight.shape)")
+    self.weight = Variable(weight, requiresGradient: true)
+    frozen = nil
+  }
+
+  /// A frozen table `[count, dimension]` (any floating-point dtype), read in place — from a
+  /// mapped file, without a copy. It has no parameters.
+  public init(frozen table: Tensor) {
+    precondition(table.rank == 2 && table.dtype.isFloatingPoint, "an embedding table is a floating-point [count, dimension], got \(table.dtype) \(table.shape)")
+    weight = nil
+    frozen = table.dtype == .float32 ? table : table.converted(to: .float32)
+  }
+
+  /// `[count, dimension]`.
+  public var shape: [Int] { weight?.shape ?? frozen!.shape }
+
+  /// Bytes of a frozen table (resident as far as its rows have been read), 0 for a trainable one.
+  public var frozenByteCount: Int { frozen?.byteCount ?? 0 }
+
+  public override var ownParameters: [(name: String, parameter: Variable)] { weight.map { [("weight", $0)] } ?? [] }
 
   /// `[ids.count, dimension]`.
-  public func callAsFunction(_ ids: [Int32]) -> Variable { embedding(ids, table: weight) }
+  public func callAsFunction(_ ids: [Int32]) -> Variable {
+    if let weight { return embedding(ids, table: weight) }
+    let (count, d) = (frozen!.shape[0], frozen!.shape[1])
+    precondition(ids.allSatisfy { $0 >= 0 && Int($0) < count }, "embedding: an id is outside 0..<\(count)")
+    let rows = frozen!.withUnsafeBufferPointer(as: Float.self) { table in
+      [Float](unsafeUninitializedCapacity: ids.count * d) { out, initialized in
+        for (r, id) in ids.enumerated() {
+          for j in 0..<d { out[r * d + j] = table[Int(id) * d + j] }
+        }
+        initialized = ids.count * d
+      }
+    }
+    return Variable(rows, shape: [ids.count, d])
+  }
 }
 
 /// Layer normalisation over the last axis with `weight` (ones) and `bias` (zeros), as PyTorch `nn.LayerNorm`.
@@ -104,6 +252,14 @@ public final class LayerNorm: Module {
   public init(_ dimension: Int, epsilon: Float = 1e-5) {
     weight = Variable([Float](repeating: 1, count: dimension), shape: [dimension], requiresGradient: true)
     bias = Variable([Float](repeating: 0, count: dimension), shape: [dimension], requiresGradient: true)
+    self.epsilon = epsilon
+  }
+
+  /// A normalisation with the given `weight` and `bias` `[dimension]`.
+  public init(weight: Tensor, bias: Tensor, epsilon: Float = 1e-5) {
+    precondition(weight.rank == 1 && bias.shape == weight.shape, "layer norm weight and bias must be [dimension]")
+    self.weight = Variable(weight, requiresGradient: true)
+    self.bias = Variable(bias, requiresGradient: true)
     self.epsilon = epsilon
   }
 
@@ -149,8 +305,8 @@ public final class Dropout: Module {
 
 /// `fc2(dropout(activation(fc1(x))))`: the feed-forward block of a transformer.
 public final class MLP: Module {
-  public let fc1: Linear
-  public let fc2: Linear
+  public private(set) var fc1: LinearLayer
+  public private(set) var fc2: LinearLayer
   public let activation: Activation
   public let dropout: Dropout
 
@@ -164,6 +320,14 @@ public final class MLP: Module {
   }
 
   public override var children: [(name: String, module: Module)] { [("fc1", fc1), ("dropout", dropout), ("fc2", fc2)] }
+
+  public override func replaceChild(_ name: String, with module: Module) {
+    switch name {
+    case "fc1": fc1 = Module.checked(module, replacing: fc1)
+    case "fc2": fc2 = Module.checked(module, replacing: fc2)
+    default: super.replaceChild(name, with: module)
+    }
+  }
 
   public func callAsFunction(_ x: Variable) -> Variable { fc2(dropout(activation(fc1(x)))) }
 }
@@ -229,10 +393,10 @@ private func fusedAttention(
 
 /// Multi-head self-attention with separate `query`, `key`, `value` and `output` projections.
 public final class MultiHeadSelfAttention: Module {
-  public let query: Linear
-  public let key: Linear
-  public let value: Linear
-  public let output: Linear
+  public private(set) var query: LinearLayer
+  public private(set) var key: LinearLayer
+  public private(set) var value: LinearLayer
+  public private(set) var output: LinearLayer
   public let heads: Int
 
   public init(_ dimension: Int, heads: Int, generator: inout SeededGenerator) {
@@ -246,6 +410,16 @@ public final class MultiHeadSelfAttention: Module {
 
   public override var children: [(name: String, module: Module)] {
     [("query", query), ("key", key), ("value", value), ("output", output)]
+  }
+
+  public override func replaceChild(_ name: String, with module: Module) {
+    switch name {
+    case "query": query = Module.checked(module, replacing: query)
+    case "key": key = Module.checked(module, replacing: key)
+    case "value": value = Module.checked(module, replacing: value)
+    case "output": output = Module.checked(module, replacing: output)
+    default: super.replaceChild(name, with: module)
+    }
   }
 
   /// x `[batch, tokens, dimension]` → same shape.
@@ -290,7 +464,7 @@ public protocol Classifier: Module {
 /// An MLP classifier: `Linear → activation → dropout` per hidden layer, then a `Linear` head;
 /// parameters `layers.0.weight`, `layers.1.weight`, … (a PyTorch `ModuleList` of `Linear`s).
 public final class MLPClassifier: Module, Classifier {
-  public let layers: [Linear]
+  public private(set) var layers: [LinearLayer]
   public let activation: Activation
   private let dropouts: [Dropout]
 
@@ -307,6 +481,14 @@ public final class MLPClassifier: Module, Classifier {
   public override var children: [(name: String, module: Module)] {
     layers.enumerated().map { ("layers.\($0.offset)", $0.element as Module) }
       + dropouts.enumerated().map { ("dropouts.\($0.offset)", $0.element as Module) }
+  }
+
+  public override func replaceChild(_ name: String, with module: Module) {
+    if name.hasPrefix("layers."), let i = Int(name.dropFirst(7)), layers.indices.contains(i) {
+      layers[i] = Module.checked(module, replacing: layers[i])
+    } else {
+      super.replaceChild(name, with: module)
+    }
   }
 
   public func logits(_ inputs: Variable) -> Variable {
@@ -326,11 +508,11 @@ public final class VisionTransformer: Module, Classifier {
   public let imageSide: Int
   public let patch: Int
   public let stride: Int
-  public let patchEmbedding: Linear
+  public private(set) var patchEmbedding: LinearLayer
   public let positionEmbedding: Variable
   public let blocks: [TransformerEncoderBlock]
   public let norm: LayerNorm
-  public let head: Linear
+  public private(set) var head: LinearLayer
 
   public var tokens: Int { ((imageSide - patch) / stride + 1) * ((imageSide - patch) / stride + 1) }
 
@@ -363,6 +545,14 @@ public final class VisionTransformer: Module, Classifier {
   public override var children: [(name: String, module: Module)] {
     [("patch_embed", patchEmbedding)] + blocks.enumerated().map { ("blocks.\($0.offset)", $0.element) }
       + [("norm", norm), ("head", head)]
+  }
+
+  public override func replaceChild(_ name: String, with module: Module) {
+    switch name {
+    case "patch_embed": patchEmbedding = Module.checked(module, replacing: patchEmbedding)
+    case "head": head = Module.checked(module, replacing: head)
+    default: super.replaceChild(name, with: module)
+    }
   }
 
   public func logits(_ inputs: Variable) -> Variable {

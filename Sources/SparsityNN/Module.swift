@@ -41,6 +41,31 @@ open class Module {
   /// The number of parameter values.
   public var parameterCount: Int { parameters().reduce(0) { $0 + $1.count } }
 
+  /// Puts `module` in place of the direct child `name` (``children`` lists it there afterwards).
+  /// Modules whose children can be swapped — the layers holding `LinearLayer`s — override this;
+  /// the default refuses.
+  open func replaceChild(_ name: String, with module: Module) {
+    preconditionFailure("\(type(of: self)) cannot replace its child '\(name)'")
+  }
+
+  /// `module` as the type of the child it replaces (a programmer error otherwise).
+  public static func checked<M>(_ module: Module, replacing old: M) -> M {
+    guard let typed = module as? M else { preconditionFailure("\(type(of: module)) cannot replace a \(M.self)") }
+    return typed
+  }
+
+  /// Replaces the module `old` wherever it is a child in this tree by `new`; returns whether it was found.
+  @discardableResult
+  public func replace(_ old: Module, with new: Module) -> Bool {
+    for (_, parent) in namedModules() {
+      for (name, child) in parent.children where child === old {
+        parent.replaceChild(name, with: new)
+        return true
+      }
+    }
+    return false
+  }
+
   /// Sets training mode (`true`) or evaluation mode (`false`) on the whole tree.
   public func train(_ on: Bool = true) {
     for (_, module) in namedModules() { module.isTraining = on }

@@ -21,8 +21,13 @@ public final class SentenceEmbedder {
   /// Loads a sentence-transformers folder: `config.json`, weights, `vocab.txt` and, when
   /// present, `sentence_bert_config.json` for the maximum length (else 256) and
   /// `tokenizer_config.json` for lower-casing (else true).
-  public convenience init(directory: String) throws(ModelLoadingError) {
-    let model = try BertModel(directory: directory)
+  ///
+  /// - Parameters:
+  ///   - weights: a safetensors file to read the encoder's weights from instead of the folder's
+  ///     (e.g. a pruned one; it must hold every tensor the encoder uses).
+  ///   - holding: trainable layers (default) or inference layers packed from the file.
+  public convenience init(directory: String, weights: String? = nil, holding: LoadedWeights = .trainable) throws(ModelLoadingError) {
+    let model = try BertModel(directory: directory, weights: weights, holding: holding)
     let vocabulary = (directory as NSString).appendingPathComponent("vocab.txt")
     var lowercase = true
     if let data = FileManager.default.contents(atPath: (directory as NSString).appendingPathComponent("tokenizer_config.json")),
@@ -133,7 +138,7 @@ extension SentenceEmbedder {
     var order = Array(texts.indices)
     var generator = SeededGenerator(seed: seed)
     order.shuffle(using: &generator)
-    let linears = module.linearLayers()
+    let linears = module.namedModules().compactMap { entry in (entry.module as? LinearLayer).map { (name: entry.name, layer: $0) } }
     var captured = [[Float]](repeating: [], count: linears.count)
     for (i, (_, linear)) in linears.enumerated() {
       linear.inputObserver = { x in

@@ -43,24 +43,6 @@ public func prune(
   return ParameterMasks(masks)
 }
 
-/// A compressed form for `Linear` weights.
-public enum SparseWeightFormat: Sendable, Hashable, CustomStringConvertible {
-  /// 2:4 semi-structured (the weight must be 2:4 along its input axis).
-  case semiStructured
-  /// Blocked sparse rows with `rows × columns` blocks (extents must divide the weight's).
-  case bsr(rows: Int, columns: Int)
-  /// Compressed sparse rows.
-  case csr
-
-  public var description: String {
-    switch self {
-    case .semiStructured: "2:4"
-    case let .bsr(r, c): "bsr:\(r)x\(c)"
-    case .csr: "csr"
-    }
-  }
-}
-
 /// Why a layer could not be compressed.
 public struct SparsifyError: Error, CustomStringConvertible, Equatable {
   /// The layer's dotted name.
@@ -71,84 +53,77 @@ public struct SparsifyError: Error, CustomStringConvertible, Equatable {
   public var description: String { "cannot compress layer '\(layer)': \(reason)" }
 }
 
-/// Swaps the weight of every `Linear` layer that `filter` accepts to `format`, so inference runs
-/// on the sparse kernels (chosen per shape by ``LinearDispatcher``) — the pattern of mlx-swift's
-/// `quantize(model:)` and torchao's `sparsify_`. Outputs equal the dense layer's within float
-/// rounding. The dense weight stays in the layer (state dictionaries, ``densify(_:)``).
+extension Module {
+  /// Every inference layer ``PackedLinear`` under its dotted name.
+  public func packedLayers() -> [(name: String, layer: PackedLinear)] {
+    namedModules().compactMap { entry in (entry.module as? PackedLinear).map { (entry.name, $0) } }
+  }
+
+  /// Bytes of the weights this model holds: every parameter's values (4 bytes each), every
+  /// packed weight's values and indices (a stacked weight shared by several layers counted
+  /// once), and frozen embedding tables (read in place from a mapped file: resident only as far
+  /// as their rows have been looked up).
+  public var residentWeightBytes: Int {
+    var seen = Set<ObjectIdentifier>()
+    let packed = packedLayers().reduce(0) { total, entry in
+      seen.insert(ObjectIdentifier(entry.layer.weight)).inserted ? total + entry.layer.weight.byteCount : total
+    }
+    let frozen = namedModules().reduce(0) { $0 + (($1.module as? Embedding)?.frozenByteCount ?? 0) }
+    return packed + frozen + parameterCount * MemoryLayout<Float>.size
+  }
+}
+
+/// Swaps every `Linear` layer that `filter` accepts for a ``PackedLinear`` that holds its weight
+/// packed in `form` and its bias — the pattern of mlx-swift's `quantize(model:)` and torchao's
+/// `sparsify_`: inference then runs on the kernels of `form` (chosen per shape by
+/// ``LinearDispatcher``) and the dense weight is no longer held. Outputs equal the dense layer's
+/// within float rounding; ``densify(_:)`` swaps dense `Linear`s back.
 ///
-/// - Returns: the names of the layers compressed, in order.
-/// - Throws: ``SparsifyError`` for the first accepted layer whose weight does not fit `format`
+/// - Returns: the names of the layers swapped, in order.
+/// - Throws: ``SparsifyError`` for the first accepted layer whose weight does not fit `form`
 ///   (nothing is swapped then).
 @discardableResult
 public func sparsify(
-  _ model: Module, format: SparseWeightFormat, filter: (_ name: String, _ layer: Linear) -> Bool = { _, _ in true }
+  _ model: Module, form: WeightForm, filter: (_ name: String, _ layer: Linear) -> Bool = { _, _ in true }
 ) throws(SparsifyError) -> [String] {
-  var swaps: [(name: String, layer: Linear, weight: LinearWeight)] = []
-  for (name, layer) in model.linearLayers() where filter(name, layer) {
-    let dense = layer.weight.tensor
-    let tensorName = name + ".weight"
+  try swapPacked(model, model.linearLayers().filter { filter($0.name, $0.layer) }.map { ($0.name, $0.layer, form) })
+}
+
+/// Packs the given layers and swaps them in, all or none.
+private func swapPacked(_ model: Module, _ layers: [(name: String, layer: Linear, form: WeightForm)]) throws(SparsifyError)
+  -> [String]
+{
+  var swaps: [(old: Linear, new: PackedLinear)] = []
+  for (name, layer, form) in layers {
     do {
-      let weight: LinearWeight
-      switch format {
-      case .semiStructured: weight = try LinearWeight(SemiStructuredMatrix(dense: dense, n: 2, m: 4, name: tensorName))
-      case let .bsr(r, c): weight = try LinearWeight(BSRMatrix(dense: dense, blockRows: r, blockColumns: c, name: tensorName))
-      case .csr: weight = try LinearWeight(CSRMatrix(dense: dense, name: tensorName))
-      }
-      swaps.append((name, layer, weight))
+      swaps.append((layer, try PackedLinear(.dense(layer.weight.tensor), as: form, bias: layer.bias?.value, name: name + ".weight")))
     } catch {
       throw SparsifyError(layer: name, reason: "\(error)")
     }
   }
-  for swap in swaps { swap.layer.compressed = swap.weight }
-  return swaps.map(\.name)
+  for swap in swaps { model.replace(swap.old, with: swap.new) }
+  return layers.map(\.name)
 }
 
-/// Returns every `Linear` layer to its dense weight.
+/// Swaps every ``PackedLinear`` back for a trainable dense `Linear` with the same values.
 public func densify(_ model: Module) {
-  for (_, layer) in model.linearLayers() { layer.compressed = nil }
-}
-
-/// The compressed form that suits a weight's zeros, or `nil` to keep it dense: 2:4 when every
-/// group of 4 inputs holds at most 2 nonzeros; else BSR with the largest square block (32, 16,
-/// 8, 4) that divides the shape and leaves at most half of the blocks nonzero; else CSR when at
-/// least `minimumSparsity` of the weights are zero.
-public func suitableFormat(for weight: Tensor, minimumSparsity: Double = 0.5) -> SparseWeightFormat? {
-  guard weight.rank == 2, weight.count > 0 else { return nil }
-  let mask = Mask(nonzerosOf: weight)
-  guard mask.sparsity >= minimumSparsity - 1e-9 else { return nil }
-  if weight.shape[1] % 4 == 0 && mask.conforms(to: .twoFour) { return .semiStructured }
-  let (rows, columns) = (weight.shape[0], weight.shape[1])
-  let kept = mask.tensor.scalars(as: Bool.self)
-  for side in [32, 16, 8, 4] where rows % side == 0 && columns % side == 0 {
-    var nonzeroBlocks = 0
-    for br in 0..<rows / side {
-      for bc in 0..<columns / side {
-        blockScan: for r in br * side..<(br + 1) * side {
-          for c in bc * side..<(bc + 1) * side where kept[r * columns + c] {
-            nonzeroBlocks += 1
-            break blockScan
-          }
-        }
-      }
-    }
-    if nonzeroBlocks * 2 <= (rows / side) * (columns / side) { return .bsr(rows: side, columns: side) }
+  for (_, layer) in model.packedLayers() {
+    model.replace(layer, with: Linear(weight: layer.denseWeight(), bias: layer.bias.map { Tensor($0, shape: [$0.count]) }))
   }
-  return .csr
 }
 
-/// Compresses every `Linear` layer whose weight has a ``suitableFormat(for:minimumSparsity:)``
-/// (a pruned model loaded from a file); the others stay dense.
+/// Swaps every `Linear` layer whose weight has a sparse ``StoredTensor/suitableForm(minimumSparsity:)``
+/// (a pruned model loaded from a file) for a ``PackedLinear`` in that form; the others stay.
 ///
-/// - Returns: the layers compressed and their formats.
+/// - Returns: the layers swapped and their forms.
 @discardableResult
 public func sparsifyPrunedLayers(_ model: Module, minimumSparsity: Double = 0.5) throws(SparsifyError)
-  -> [(name: String, format: SparseWeightFormat)]
+  -> [(name: String, form: WeightForm)]
 {
-  var done: [(name: String, format: SparseWeightFormat)] = []
-  for (name, layer) in model.linearLayers() {
-    guard let format = suitableFormat(for: layer.weight.tensor, minimumSparsity: minimumSparsity) else { continue }
-    do { try sparsify(layer, format: format) } catch { throw SparsifyError(layer: name, reason: error.reason) }
-    done.append((name, format))
+  let chosen = model.linearLayers().compactMap { name, layer -> (String, Linear, WeightForm)? in
+    let form = StoredTensor.dense(layer.weight.tensor).suitableForm(minimumSparsity: minimumSparsity)
+    return form.isSparse ? (name, layer, form) : nil
   }
-  return done
+  try swapPacked(model, chosen)
+  return chosen.map { ($0.0, $0.2) }
 }

@@ -2,23 +2,30 @@ import SparsityCore
 import SparsityFormats
 import SparsityKernels
 
-/// `Linear` layers that read the same input, run at inference as one product over their weights
-/// stacked row-wise: one activation packing and one wider GEMM instead of several narrow ones
-/// (BERT's query, key and value). The stacked weight takes the parts' common format — dense,
-/// or their compressed 2:4 / BSR / CSR form — so the outputs equal the parts' own, column
-/// blocks side by side, and is rebuilt when a part's weight, bias or compressed form changes.
+/// Layers that read the same input, run at inference as one product over their weights stacked
+/// row-wise: one activation packing and one wider GEMM instead of several narrow ones (BERT's
+/// query, key and value). The outputs equal the parts' own, column blocks side by side.
+///
+/// - Trainable `Linear` parts: their dense weights are stacked into a packed copy, rebuilt when
+///   a weight or bias changes.
+/// - ``PackedLinear`` parts of one form: their packed weights are stacked (a sparse form through
+///   its nonzeros) and the parts become rows of the stacked weight, so the weights stay resident
+///   once.
+/// Mixed parts run one by one.
 final class StackedLinear {
-  let parts: [Linear]
-  private var cache: (key: [Int], weight: LinearWeight, bias: [Float]?)?
+  /// The current parts (the model may have swapped them since the last call).
+  private let currentParts: () -> [LinearLayer]
+  private var cache: (key: [ObjectIdentifier], versions: [Int], weight: LinearWeight, bias: [Float]?)?
 
-  init(_ parts: [Linear]) {
-    precondition(!parts.isEmpty && parts.allSatisfy { $0.inFeatures == parts[0].inFeatures }, "stacked layers must share their input size")
-    self.parts = parts
+  init(_ parts: @escaping () -> [LinearLayer]) {
+    currentParts = parts
   }
 
   /// Whether ``callAsFunction(_:)`` can run now: inference (no graph recorded), no part
-  /// observed (calibration needs each part's own call), and one format shared by all parts.
-  var isAvailable: Bool { !Gradients.areEnabled && parts.allSatisfy { $0.inputObserver == nil } && stacked() != nil }
+  /// observed (calibration needs each part's own call), and parts that stack.
+  var isAvailable: Bool {
+    !Gradients.areEnabled && currentParts().allSatisfy { $0.inputObserver == nil } && stacked() != nil
+  }
 
   /// `x [..., in]` → `[..., Σ out]`: the parts' outputs side by side. Requires ``isAvailable``.
   func callAsFunction(_ x: Variable) -> Variable {
@@ -27,33 +34,49 @@ final class StackedLinear {
   }
 
   private func stacked() -> (LinearWeight, [Float]?)? {
-    let key = parts.flatMap { part -> [Int] in
-      [part.weight.version, part.bias?.version ?? -1, part.compressed.map { ObjectIdentifier($0).hashValue } ?? 0]
+    let parts = currentParts()
+    let key = parts.map { ObjectIdentifier($0) }
+    let versions = parts.flatMap { part -> [Int] in
+      guard let linear = part as? Linear else { return [] }
+      return [linear.weight.version, linear.bias?.version ?? -1]
     }
-    if let cache, cache.key == key { return (cache.weight, cache.bias) }
-    let formats = Set(parts.map { $0.compressed?.format ?? .dense })
-    guard formats.count == 1, let format = formats.first else { return nil }
-    let k = parts[0].inFeatures
-    let rows = parts.reduce(0) { $0 + $1.outFeatures }
-    var values: [Float] = []
-    values.reserveCapacity(rows * k)
-    for part in parts { values += part.compressed?.dense().floatValues ?? part.weight.value }
-    let dense = Tensor(values, shape: [rows, k])
-    let name = "stacked projection"
+    if let cache, cache.key == key, cache.versions == versions { return (cache.weight, cache.bias) }
+    let bias: [Float]? =
+      parts.allSatisfy { $0.biasValues == nil } ? nil : parts.flatMap { $0.biasValues ?? [Float](repeating: 0, count: $0.outFeatures) }
     let weight: LinearWeight
-    do {
-      switch format {
-      case .dense: weight = try LinearWeight(dense: dense)
-      case .semiStructured: weight = try LinearWeight(SemiStructuredMatrix(dense: dense, n: 2, m: 4, name: name))
-      case let .bsr(r, c): weight = try LinearWeight(BSRMatrix(dense: dense, blockRows: r, blockColumns: c, name: name))
-      case .csr: weight = try LinearWeight(CSRMatrix(dense: dense, name: name))
+    if let linears = parts as? [Linear] {
+      let values = linears.flatMap(\.weight.value)
+      guard let packed = try? LinearWeight(dense: Tensor(values, shape: [values.count / parts[0].inFeatures, parts[0].inFeatures])) else {
+        return nil
       }
-    } catch {
+      weight = packed
+    } else if let packed = parts as? [PackedLinear] {
+      if let shared = Self.alreadyStacked(packed) {
+        weight = shared
+      } else {
+        guard !packed.contains(where: \.isStacked), let made = try? LinearWeight.stacking(packed.map(\.weight)) else { return nil }
+        var row = 0
+        for part in packed {
+          part.become(rows: row..<row + part.outFeatures, of: made)
+          row += part.outFeatures
+        }
+        weight = made
+      }
+    } else {
       return nil
     }
-    let bias: [Float]? =
-      parts.allSatisfy { $0.bias == nil } ? nil : parts.flatMap { $0.bias?.value ?? [Float](repeating: 0, count: $0.outFeatures) }
-    cache = (key, weight, bias)
+    cache = (key, versions, weight, bias)
     return (weight, bias)
+  }
+
+  /// The weight the parts already are consecutive rows of, covering it whole, or `nil`.
+  private static func alreadyStacked(_ parts: [PackedLinear]) -> LinearWeight? {
+    guard let first = parts.first, parts.allSatisfy({ $0.weight === first.weight }) else { return nil }
+    var row = 0
+    for part in parts {
+      guard part.rows.lowerBound == row else { return nil }
+      row = part.rows.upperBound
+    }
+    return row == first.weight.outFeatures ? first.weight : nil
   }
 }

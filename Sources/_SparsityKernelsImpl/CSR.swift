@@ -1,3 +1,5 @@
+import SparsityCore
+
 /// An unstructured sparse weight packed for the token-panel kernel (``tokenPanelLinear``) and
 /// the row-wise SpMV: CSR cut into column blocks of `kBlock` inputs, block-major, with 16-bit
 /// column indices local to the block and 4-byte values (6 bytes per nonzero).
@@ -56,6 +58,9 @@ package final class PackedCSRWeight: TokenPanelWeight, @unchecked Sendable {
         vals[slot] = values[i]
       }
     }
+    MemoryLedger.recordAllocation(bytes: offsets.count * 4)
+    MemoryLedger.recordAllocation(bytes: (nnz + 1) * 2)
+    MemoryLedger.recordAllocation(bytes: (nnz + 1) * 4)
     self.offsets = .allocate(capacity: offsets.count)
     self.offsets.initialize(from: offsets, count: offsets.count)
     columns = .allocate(capacity: nnz + 1)

@@ -1,3 +1,4 @@
+import SparsityCore
 #if SPARSITY_ISA_AVX2 || SPARSITY_ISA_AVX512
   import _Builtin_intrinsics.intel
 #endif
@@ -42,6 +43,7 @@ package final class PackedSemiStructuredWeight: TokenPanelWeight, @unchecked Sen
     groups = (k + 3) / 4
     rowBlocks = (n + 7) / 8
     values = FloatBuffer(count: rowBlocks * groups * 16 + 16)
+    MemoryLedger.recordAllocation(bytes: Swift.max(1, rowBlocks * groups) * 4)
     codes = .allocate(capacity: Swift.max(1, rowBlocks * groups))
     codes.initialize(repeating: 0, count: Swift.max(1, rowBlocks * groups))
     let v = values.pointer

@@ -46,6 +46,7 @@ package final class FloatBuffer: @unchecked Sendable {
 
   package init(count: Int) {
     self.count = count
+    MemoryLedger.recordAllocation(bytes: count * 4)
     let raw = UnsafeMutableRawPointer.allocate(byteCount: Swift.max(1, count) * 4, alignment: 64)
     raw.initializeMemory(as: UInt8.self, repeating: 0, count: Swift.max(1, count) * 4)
     pointer = raw.bindMemory(to: Float.self, capacity: Swift.max(1, count))

@@ -127,7 +127,7 @@ struct CLITests {
     let compressed = try Self.run(["compress", "model.safetensors", "-o", "c.safetensors", "--format", format] + include, in: directory)
     #expect(compressed.status == 0, "\(compressed.stderr)")
     let stored = try TensorArchive(contentsOf: directory.appendingPathComponent("c.safetensors").path)
-    #expect(stored["fc.weight"]?.formatName == (format == "2:4" ? "2:4" : format))
+    #expect(stored["fc.weight"]?.form.description == (format == "2:4" ? "2:4" : format))
     let back = try Self.run(["decompress", "c.safetensors", "-o", "d.safetensors"], in: directory)
     #expect(back.status == 0, "\(back.stderr)")
     let original = try TensorArchive(contentsOf: directory.appendingPathComponent("model.safetensors").path)

@@ -108,8 +108,8 @@ struct PruneCLITests {
       ["prune", "model.safetensors", "-o", "out.safetensors", "--pattern", "2:4", "--compress", "auto"], in: directory)
     #expect(result.status == 0, "\(result.stderr)")
     let pruned = try TensorArchive(contentsOf: directory.appendingPathComponent("out.safetensors").path)
-    #expect(pruned["fc2.weight"]?.formatName == "2:4")  // bf16
-    #expect(pruned["fc1.weight"]?.formatName == "csr")  // f32 2:4 is 1:2 in PyTorch's layout
+    #expect(pruned["fc2.weight"]?.form.description == "2:4")  // bf16
+    #expect(pruned["fc1.weight"]?.form.description == "csr")  // f32 2:4 is 1:2 in PyTorch's layout
   }
 
   @Test func weightNormBlocks() throws {
@@ -119,7 +119,7 @@ struct PruneCLITests {
        "--include", "fc1", "--compress", "auto"], in: directory)
     #expect(result.status == 0, "\(result.stderr)")
     let pruned = try TensorArchive(contentsOf: directory.appendingPathComponent("out.safetensors").path)
-    #expect(pruned["fc1.weight"]?.formatName == "bsr:4x4")
+    #expect(pruned["fc1.weight"]?.form.description == "bsr:4x4")
     let w = try #require(pruned["fc1.weight"]).dense()
     #expect(w.conforms(to: .block(rows: 4, columns: 4)) && w.sparsity == 0.5)
   }

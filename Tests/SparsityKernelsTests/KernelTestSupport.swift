@@ -56,7 +56,7 @@ func expectAllKernelsMatch(
 ) {
   let x = activations(m, dense.shape[1], seed: seed)
   let b = biasVector(dense.shape[0], seed: seed &+ 7)
-  for kernel in weight.sparseKernels + [.denseGEMM, .denseGEMV] {
+  for kernel in weight.ownKernels.filter({ !$0.isDense }) + [LinearKernel.denseGEMM, .denseGEMV] {
     for bias in [nil, b] {
       let y = weight.apply(x: x, bias: bias, kernel: kernel)
       expectMatchesReference(

@@ -105,7 +105,7 @@ struct Shape: CustomTestStringConvertible, Sendable {
     let w = SyntheticWeights.blockSparse(
       rows: c.n, columns: c.k, blockRows: c.r, blockColumns: c.c, sparsity: c.sparsity, seed: 21)
     let weight = try LinearWeight(BSRMatrix(dense: w, blockRows: c.r, blockColumns: c.c))
-    #expect(weight.format == .bsr(blockRows: c.r, blockColumns: c.c))
+    #expect(weight.form == .bsr(c.r, c.c))
     for m in tokenCounts {
       expectAllKernelsMatch(weight, dense: w, m: m, seed: UInt64(m) &+ 100, "bsr \(c.testDescription)")
     }
@@ -198,7 +198,7 @@ extension CSRKernelTests {
         let x = activations(m, 64, seed: 8)
         expectMatchesReference(
           weight.apply(x: x, bias: nil, dispatcher: dispatcher), x: x, weight: dense, bias: nil,
-          "dispatch \(weight.format) m=\(m)")
+          "dispatch \(weight.form) m=\(m)")
       }
     }
     #expect(dispatcher.decisions.count >= 6)

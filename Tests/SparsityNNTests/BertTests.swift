@@ -1,5 +1,6 @@
 import Foundation
 import SparsityCore
+import SparsityFormats
 import SparsityIO
 import SparsityText
 import Testing
@@ -92,16 +93,19 @@ struct BertTests {
     let twoFour = w.masked(by: Tensor((0..<4096).map { $0 % 4 < 2 }, shape: [64, 64]))
     let blocks = w.masked(by: Tensor((0..<4096).map { (($0 / 64) / 32 + ($0 % 64) / 32) % 2 == 0 }, shape: [64, 64]))
     let loose = w.masked(by: w.compared(.greater, 0.5))
-    #expect(suitableFormat(for: twoFour) == .semiStructured)
-    #expect(suitableFormat(for: blocks) == .bsr(rows: 32, columns: 32))
-    #expect(suitableFormat(for: loose) == .csr)
-    #expect(suitableFormat(for: w) == nil)
+    #expect(StoredTensor.dense(twoFour).suitableForm() == .twoFour)
+    #expect(StoredTensor.dense(blocks).suitableForm() == .bsr(32, 32))
+    #expect(StoredTensor.dense(loose).suitableForm() == .csr)
+    #expect(StoredTensor.dense(w).suitableForm() == .dense)
+    // The same choices from the compressed forms, without a dense copy.
+    #expect(StoredTensor.csr(try CSRMatrix(dense: twoFour)).suitableForm() == .twoFour)
+    #expect(StoredTensor.bsr(try BSRMatrix(dense: blocks, blockRows: 32, blockColumns: 32)).suitableForm() == .bsr(32, 32))
   }
 
   @Test(
     "inference runs q/k/v as one stacked product with the same hidden states, dense and compressed",
-    arguments: [nil, SparseWeightFormat.semiStructured, .bsr(rows: 4, columns: 4), .csr])
-  func stackedProjection(format: SparseWeightFormat?) throws {
+    arguments: [nil, WeightForm.twoFour, .bsr(4, 4), .csr])
+  func stackedProjection(format: WeightForm?) throws {
     let c = BertConfiguration(vocabularySize: 12, hiddenSize: 16, layerCount: 2, headCount: 2, intermediateSize: 24, maxPositions: 16)
     let model = BertModel(c, seed: 5)
     model.train(false)
@@ -111,11 +115,11 @@ struct BertTests {
         let k = linear.inFeatures
         linear.weight.value = linear.weight.value.enumerated().map { i, w in
           let (row, column) = (i / k, i % k)
-          let kept = format == .semiStructured ? column % 4 < 2 : (row / 4 + column / 4) % 2 == 0
+          let kept = format == .twoFour ? column % 4 < 2 : (row / 4 + column / 4) % 2 == 0
           return kept ? w : 0
         }
       }
-      try sparsify(model, format: format)
+      try sparsify(model, form: format)
     }
     let ids: [Int32] = [2, 5, 6, 7, 3, 0, 2, 8, 9, 10, 11, 3]
     let mask: [Int32] = [1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1]

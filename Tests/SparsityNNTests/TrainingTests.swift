@@ -75,7 +75,7 @@ struct TrainingTests {
       let records = try SparsityNN.train(
         model, on: train, configuration: TrainingConfiguration(epochs: 12, batchSize: 32, learningRate: 1e-2, seed: 4),
         masks: &masks)
-      return (records.map { var r = $0; r.seconds = 0; return r }, accuracy(of: model, on: test), model.layers[0].weight.value)
+      return (records.map { var r = $0; r.seconds = 0; return r }, accuracy(of: model, on: test), (model.layers[0] as! Linear).weight.value)
     }
     let (first, accuracy1, weights1) = try run()
     let (second, accuracy2, weights2) = try run()
@@ -95,14 +95,14 @@ struct TrainingTests {
     #expect(mask.conforms(to: .twoFour))
     try SparsityNN.train(model, on: train, configuration: TrainingConfiguration(epochs: 2, batchSize: 32), masks: &masks)
     let kept: [Bool] = mask.tensor.scalars(as: Bool.self)
-    let trained: [Float] = model.layers[0].weight.value
+    let trained: [Float] = (model.layers[0] as! Linear).weight.value
     #expect(trained.indices.allSatisfy { kept[$0] || trained[$0] == 0 })
     #expect(trained.indices.filter { kept[$0] && trained[$0] != 0 }.count > kept.count / 3)
 
     var srste: ParameterMasks? = masks
     srste!.mode = .srste(configuration: PruningConfiguration(pattern: .twoFour, sparsityLevel: 1), decay: 2e-4)
     try SparsityNN.train(model, on: train, configuration: TrainingConfiguration(epochs: 2, batchSize: 32), masks: &srste)
-    #expect(Mask(nonzerosOf: model.layers[0].weight.tensor).conforms(to: .twoFour))
+    #expect(Mask(nonzerosOf: (model.layers[0] as! Linear).weight.tensor).conforms(to: .twoFour))
   }
 }
 
@@ -116,11 +116,11 @@ struct SparsifyTests {
   @Test(
     "a sparsified model's outputs equal the masked dense model's",
     arguments: [
-      (PruningConfiguration(pattern: .twoFour, sparsityLevel: 1), SparseWeightFormat.semiStructured),
-      (PruningConfiguration(pattern: .block(rows: 8, columns: 8), sparsityLevel: 0.9), .bsr(rows: 8, columns: 8)),
+      (PruningConfiguration(pattern: .twoFour, sparsityLevel: 1), WeightForm.twoFour),
+      (PruningConfiguration(pattern: .block(rows: 8, columns: 8), sparsityLevel: 0.9), .bsr(8, 8)),
       (PruningConfiguration(pattern: .unstructured, sparsityLevel: 0.8), .csr),
     ])
-  func sparsifiedEqualsMasked(configuration: PruningConfiguration, format: SparseWeightFormat) throws {
+  func sparsifiedEqualsMasked(configuration: PruningConfiguration, format: WeightForm) throws {
     let images = Variable(randomVariable([37, 64], seed: 40).value, shape: [37, 64])
     let models: [any Classifier] = [
       MLPClassifier(inputs: 64, hidden: [64, 32], classes: 10, seed: 41),
@@ -131,7 +131,9 @@ struct SparsifyTests {
       _ = try prune(model, configuration, filter: eligible)
       model.train(false)
       let dense = Gradients.disabled { model.logits(images) }
-      let swapped = try sparsify(model, format: format, filter: eligible)
+      let swapped = try sparsify(model, form: format, filter: eligible)
+      #expect(model.packedLayers().map(\.name) == swapped, "the swapped layers are PackedLinear in the tree")
+      #expect(model.packedLayers().allSatisfy { $0.layer.weight.form == format })
       #expect(!swapped.isEmpty)
       let sparse = Gradients.disabled { model.logits(images) }
       #expect(Self.maxRelativeError(sparse.value, dense.value) <= 1e-5, "\(format) on \(type(of: model))")
@@ -143,10 +145,10 @@ struct SparsifyTests {
   @Test("sparsify refuses a weight that does not fit, naming the layer, and swaps nothing")
   func sparsifyError() {
     let model = MLPClassifier(inputs: 8, hidden: [8], classes: 8, seed: 43)
-    #expect(throws: SparsifyError.self) { try sparsify(model, format: .semiStructured) }
-    #expect(model.linearLayers().allSatisfy { $0.layer.compressed == nil })
+    #expect(throws: SparsifyError.self) { try sparsify(model, form: .twoFour) }
+    #expect(model.packedLayers().isEmpty)
     do {
-      try sparsify(model, format: .semiStructured)
+      try sparsify(model, form: .twoFour)
     } catch {
       #expect(error.layer == "layers.0")
       #expect("\(error)".contains("layers.0.weight"))

@@ -1,0 +1,124 @@
+import SparsityCore
+
+/// A tensor as a file stores it: dense, or compressed in one of the sparse formats.
+///
+/// The arrays of a tensor read from a file borrow the file's mapped pages; nothing here makes
+/// a dense copy of a sparse tensor except ``dense()``, which is a decompression.
+public enum StoredTensor: Sendable, Equatable {
+  case dense(Tensor)
+  case csr(CSRMatrix)
+  case bsr(BSRMatrix)
+  /// 2:4 in the CUTLASS layout PyTorch's semi-structured tensors use.
+  case semiStructured(CUTLASSSemiStructured)
+
+  /// The dense tensor (a decompression for the sparse cases).
+  public func dense() -> Tensor {
+    switch self {
+    case let .dense(t): t
+    case let .csr(m): m.dense()
+    case let .bsr(m): m.dense()
+    case let .semiStructured(m): m.dense()
+    }
+  }
+
+  /// The stored layout (`float32` encoding names the layout alone; ``dtype`` is the values' type).
+  public var form: WeightForm {
+    switch self {
+    case .dense: .dense
+    case .csr: .csr
+    case let .bsr(m): .bsr(m.blockRows, m.blockColumns)
+    case .semiStructured: .twoFour
+    }
+  }
+
+  /// The dense shape.
+  public var shape: [Int] {
+    switch self {
+    case let .dense(t): t.shape
+    case let .csr(m): m.shape
+    case let .bsr(m): m.shape
+    case let .semiStructured(m): [m.rows, m.columns]
+    }
+  }
+
+  /// The element type of the values.
+  public var dtype: DType {
+    switch self {
+    case let .dense(t): t.dtype
+    case let .csr(m): m.dtype
+    case let .bsr(m): m.dtype
+    case let .semiStructured(m): m.packed.dtype
+    }
+  }
+
+  /// Bytes of every array stored for this tensor.
+  public var byteCount: Int {
+    switch self {
+    case let .dense(t): t.byteCount
+    case let .csr(m): m.byteCount
+    case let .bsr(m): m.byteCount
+    case let .semiStructured(m): m.byteCount
+    }
+  }
+
+  /// Drops the resident pages of the mapped file bytes this tensor's arrays borrow (see
+  /// ``TensorStorage/evictPages()``), once a weight is packed from them; the tensor stays readable.
+  public func evictPages() {
+    switch self {
+    case let .dense(t): t.evictPages()
+    case let .csr(m): m.values.evictPages()
+    case let .bsr(m): m.values.evictPages()
+    case let .semiStructured(m):
+      m.packed.evictPages()
+      m.meta.evictPages()
+    }
+  }
+
+  /// The nonzeros as compressed rows, converted without a dense intermediate (a dense tensor is
+  /// scanned in place). Requires a matrix.
+  public func csr(name: String = "tensor") throws(SparseFormatError) -> CSRMatrix {
+    switch self {
+    case let .dense(t): try CSRMatrix(dense: t, name: name)
+    case let .csr(m): m
+    case let .bsr(m): CSRMatrix(m)
+    case let .semiStructured(m): CSRMatrix(m)
+    }
+  }
+
+  /// This tensor stored in `form` (the file forms: dense, 2:4 in PyTorch's CUTLASS layout, CSR, BSR).
+  ///
+  /// - Throws: ``SparseFormatError`` naming `name` when the values do not fit the form (a third
+  ///   nonzero in a group of four, a block that does not divide the shape, a dtype CUTLASS lacks)
+  ///   or the form has no file layout (N:M other than 2:4).
+  public func stored(as form: WeightForm, name: String) throws(SparseFormatError) -> StoredTensor {
+    if form == self.form { return self }
+    switch form.layout {
+    case .dense: return .dense(dense())
+    case .csr: return .csr(try csr(name: name))
+    case let .block(r, c): return .bsr(try BSRMatrix(csr: try csr(name: name), blockRows: r, blockColumns: c, name: name))
+    case .nOfM(2, 4): return .semiStructured(try CUTLASSSemiStructured(compressing: dense(), name: name))
+    case .nOfM:
+      throw .shapeRule(tensor: name, shape: shape, rule: "files store N:M weights only as 2:4 (\(form) has no file layout)")
+    }
+  }
+
+  /// The sparse form that suits this matrix's zeros, or ``WeightForm/dense`` to keep it dense:
+  /// 2:4 when every group of 4 inputs holds at most 2 nonzeros; else BSR with the largest
+  /// square block (32, 16, 8, 4) that divides the shape and leaves at most half of the blocks
+  /// nonzero; else CSR when at least `minimumSparsity` of the values are zero. Decided from the
+  /// nonzero structure without a dense copy.
+  public func suitableForm(minimumSparsity: Double = 0.5) -> WeightForm {
+    guard shape.count == 2, shape[0] * shape[1] > 0, dtype.byteWidth != nil else { return .dense }
+    if case let .dense(t) = self, t.sparsity < minimumSparsity - 1e-9 { return .dense }
+    guard let csr = try? csr() else { return .dense }
+    let (rows, columns) = (shape[0], shape[1])
+    guard 1 - Double(csr.nonzeroCount) / Double(rows * columns) >= minimumSparsity - 1e-9 else { return .dense }
+    if columns % 4 == 0 && csr.conforms(nOfM: 2, 4) { return .twoFour }
+    for side in [32, 16, 8, 4] where rows % side == 0 && columns % side == 0 {
+      if csr.nonzeroBlockCount(blockRows: side, blockColumns: side) * 2 <= (rows / side) * (columns / side) {
+        return .bsr(side, side)
+      }
+    }
+    return .csr
+  }
+}

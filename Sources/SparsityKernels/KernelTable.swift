@@ -1,0 +1,337 @@
+import SparsityCore
+import SparsityFormats
+import _SparsityKernelsImpl
+
+/// One implementation of `y = x · Wᵀ + bias`, named as in the autotuning cache and reports.
+///
+/// Every kernel is correct for every token count `M`; they differ in speed. ``LinearDispatcher``
+/// times the candidates of a weight once per shape bucket and remembers the winner. The kernels
+/// of each weight form are listed in ``KernelTable``.
+public struct LinearKernel: Hashable, Sendable, Codable, CustomStringConvertible {
+  /// The kernel's name (`dense-gemm`, `2:4-panel`, …).
+  public let name: String
+  /// Whether it runs one activation row at a time (a candidate only for small M).
+  public let isRowWise: Bool
+
+  init(_ name: String, rowWise: Bool = false) {
+    self.name = name
+    isRowWise = rowWise
+  }
+
+  /// The kernel of this name in ``KernelTable``, or `nil`.
+  public init?(name: String) {
+    guard let kernel = KernelTable.allKernels.first(where: { $0.name == name }) else { return nil }
+    self = kernel
+  }
+
+  public init(from decoder: any Decoder) throws {
+    let name = try decoder.singleValueContainer().decode(String.self)
+    guard let kernel = LinearKernel(name: name) else {
+      throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "unknown kernel '\(name)'"))
+    }
+    self = kernel
+  }
+
+  public func encode(to encoder: any Encoder) throws {
+    var c = encoder.singleValueContainer()
+    try c.encode(name)
+  }
+
+  /// Packed dense GEMM: register tiles, k-blocked, both cores.
+  public static let denseGEMM = LinearKernel("dense-gemm")
+  /// Dense GEMV, one activation row at a time.
+  public static let denseGEMV = LinearKernel("dense-gemv", rowWise: true)
+  /// Block-sparse: the dense microkernel over each block row's nonzero blocks.
+  public static let bsr = LinearKernel("bsr")
+  /// Block-sparse, one activation row at a time.
+  public static let bsrGEMV = LinearKernel("bsr-gemv", rowWise: true)
+  /// Unstructured: activation-major (xᵀ token panels, one broadcast weight per nonzero).
+  public static let csrPanel = LinearKernel("csr-panel")
+  /// Unstructured, row-wise SpMV per activation row.
+  public static let csrSpMV = LinearKernel("csr-spmv", rowWise: true)
+  /// 2:4: activation-major with the positions decoded from 4-bit codes.
+  public static let semiStructuredPanel = LinearKernel("2:4-panel")
+  /// 2:4 for small M: 8 output rows per vector, x values picked with in-lane permutes.
+  public static let semiStructuredGEMV = LinearKernel("2:4-gemv", rowWise: true)
+
+  /// Whether the kernel runs a dense packed weight (a weight's own, or a sparse one's fallback).
+  public var isDense: Bool { self == .denseGEMM || self == .denseGEMV }
+  public var description: String { name }
+}
+
+/// A weight in one packed form of the kernels: what ``LinearWeight`` holds.
+protocol PackedOperand: Sendable {
+  /// The kernels that run this packed form (the dense ones run a weight's dense fallback).
+  var kernels: [LinearKernel] { get }
+  /// Bytes of values and indices.
+  var byteCount: Int { get }
+  /// Writes the dense row-major weight.
+  func unpack(into w: UnsafeMutablePointer<Float>)
+  /// The nonzero values row by row, read from the packed arrays (no dense buffer for a sparse form).
+  func nonzeros() -> CSRMatrix
+  /// Runs one of ``kernels`` on raw buffers: `x [m, k]`, `y [m, n]`, `bias [n]` or nil.
+  func run(
+    _ kernel: LinearKernel, x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?,
+    workers: Int)
+}
+
+/// The kernel table: for every weight form the kernels run, how a stored matrix is packed for
+/// it and which kernels run the packed form. ``LinearWeight``, ``LinearDispatcher`` and the
+/// benchmarks read it; adding an encoding or a layout means its packed storage, its kernels and
+/// its row here — nothing else switches over weight forms.
+///
+/// | form | packed from | kernels |
+/// |---|---|---|
+/// | `dense` | any stored form (a dense f32 tensor is read in place) | `dense-gemm`, `dense-gemv` |
+/// | `2:4` | CUTLASS 2:4, or the nonzeros of any other form | `2:4-panel`, `2:4-gemv` |
+/// | `bsr:RxC` (R a multiple of 8) | BSR with the same blocks, or the nonzeros of any form | `bsr`, `bsr-gemv` |
+/// | `bsr:RxC` (other R) | as above; runs the CSR kernels on the nonzeros | `csr-panel`, `csr-spmv` |
+/// | `csr` | the nonzeros of any form | `csr-panel`, `csr-spmv` |
+public enum KernelTable {
+  /// Every kernel, in table order.
+  public static let allKernels: [LinearKernel] = [
+    .denseGEMM, .denseGEMV, .semiStructuredPanel, .semiStructuredGEMV, .bsr, .bsrGEMV, .csrPanel, .csrSpMV,
+  ]
+
+  /// The forms the kernels run, as examples of each row (block shapes and N:M vary).
+  public static let forms: [WeightForm] = [.dense, .twoFour, .bsr(32, 32), .csr]
+
+  /// Whether the kernels run `form` (2:4 and no other N:M; float32 values).
+  public static func supports(_ form: WeightForm) -> Bool {
+    guard form.encoding == .float32 else { return false }
+    if case let .nOfM(n, m) = form.layout { return n == 2 && m == 4 }
+    return true
+  }
+
+  /// Packs `stored` for the kernels of `form`, without a dense intermediate for sparse forms:
+  /// the stored arrays are packed directly where the layouts agree, and through the nonzeros
+  /// (CSR) otherwise. Returns the packed weight and its density (stored values over `out · in`).
+  static func pack(_ stored: StoredTensor, as form: WeightForm, name: String) throws(KernelError)
+    -> (operand: any PackedOperand, density: Double)
+  {
+    guard supports(form) else {
+      throw .unsupportedWeight("'\(name)': the kernels run \(forms.map(\.description).joined(separator: ", ")) in float32, not \(form)")
+    }
+    guard stored.shape.count == 2 else {
+      throw .unsupportedWeight("'\(name)' must be a matrix, got shape \(stored.shape)")
+    }
+    guard stored.dtype.isFloatingPoint, stored.dtype.isNumeric else {
+      throw .unsupportedWeight("'\(name)' must hold floating-point values, not \(stored.dtype)")
+    }
+    let (n, k) = (stored.shape[0], stored.shape[1])
+    func convert<T>(_ body: () throws(SparseFormatError) -> T) throws(KernelError) -> T {
+      do { return try body() } catch { throw .unsupportedWeight("\(error)") }
+    }
+    switch form.layout {
+    case .dense:
+      var dense = stored.dense()
+      if dense.dtype != .float32 { dense = dense.converted(to: .float32) }
+      let p = dense.withUnsafeBufferPointer(as: Float.self) { PackedDenseWeight(weight: $0.baseAddress!, n: n, k: k) }
+      return (p, 1)
+    case .nOfM:
+      let matrix: SemiStructuredMatrix
+      if case let .semiStructured(cutlass) = stored {
+        matrix = try convert { () throws(SparseFormatError) in try SemiStructuredMatrix(cutlass) }
+      } else {
+        matrix = try convert { () throws(SparseFormatError) in try SemiStructuredMatrix(csr: try stored.csr(name: name), n: 2, m: 4, name: name) }
+      }
+      return (packSemiStructured(float32(matrix.values), n: n, k: k, positions: matrix.indices), 0.5)
+    case let .block(r, c):
+      let matrix: BSRMatrix
+      if case let .bsr(m) = stored, m.blockRows == r, m.blockColumns == c {
+        matrix = m
+      } else {
+        matrix = try convert { () throws(SparseFormatError) in
+          try BSRMatrix(csr: try stored.csr(name: name), blockRows: r, blockColumns: c, name: name)
+        }
+      }
+      let density = Double(matrix.storedBlockCount) / Double(Swift.max(1, (n / r) * (k / c)))
+      guard r % 8 == 0 else {
+        // Other block heights run the unstructured kernels on the same nonzeros.
+        return (packCSR(try convert { () throws(SparseFormatError) in CSRMatrix(matrix) }), density)
+      }
+      let p = float32(matrix.values).withUnsafeBufferPointer(as: Float.self) { v in
+        PackedBSRWeight(
+          n: n, k: k, r: r, c: c, rowOffsets: matrix.rowOffsets, columnIndices: matrix.columnIndices, values: v.baseAddress!)
+      }
+      return (p, density)
+    case .csr:
+      let matrix = try convert { () throws(SparseFormatError) in try stored.csr(name: name) }
+      return (packCSR(matrix), Double(matrix.storedValueCount) / Double(Swift.max(1, n * k)))
+    }
+  }
+
+  /// Packs the logical 2:4 form (values `[n, groups·2]` f32, one position byte per value).
+  static func packSemiStructured(_ values: Tensor, n: Int, k: Int, positions: [UInt8]) -> PackedSemiStructuredWeight {
+    values.withUnsafeBufferPointer(as: Float.self) { v in
+      positions.withUnsafeBufferPointer { i in
+        PackedSemiStructuredWeight(
+          n: n, k: k, values: v.baseAddress ?? UnsafePointer(bitPattern: 16)!, positions: i.baseAddress ?? UnsafePointer(bitPattern: 16)!)
+      }
+    }
+  }
+
+  /// Packs CSR in column blocks of `columnBlock` inputs (default: about 16 nonzeros per row and
+  /// block, a power of two in 128…2048 — measured on Zen 3, small blocks win at 70% sparsity,
+  /// large ones at 99%).
+  static func packCSR(_ m: CSRMatrix, columnBlock: Int? = nil) -> PackedCSRWeight {
+    let density = Double(m.storedValueCount) / Double(Swift.max(1, m.shape[0] * m.shape[1]))
+    let columnBlock = columnBlock ?? defaultColumnBlock(density: density)
+    return float32(m.values).withUnsafeBufferPointer(as: Float.self) { v in
+      PackedCSRWeight(
+        n: m.shape[0], k: m.shape[1], rowOffsets: m.rowOffsets, columnIndices: m.columnIndices,
+        values: v.baseAddress ?? UnsafePointer(bitPattern: 16)!, kBlock: columnBlock)
+    }
+  }
+
+  /// The default CSR column block for a density.
+  static func defaultColumnBlock(density: Double) -> Int {
+    let wanted = 16 / Swift.max(density, 1e-6)
+    var block = 128
+    while Double(block) < wanted && block < 2048 { block *= 2 }
+    return block
+  }
+
+  private static func float32(_ t: Tensor) -> Tensor { t.dtype == .float32 ? t : t.converted(to: .float32) }
+}
+
+// MARK: - The rows' kernels
+
+/// Collects nonzeros row by row into a CSR matrix (entries must arrive in row order, columns
+/// ascending within a row).
+struct CSRBuilder {
+  let rows: Int
+  let columns: Int
+  var offsets: [Int32] = [0]
+  var indices: [Int32] = []
+  var values: [Float] = []
+
+  init(rows: Int, columns: Int, reserve: Int) {
+    self.rows = rows
+    self.columns = columns
+    indices.reserveCapacity(reserve)
+    values.reserveCapacity(reserve)
+  }
+
+  mutating func append(column: Int, _ value: Float) {
+    guard value.magnitude != 0 else { return }
+    indices.append(Int32(column))
+    values.append(value)
+  }
+
+  mutating func endRow() { offsets.append(Int32(indices.count)) }
+
+  func matrix() -> CSRMatrix {
+    // The arrays are built valid: the initialiser's checks cannot fail.
+    try! CSRMatrix(shape: [rows, columns], rowOffsets: offsets, columnIndices: indices, values: Tensor(values, shape: [values.count]), name: "packed weight")
+  }
+}
+
+extension PackedDenseWeight: PackedOperand {
+  var kernels: [LinearKernel] { [.denseGEMM, .denseGEMV] }
+  func nonzeros() -> CSRMatrix {
+    var b = CSRBuilder(rows: n, columns: k, reserve: n * k)
+    var row = [Float](repeating: 0, count: n * k)
+    row.withUnsafeMutableBufferPointer { unpack(into: $0.baseAddress!) }
+    for r in 0..<n {
+      for c in 0..<k { b.append(column: c, row[r * k + c]) }
+      b.endRow()
+    }
+    return b.matrix()
+  }
+  func run(
+    _ kernel: LinearKernel, x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?,
+    workers: Int
+  ) {
+    if kernel.isRowWise {
+      denseLinearRows(weight: self, x: x, m: m, y: y, bias: bias, workers: workers)
+    } else {
+      denseLinear(weight: self, x: x, m: m, y: y, bias: bias, workers: workers)
+    }
+  }
+}
+
+extension PackedSemiStructuredWeight: PackedOperand {
+  var kernels: [LinearKernel] { [.semiStructuredPanel, .semiStructuredGEMV] }
+  func nonzeros() -> CSRMatrix {
+    var b = CSRBuilder(rows: n, columns: k, reserve: n * groups * 2)
+    let v = values.pointer
+    for r in 0..<n {
+      let (rb, lane) = (r / 8, r % 8)
+      for g in 0..<groups {
+        let code = Int(codes[rb * groups + g] >> (4 * UInt32(lane))) & 0xF
+        let (i0, i1) = (code & 3, code >> 2)
+        let v0 = v[((rb * groups + g) * 2) * 8 + lane], v1 = v[((rb * groups + g) * 2 + 1) * 8 + lane]
+        let entries = i0 <= i1 ? [(i0, v0), (i1, v1)] : [(i1, v1), (i0, v0)]
+        for (i, value) in entries where 4 * g + i < k { b.append(column: 4 * g + i, value) }
+      }
+      b.endRow()
+    }
+    return b.matrix()
+  }
+  func run(
+    _ kernel: LinearKernel, x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?,
+    workers: Int
+  ) {
+    if kernel.isRowWise {
+      semiStructuredLinearRows(weight: self, x: x, m: m, y: y, bias: bias, workers: workers)
+    } else {
+      semiStructuredPanelLinear(weight: self, x: x, m: m, y: y, bias: bias, workers: workers)
+    }
+  }
+}
+
+extension PackedBSRWeight: PackedOperand {
+  var kernels: [LinearKernel] { [.bsr, .bsrGEMV] }
+  func nonzeros() -> CSRMatrix {
+    var b = CSRBuilder(rows: n, columns: k, reserve: blockCount * r * c)
+    for row in 0..<n {
+      let (br, s, j) = (row / r, row % r / width, row % width)
+      let lo = Int(rowOffsets[br])
+      let count = Int(rowOffsets[br + 1]) - lo
+      let panel = data.pointer + lo * r * c + s * count * c * width
+      for block in 0..<count {
+        let k0 = Int(kStarts[lo + block])
+        for kk in 0..<c { b.append(column: k0 + kk, panel[(block * c + kk) * width + j]) }
+      }
+      b.endRow()
+    }
+    return b.matrix()
+  }
+  func run(
+    _ kernel: LinearKernel, x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?,
+    workers: Int
+  ) {
+    if kernel.isRowWise {
+      bsrLinearRows(weight: self, x: x, m: m, y: y, bias: bias, workers: workers)
+    } else {
+      bsrLinear(weight: self, x: x, m: m, y: y, bias: bias, workers: workers)
+    }
+  }
+}
+
+extension PackedCSRWeight: PackedOperand {
+  var kernels: [LinearKernel] { [.csrPanel, .csrSpMV] }
+  func nonzeros() -> CSRMatrix {
+    var b = CSRBuilder(rows: n, columns: k, reserve: nonzeroCount)
+    for r in 0..<n {
+      for block in 0..<blockCount {
+        for i in Int(offsets[block * n + r])..<Int(offsets[block * n + r + 1]) {
+          b.append(column: block * kBlock + Int(columns[i]), values[i])
+        }
+      }
+      b.endRow()
+    }
+    return b.matrix()
+  }
+  func run(
+    _ kernel: LinearKernel, x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?,
+    workers: Int
+  ) {
+    if kernel.isRowWise {
+      csrLinearRows(weight: self, x: x, m: m, y: y, bias: bias, workers: workers)
+    } else {
+      csrPanelLinear(weight: self, x: x, m: m, y: y, bias: bias, workers: workers)
+    }
+  }
+}

@@ -1,0 +1,102 @@
+import Foundation
+import SparsityCore
+import SparsityFormats
+import SparsityIO
+import SparsityKernels
+
+/// How a loaded model holds its `Linear` weights.
+public enum LoadedWeights: Sendable {
+  /// Trainable dense ``Linear`` layers (pruning, distillation, fine-tuning).
+  case trainable
+  /// Inference layers: ``PackedLinear``s packed straight from the file — a stored sparse weight
+  /// (CSR, BSR, 2:4) and a dense weight holding zeros take the form their zeros suit
+  /// (``StoredTensor/suitableForm(minimumSparsity:)``), other weights stay dense; once packed,
+  /// the source pages of the file are dropped — and frozen embedding tables read in place from
+  /// the mapped file. Only the packed weights (and the table rows looked up) stay resident.
+  case packed
+}
+
+/// The tensors of a model's safetensors files by name, decoded one at a time, for building a
+/// model's layers from them: names may carry a prefix the model does not use (`bert.`), a
+/// missing or mis-shaped tensor is an error naming it and the file.
+final class StoredWeights {
+  private let readers: [(path: String, reader: TensorArchive.Reader)]
+  private let prefixes: [String]
+
+  /// Opens `paths` (shards of one model; a name is looked up in each in turn).
+  init(paths: [String], prefixes: [String] = []) throws(ModelLoadingError) {
+    var readers: [(String, TensorArchive.Reader)] = []
+    for path in paths {
+      do { readers.append((path, try TensorArchive.Reader(contentsOf: path))) } catch {
+        throw .unreadable(path: path, detail: "\(error)")
+      }
+    }
+    self.readers = readers
+    self.prefixes = prefixes
+  }
+
+  /// The files of a model folder: `model.safetensors`, or the shards of `model.safetensors.index.json`.
+  static func files(inModelFolder directory: String) throws(ModelLoadingError) -> [String] {
+    let single = (directory as NSString).appendingPathComponent("model.safetensors")
+    let index = (directory as NSString).appendingPathComponent("model.safetensors.index.json")
+    if FileManager.default.fileExists(atPath: single) { return [single] }
+    guard FileManager.default.fileExists(atPath: index) else {
+      throw .unreadable(path: directory, detail: "neither model.safetensors nor model.safetensors.index.json is there")
+    }
+    let shards: [String]
+    do {
+      let data = try Data(contentsOf: URL(fileURLWithPath: index))
+      struct Index: Decodable { var weight_map: [String: String] }
+      shards = Set(try JSONDecoder().decode(Index.self, from: data).weight_map.values).sorted()
+    } catch {
+      throw .unreadable(path: index, detail: "not a safetensors index (needs a weight_map object)")
+    }
+    for shard in shards where shard.contains("/") {
+      throw .unreadable(path: index, detail: "shard '\(shard)' is not a file name in the folder")
+    }
+    return shards.map { (directory as NSString).appendingPathComponent($0) }
+  }
+
+  /// The stored tensor `name` (or a prefixed name) and the file it is in.
+  func stored(_ name: String, shape: [Int]) throws(ModelLoadingError) -> (StoredTensor, path: String) {
+    for (path, reader) in readers {
+      for candidate in [name] + prefixes.map({ $0 + name }) where reader.contains(candidate) {
+        let stored: StoredTensor
+        do { stored = try reader.stored(candidate) } catch { throw .unreadable(path: path, detail: "\(error)") }
+        guard stored.shape == shape else {
+          throw .weights(path: path, .shapeMismatch(tensor: name, expected: shape, found: stored.shape))
+        }
+        guard stored.dtype.isFloatingPoint, stored.dtype.isNumeric else {
+          throw .weights(path: path, .unsupportedType(tensor: name, dtype: stored.dtype))
+        }
+        return (stored, path)
+      }
+    }
+    throw .weights(path: readers.map(\.path).joined(separator: ", "), .missingTensor(name))
+  }
+
+  /// The dense `float32` values of tensor `name` (its pages dropped after the copy).
+  func values(_ name: String, shape: [Int]) throws(ModelLoadingError) -> Tensor {
+    let (stored, _) = try stored(name, shape: shape)
+    defer { stored.evictPages() }
+    return stored.dense().converted(to: .float32)
+  }
+
+  /// The layer `prefix` (`prefix.weight [out, in]`, `prefix.bias [out]`) held as `holding` says.
+  func linear(_ prefix: String, in k: Int, out n: Int, holding: LoadedWeights) throws(ModelLoadingError) -> LinearLayer {
+    let bias = try values(prefix + ".bias", shape: [n])
+    let (stored, path) = try stored(prefix + ".weight", shape: [n, k])
+    defer { stored.evictPages() }
+    switch holding {
+    case .trainable:
+      return Linear(weight: stored.dense().converted(to: .float32), bias: bias)
+    case .packed:
+      let form = stored.form.isSparse ? stored.suitableForm(minimumSparsity: 0) : stored.suitableForm()
+      do {
+        return try PackedLinear(stored, as: form.isSparse ? form : .dense, bias: bias.floatValues, name: prefix + ".weight")
+      } catch {
+        throw .unsupported(path: path, detail: "\(error)")
+      }
+    }
+  }
+}
