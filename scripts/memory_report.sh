@@ -29,7 +29,7 @@
 #                     the report says whether one seems to exist).
 #
 # Weight bytes: when `embed` takes --verbose and prints on stderr
-#   weights: N bytes resident in K packed layers (…); loaded in S s
+#   weights: N bytes (K packed layers …); loaded in S s
 # N and S are used (the measured runs then pass --verbose); otherwise the size of the form's
 # model.safetensors stands in for N and the load time is "–".
 # Total runtime: about 1 minute per binary on 2 cores (eval is most of it).
@@ -143,7 +143,7 @@ digits_cmd = os.environ["MR_DIGITS_CMD"]
 bins = [("A", binary)] + ([("B", baseline)] if baseline else [])
 label = {"A": "binary", "B": "baseline"}
 forms = [("dense", model), ("2:4 (csr)", f"{work}/minilm-2of4"), ("bsr32 90%", f"{work}/minilm-bsr32-90")]
-WEIGHTS_RE = re.compile(r"^weights:\s*(\d+)\s*bytes resident in\s*(\d+)\s*(?:packed\s+)?layers?[^;]*;\s*loaded in\s*([0-9.eE+-]+)\s*s")
+WEIGHTS_RE = re.compile(r"^weights:\s*(\d+)\s*bytes\b.*?(\d+)\s*packed layers?[^;]*;\s*loaded in\s*([0-9.eE+-]+)\s*s")
 
 
 def fail(msg):

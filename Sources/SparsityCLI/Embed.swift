@@ -30,11 +30,13 @@ struct Embed: ParsableCommand {
   func run() throws {
     guard !texts.isEmpty else { throw CLIError("give at least one text to embed") }
     let start = DispatchTime.now()
-    let embedder = try loadEmbedder(model: model, weights: weights)
+    let encoder = try BertModel(directory: model, weights: weights, holding: .packed)
     if verbose {
       let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
-      FileHandle.standardError.write(Data("\(describeResidentWeights(embedder.model)); loaded in \(String(format: "%.4f", seconds)) s\n".utf8))
+      FileHandle.standardError.write(Data("\(describeResidentWeights(encoder)); loaded in \(String(format: "%.4f", seconds)) s\n".utf8))
     }
+    let embedder = try SentenceEmbedder(directory: model, model: encoder)
+
     let d = embedder.model.configuration.hiddenSize
     let vectors = embedder.embed(texts)
     let rows = (0..<texts.count).map { Array(vectors[$0 * d..<($0 + 1) * d]) }
@@ -55,9 +57,11 @@ func loadEmbedder(model: String, weights: String?) throws -> SentenceEmbedder {
   try SentenceEmbedder(directory: model, weights: weights, holding: .packed)
 }
 
-/// `weights: N bytes resident in K layers (forms)`: what a loaded model holds.
+/// `weights: N bytes (K packed layers: forms; …)`: what a loaded model holds.
 func describeResidentWeights(_ model: Module) -> String {
   let packed = model.packedLayers()
   let forms = Dictionary(grouping: packed, by: { $0.layer.weight.form.description }).map { "\($0.value.count) × \($0.key)" }.sorted()
-  return "weights: \(model.residentWeightBytes) bytes resident in \(packed.count) packed layers (\(forms.joined(separator: ", "))) and \(model.parameterCount) other values"
+  let tables = model.frozenTableBytes
+  return "weights: \(model.residentWeightBytes) bytes (\(packed.count) packed layers: \(forms.joined(separator: ", ")); "
+    + "frozen tables \(tables) bytes, mapped, resident as read; \(model.parameterCount) parameter values)"
 }

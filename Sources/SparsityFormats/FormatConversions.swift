@@ -112,7 +112,75 @@ extension SemiStructuredMatrix {
   ///   ``init(dense:n:m:name:)``.
   /// - Complexity: O(stored values + rows × ⌈columns / m⌉ × m).
   public init(csr: CSRMatrix, n: Int, m: Int, name: String = "tensor") throws(SparseFormatError) {
+    if csr.dtype == .float32, 1 <= n, n <= m, m <= 16, let fast = SemiStructuredMatrix(float32CSR: csr, n: n, m: m) {
+      self = fast
+      return
+    }
     try self.init(StoredElements(.csr(csr)), n: n, m: m, name: name)
+  }
+
+  /// The same selection for `float32` values in one pass over the CSR arrays (the common case
+  /// when a pruned file is loaded); `nil` when a group breaks the pattern, so the general path
+  /// can report it.
+  private init?(float32CSR csr: CSRMatrix, n: Int, m: Int) {
+    let (rows, columns) = (csr.shape[0], csr.shape[1])
+    let groups = (columns + m - 1) / m
+    var values = Tensor(zeros: [rows, groups * n], dtype: .float32)
+    var indices = [UInt8](repeating: 0, count: rows * groups * n)
+    let fillOrder = SemiStructuredMatrix.fillOrder(n: n, m: m)
+    let ok = csr.values.withUnsafeBufferPointer(as: Float.self) { src in
+      values.withUnsafeMutableBufferPointer(as: Float.self) { dst in
+        indices.withUnsafeMutableBufferPointer { idx in
+          csr.rowOffsets.withUnsafeBufferPointer { offsets in
+            csr.columnIndices.withUnsafeBufferPointer { cols in
+              // Per group: the stored index at each position (-1: not stored).
+              var present = (Int32(-1), Int32(-1), Int32(-1), Int32(-1), Int32(-1), Int32(-1), Int32(-1), Int32(-1),
+                             Int32(-1), Int32(-1), Int32(-1), Int32(-1), Int32(-1), Int32(-1), Int32(-1), Int32(-1))
+              return withUnsafeMutableBytes(of: &present) { raw -> Bool in
+                let at = raw.bindMemory(to: Int32.self)
+                for r in 0..<rows {
+                  var i = Int(offsets[r])
+                  let end = Int(offsets[r + 1])
+                  for g in 0..<groups {
+                    let c0 = g * m
+                    for j in 0..<m { at[j] = -1 }
+                    var count = 0
+                    var chosen: UInt32 = 0  // the nonzero positions first
+                    while i < end, Int(cols[i]) < c0 + m {
+                      let j = Int(cols[i]) - c0
+                      at[j] = Int32(i)  // stored zeros too: a filler there keeps its bits (-0.0)
+                      if src[i].magnitude != 0 {
+                        chosen |= 1 << UInt32(j)
+                        count += 1
+                      }
+                      i += 1
+                    }
+                    guard count <= n else { return false }
+                    for j in fillOrder where count < n && chosen & (1 << UInt32(j)) == 0 {
+                      chosen |= 1 << UInt32(j)
+                      count += 1
+                    }
+                    var slot = (r * groups + g) * n
+                    for j in 0..<m where chosen & (1 << UInt32(j)) != 0 {
+                      idx[slot] = UInt8(j)
+                      if at[j] >= 0 { dst[slot] = src[Int(at[j])] }
+                      slot += 1
+                    }
+                  }
+                }
+                return true
+              }
+            }
+          }
+        }
+      }
+    }
+    guard ok else { return nil }
+    self.shape = csr.shape
+    self.n = n
+    self.m = m
+    self.values = values
+    self.indices = indices
   }
 
   /// Builds the logical N:M arrays group by group from the stored elements of `source`.

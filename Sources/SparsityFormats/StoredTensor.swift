@@ -74,6 +74,53 @@ public enum StoredTensor: Sendable, Equatable {
     }
   }
 
+  /// Matrices with the same number of columns stacked row-wise for packing in `form`: for the
+  /// dense form, one dense tensor (`float32` when the dtypes differ); for a sparse form, their
+  /// nonzeros as one CSR matrix — never a dense copy.
+  public static func stackingRows(_ parts: [StoredTensor], for form: WeightForm, name: String = "stacked") throws(SparseFormatError)
+    -> StoredTensor
+  {
+    guard let first = parts.first, parts.allSatisfy({ $0.shape.count == 2 && $0.shape[1] == first.shape[1] }) else {
+      throw .shapeRule(tensor: name, shape: parts.first?.shape ?? [], rule: "stacked matrices must share their column count")
+    }
+    let columns = first.shape[1]
+    let rows = parts.reduce(0) { $0 + $1.shape[0] }
+    if !form.isSparse {
+      let dtype = Set(parts.map(\.dtype)).count == 1 ? first.dtype : .float32
+      var stacked = Tensor(zeros: [rows, columns], dtype: dtype)
+      stacked.withUnsafeMutableBytes { out in
+        var offset = 0
+        for t in parts.map({ $0.dense() }) {
+          let part = t.dtype == dtype ? t : t.converted(to: dtype)
+          part.withUnsafeBytes { out.baseAddress!.advanced(by: offset).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+          offset += part.byteCount
+        }
+      }
+      return .dense(stacked)
+    }
+    var offsets: [Int32] = [0]
+    var indices: [Int32] = []
+    var valueTensors: [Tensor] = []
+    for part in parts {
+      let m = try part.csr(name: name)
+      let base = Int32(indices.count)
+      offsets += m.rowOffsets.dropFirst().map { $0 + base }
+      indices += m.columnIndices
+      valueTensors.append(m.values)
+    }
+    let dtype = Set(valueTensors.map(\.dtype)).count == 1 ? valueTensors[0].dtype : .float32
+    let converted = valueTensors.map { $0.dtype == dtype ? $0 : $0.converted(to: dtype) }
+    var values = Tensor(zeros: [indices.count], dtype: dtype)
+    values.withUnsafeMutableBytes { out in
+      var offset = 0
+      for t in converted where t.byteCount > 0 {
+        t.withUnsafeBytes { out.baseAddress!.advanced(by: offset).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        offset += t.byteCount
+      }
+    }
+    return .csr(try CSRMatrix(shape: [rows, columns], rowOffsets: offsets, columnIndices: indices, values: values, name: name))
+  }
+
   /// The nonzeros as compressed rows, converted without a dense intermediate (a dense tensor is
   /// scanned in place). Requires a matrix.
   public func csr(name: String = "tensor") throws(SparseFormatError) -> CSRMatrix {

@@ -202,6 +202,8 @@ public struct TensorArchive: Sendable {
     }
     func indices(_ suffix: String) throws -> [Int32] {
       let t = try component(suffix)
+      // Read into an array: the mapped pages are not needed again.
+      defer { t.evictPages() }
       guard t.rank == 1 else {
         throw TensorArchiveError.invalidComponent(
           tensor: name, component: "\(name).\(suffix)", detail: "must be a vector, has shape \(t.shape)")

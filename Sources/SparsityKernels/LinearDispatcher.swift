@@ -3,9 +3,14 @@ import SparsityCore
 import Synchronization
 
 /// Picks the fastest kernel for a weight and a token count by timing the candidates once
-/// (LIBXSMM's plan-time autotuning), the dense kernels included and favoured by 10%: a
-/// sparse kernel is chosen only when it is at least ``denseBias`` times faster than the best
-/// dense one, so choosing sparsity never costs speed.
+/// (LIBXSMM's plan-time autotuning).
+///
+/// A weight runs the kernels of its own packed form (``LinearWeight/ownKernels``): a sparse
+/// weight holds no dense copy, so a sparse model takes fewer bytes than the dense one. With
+/// ``denseFallback`` on (speed over memory; `SPARSITY_DENSE_FALLBACK=1` for ``shared``) the
+/// dense kernels are candidates too, favoured by 10%: a sparse kernel is then chosen only when
+/// it is at least ``denseBias`` times faster, and a sparse weight that loses keeps a dense copy
+/// for the token counts where dense won.
 ///
 /// Decisions are keyed by format, `out × in`, density (to 1%), and a token bucket (powers of
 /// two: 1, 2, 4, 8, …), kept in memory and, for ``shared``, in a JSON file per machine:
@@ -22,8 +27,13 @@ public final class LinearDispatcher: Sendable {
   public static let shared: LinearDispatcher = {
     let env = ProcessInfo.processInfo.environment
     let off = env["SPARSITY_AUTOTUNE"].map { $0 == "0" || $0.lowercased() == "off" } ?? false
-    return LinearDispatcher(cacheFile: off ? nil : defaultCacheFile(), measures: !off)
+    return LinearDispatcher(
+      cacheFile: off ? nil : defaultCacheFile(), measures: !off, denseFallback: env["SPARSITY_DENSE_FALLBACK"] == "1")
   }()
+
+  /// Whether a sparse weight may run the dense kernels on a dense copy of itself (made on
+  /// first use, kept while dense wins) when they are faster.
+  public let denseFallback: Bool
 
   /// A sparse kernel must beat the best dense kernel by this factor to be chosen.
   public let denseBias: Double
@@ -39,8 +49,10 @@ public final class LinearDispatcher: Sendable {
   /// - Parameters:
   ///   - cacheFile: a JSON file to read decisions from and write them to, or `nil`.
   ///   - measures: time the candidates (`true`) or use the built-in rules.
-  ///   - denseBias: how much faster a sparse kernel must be than dense to be chosen (1.1).
-  public init(cacheFile: String?, measures: Bool = true, denseBias: Double = 1.1) {
+  ///   - denseFallback: let sparse weights run dense kernels on a dense copy where faster.
+  ///   - denseBias: with `denseFallback`, how much faster a sparse kernel must be than dense to be chosen (1.1).
+  public init(cacheFile: String?, measures: Bool = true, denseFallback: Bool = false, denseBias: Double = 1.1) {
+    self.denseFallback = denseFallback
     self.cacheFile = cacheFile
     self.measures = measures
     self.denseBias = denseBias
@@ -70,9 +82,15 @@ public final class LinearDispatcher: Sendable {
   }
 
   /// The cache key of a weight and token count.
-  public static func key(for weight: LinearWeight, tokens m: Int) -> String {
+  public func key(for weight: LinearWeight, tokens m: Int) -> String {
     let density = Int((weight.density * 100).rounded())
-    return "\(weight.form)|\(weight.outFeatures)x\(weight.inFeatures)|d\(density)|m\(tokenBucket(m))"
+    let own = weight.form.isSparse && !denseFallback ? "|own" : ""
+    return "\(weight.form)|\(weight.outFeatures)x\(weight.inFeatures)|d\(density)|m\(Self.tokenBucket(m))\(own)"
+  }
+
+  /// The kernels this dispatcher considers for `weight` at `tokens` rows.
+  public func candidates(for weight: LinearWeight, tokens m: Int) -> [LinearKernel] {
+    weight.candidateKernels(tokens: m).filter { denseFallback || !weight.form.isSparse || !$0.isDense }
   }
 
   /// The decisions made or loaded so far, by key.
@@ -81,12 +99,12 @@ public final class LinearDispatcher: Sendable {
   /// The kernel to run `weight` on `tokens` rows: cached, or timed now (or, without timing,
   /// the rules).
   public func kernel(for weight: LinearWeight, tokens m: Int) -> LinearKernel {
-    let candidates = weight.candidateKernels(tokens: m)
+    let candidates = candidates(for: weight, tokens: m)
     if candidates.count == 1 { return candidates[0] }
     loadIfNeeded()
-    let key = Self.key(for: weight, tokens: m)
+    let key = key(for: weight, tokens: m)
     if let known = state.withLock({ $0[key] }), candidates.contains(known) { return known }
-    guard measures else { return Self.heuristicKernel(for: weight, tokens: m) }
+    guard measures else { return Self.heuristicKernel(for: weight, tokens: m, denseFallback: denseFallback) }
     let choice = tune(weight, tokens: m, candidates: candidates)
     state.withLock { $0[key] = choice }
     if !choice.isDense && weight.form.isSparse { weight.releaseDenseFallback() }
@@ -136,14 +154,14 @@ public final class LinearDispatcher: Sendable {
     return best
   }
 
-  /// The rules used without timing: the one-row kernels for M ≤ 2; a sparse weight's own
-  /// kernels where they usually win on this class of CPU (2:4 always, BSR at density ≤ 0.7,
-  /// CSR at density ≤ 0.3), dense otherwise.
-  public static func heuristicKernel(for weight: LinearWeight, tokens m: Int) -> LinearKernel {
+  /// The rules used without timing: the one-row kernels for M ≤ 2; a weight's own kernels,
+  /// except with `denseFallback` where dense usually wins on this class of CPU (2:4 never, BSR
+  /// at density > 0.7, CSR at density > 0.3).
+  public static func heuristicKernel(for weight: LinearWeight, tokens m: Int, denseFallback: Bool = false) -> LinearKernel {
     let small = m <= 2
     let own = weight.ownKernels
     let maximumDensity = own.contains(.semiStructuredPanel) ? 1 : own.contains(.bsr) ? 0.7 : 0.3
-    let kernels = weight.form.isSparse && weight.density <= maximumDensity ? own : [.denseGEMM, .denseGEMV]
+    let kernels = !denseFallback || weight.density <= maximumDensity ? own : [.denseGEMM, .denseGEMV]
     return kernels.first { $0.isRowWise == small } ?? kernels[0]
   }
 

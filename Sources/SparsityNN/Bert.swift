@@ -98,9 +98,9 @@ public final class BertLayer: Module {
         weight: try weights.values("\(prefix).\(name).weight", shape: [d]), bias: try weights.values("\(prefix).\(name).bias", shape: [d]),
         epsilon: Float(c.layerNormEpsilon))
     }
-    query = try linear("attention.self.query", d, d)
-    key = try linear("attention.self.key", d, d)
-    value = try linear("attention.self.value", d, d)
+    let qkv = try weights.stackedLinears(
+      ["query", "key", "value"].map { "\(prefix).attention.self.\($0)" }, in: d, outs: [d, d, d], holding: holding)
+    (query, key, value) = (qkv[0], qkv[1], qkv[2])
     attentionOutput = try linear("attention.output.dense", d, d)
     attentionNorm = try norm("attention.output.LayerNorm")
     intermediate = try linear("intermediate.dense", d, i)

@@ -117,6 +117,16 @@ public final class PackedLinear: LinearLayer {
     super.init(inFeatures: weight.inFeatures, outFeatures: weight.outFeatures)
   }
 
+  /// Rows `rows` of a stacked weight (layers that read the same input and run as one product).
+  init(_ stacked: LinearWeight, rows: Range<Int>, bias: [Float]?) {
+    precondition(rows.lowerBound >= 0 && rows.upperBound <= stacked.outFeatures, "rows \(rows) are not rows of the stacked weight")
+    precondition(bias == nil || bias!.count == rows.count, "bias must hold \(rows.count) values")
+    weight = stacked
+    self.rows = rows
+    self.bias = bias
+    super.init(inFeatures: stacked.inFeatures, outFeatures: rows.count)
+  }
+
   /// Whether this layer's rows are part of a larger stacked weight.
   public var isStacked: Bool { rows != 0..<weight.outFeatures }
 

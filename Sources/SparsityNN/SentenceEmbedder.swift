@@ -27,7 +27,11 @@ public final class SentenceEmbedder {
   ///     (e.g. a pruned one; it must hold every tensor the encoder uses).
   ///   - holding: trainable layers (default) or inference layers packed from the file.
   public convenience init(directory: String, weights: String? = nil, holding: LoadedWeights = .trainable) throws(ModelLoadingError) {
-    let model = try BertModel(directory: directory, weights: weights, holding: holding)
+    try self.init(directory: directory, model: try BertModel(directory: directory, weights: weights, holding: holding))
+  }
+
+  /// The tokenizer and settings of a sentence-transformers folder around an encoder loaded from it.
+  public convenience init(directory: String, model: BertModel) throws(ModelLoadingError) {
     let vocabulary = (directory as NSString).appendingPathComponent("vocab.txt")
     var lowercase = true
     if let data = FileManager.default.contents(atPath: (directory as NSString).appendingPathComponent("tokenizer_config.json")),

@@ -68,9 +68,11 @@ extension Module {
     let packed = packedLayers().reduce(0) { total, entry in
       seen.insert(ObjectIdentifier(entry.layer.weight)).inserted ? total + entry.layer.weight.byteCount : total
     }
-    let frozen = namedModules().reduce(0) { $0 + (($1.module as? Embedding)?.frozenByteCount ?? 0) }
-    return packed + frozen + parameterCount * MemoryLayout<Float>.size
+    return packed + frozenTableBytes + parameterCount * MemoryLayout<Float>.size
   }
+
+  /// Bytes of the frozen embedding tables (read in place from a mapped file).
+  public var frozenTableBytes: Int { namedModules().reduce(0) { $0 + (($1.module as? Embedding)?.frozenByteCount ?? 0) } }
 }
 
 /// Swaps every `Linear` layer that `filter` accepts for a ``PackedLinear`` that holds its weight

@@ -82,6 +82,51 @@ final class StoredWeights {
     return stored.dense().converted(to: .float32)
   }
 
+  /// The layers `prefixes` that read the same input (`in` features; `outs` outputs each), held
+  /// as `holding` says. Packed, they share one stacked weight in their common form (they run
+  /// as one product, ``StackedLinear``), packed once from the stored arrays — no layer's own
+  /// weight is packed first; layers whose forms differ are packed one by one.
+  func stackedLinears(_ prefixes: [String], in k: Int, outs: [Int], holding: LoadedWeights) throws(ModelLoadingError)
+    -> [LinearLayer]
+  {
+    guard holding == .packed else {
+      var layers: [LinearLayer] = []
+      for (prefix, n) in zip(prefixes, outs) { layers.append(try linear(prefix, in: k, out: n, holding: holding)) }
+      return layers
+    }
+    var parts: [(stored: StoredTensor, bias: [Float], form: WeightForm)] = []
+    for (prefix, n) in zip(prefixes, outs) {
+      let bias = try values(prefix + ".bias", shape: [n]).floatValues
+      let (stored, _) = try stored(prefix + ".weight", shape: [n, k])
+      parts.append((stored, bias, Self.packedForm(of: stored)))
+    }
+    defer { for part in parts { part.stored.evictPages() } }
+    let form = parts[0].form
+    let name = prefixes.map { $0 + ".weight" }.joined(separator: " + ")
+    guard parts.allSatisfy({ $0.form == form }) else {
+      var layers: [LinearLayer] = []
+      for (prefix, n) in zip(prefixes, outs) { layers.append(try linear(prefix, in: k, out: n, holding: holding)) }
+      return layers
+    }
+    let stacked: LinearWeight
+    do {
+      stacked = try LinearWeight(try StoredTensor.stackingRows(parts.map(\.stored), for: form, name: name), as: form, name: name)
+    } catch {
+      throw .unsupported(path: readers.map(\.path).joined(separator: ", "), detail: "\(error)")
+    }
+    var row = 0
+    return parts.map { part in
+      defer { row += part.bias.count }
+      return PackedLinear(stacked, rows: row..<row + part.bias.count, bias: part.bias)
+    }
+  }
+
+  /// The form a stored weight is packed in: a sparse stored form or a dense one with enough
+  /// zeros takes the form its zeros suit, others stay dense.
+  static func packedForm(of stored: StoredTensor) -> WeightForm {
+    stored.form.isSparse ? stored.suitableForm(minimumSparsity: 0) : stored.suitableForm()
+  }
+
   /// The layer `prefix` (`prefix.weight [out, in]`, `prefix.bias [out]`) held as `holding` says.
   func linear(_ prefix: String, in k: Int, out n: Int, holding: LoadedWeights) throws(ModelLoadingError) -> LinearLayer {
     let bias = try values(prefix + ".bias", shape: [n])
@@ -91,9 +136,8 @@ final class StoredWeights {
     case .trainable:
       return Linear(weight: stored.dense().converted(to: .float32), bias: bias)
     case .packed:
-      let form = stored.form.isSparse ? stored.suitableForm(minimumSparsity: 0) : stored.suitableForm()
       do {
-        return try PackedLinear(stored, as: form.isSparse ? form : .dense, bias: bias.floatValues, name: prefix + ".weight")
+        return try PackedLinear(stored, as: Self.packedForm(of: stored), bias: bias.floatValues, name: prefix + ".weight")
       } catch {
         throw .unsupported(path: path, detail: "\(error)")
       }

@@ -184,7 +184,8 @@ extension CSRKernelTests {
 
 @Suite struct DispatchTests {
   @Test func dispatchPicksACandidateAndMatches() throws {
-    let dispatcher = LinearDispatcher(cacheFile: nil)
+    let dispatcher = LinearDispatcher(cacheFile: nil, denseFallback: true)
+    let own = LinearDispatcher(cacheFile: nil)
     let w = SyntheticWeights.blockSparse(rows: 64, columns: 64, block: 16, sparsity: 0.75, seed: 5)
     let weights = [
       (try LinearWeight(dense: w), w),
@@ -195,6 +196,9 @@ extension CSRKernelTests {
       for m in [1, 3, 40] {
         let kernel = dispatcher.kernel(for: weight, tokens: m)
         #expect(weight.candidateKernels(tokens: m).contains(kernel))
+        // Without the dense fallback a sparse weight runs only its own kernels.
+        let ownKernel = own.kernel(for: weight, tokens: m)
+        #expect(weight.ownKernels.contains(ownKernel), "\(weight.form) m=\(m): \(ownKernel)")
         let x = activations(m, 64, seed: 8)
         expectMatchesReference(
           weight.apply(x: x, bias: nil, dispatcher: dispatcher), x: x, weight: dense, bias: nil,
@@ -210,12 +214,12 @@ extension CSRKernelTests {
     defer { try? FileManager.default.removeItem(atPath: file) }
     let w = SyntheticWeights.semiStructured(rows: 32, columns: 64, seed: 6)
     let weight = try LinearWeight(SemiStructuredMatrix(dense: w, n: 2, m: 4))
-    let first = LinearDispatcher(cacheFile: file).kernel(for: weight, tokens: 100)
+    let first = LinearDispatcher(cacheFile: file).kernel(for: weight, tokens: 8)
     #expect(FileManager.default.fileExists(atPath: file))
     // A dispatcher that may not measure must still know the decision from the file.
     let second = LinearDispatcher(cacheFile: file, measures: false)
-    #expect(second.kernel(for: weight, tokens: 100) == first)
-    #expect(second.decisions[LinearDispatcher.key(for: weight, tokens: 100)] == first)
+    #expect(second.kernel(for: weight, tokens: 8) == first)
+    #expect(second.decisions[second.key(for: weight, tokens: 8)] == first)
   }
 
   @Test func tokenBuckets() {
@@ -225,8 +229,10 @@ extension CSRKernelTests {
   @Test func heuristicsPreferDenseForDenseishUnstructured() throws {
     let w = SyntheticWeights.unstructured(rows: 16, columns: 16, sparsity: 0.5, seed: 2)
     let weight = try LinearWeight(CSRMatrix(dense: w))
-    #expect(LinearDispatcher.heuristicKernel(for: weight, tokens: 64) == .denseGEMM)
-    #expect(LinearDispatcher.heuristicKernel(for: weight, tokens: 1) == .denseGEMV)
+    #expect(LinearDispatcher.heuristicKernel(for: weight, tokens: 64, denseFallback: true) == .denseGEMM)
+    #expect(LinearDispatcher.heuristicKernel(for: weight, tokens: 1, denseFallback: true) == .denseGEMV)
+    #expect(LinearDispatcher.heuristicKernel(for: weight, tokens: 64) == .csrPanel)
+    #expect(LinearDispatcher.heuristicKernel(for: weight, tokens: 1) == .csrSpMV)
   }
 }
 
