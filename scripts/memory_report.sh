@@ -143,7 +143,7 @@ digits_cmd = os.environ["MR_DIGITS_CMD"]
 bins = [("A", binary)] + ([("B", baseline)] if baseline else [])
 label = {"A": "binary", "B": "baseline"}
 forms = [("dense", model), ("2:4 (csr)", f"{work}/minilm-2of4"), ("bsr32 90%", f"{work}/minilm-bsr32-90")]
-WEIGHTS_RE = re.compile(r"^weights:\s*(\d+)\s*bytes\b.*?(\d+)\s*packed layers?[^;]*;\s*loaded in\s*([0-9.eE+-]+)\s*s")
+WEIGHTS_RE = re.compile(r"^weights:\s*(\d+)\s*bytes\s*\((\d+)\s*packed layers?.*;\s*loaded in\s*([0-9.eE+-]+)\s*s$")
 
 
 def fail(msg):

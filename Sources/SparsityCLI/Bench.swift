@@ -307,34 +307,17 @@ struct BenchRunner {
     return records
   }
 
-  /// Per body, timings in ms: two warm-ups each, then rounds that run every body once (in
-  /// alternating order), `runs` rounds or more (up to 50) while the rounds took under 0.3 s.
-  /// A body whose weight differs from the one timed just before runs once untimed first, so
-  /// every timing sees its own weight in cache (as the peers' back-to-back runs do) rather
-  /// than the other contender's.
+  /// Per body, timings in ms: two warm-ups each, then at least `runs` interleaved rounds (up
+  /// to 50 while the rounds took under 0.3 s); a body whose weight differs from the one timed
+  /// just before runs once untimed first, so every timing sees its own weight in cache (as the
+  /// peers' back-to-back runs do) rather than the other contender's.
   private func measureInterleaved(_ bodies: [(weight: ObjectIdentifier, run: () -> Void)]) -> [[Double]] {
-    for body in bodies {
-      body.run()
-      body.run()
-    }
-    var times = [[Double]](repeating: [], count: bodies.count)
-    var total = 0.0
-    var round = 0
-    var last = bodies.last?.weight
-    while round < runs || (total < 0.3 && round < 50) {
-      let order = round % 2 == 0 ? Array(bodies.indices) : bodies.indices.reversed()
-      for i in order {
-        if bodies[i].weight != last { bodies[i].run() }
-        last = bodies[i].weight
-        let t0 = DispatchTime.now().uptimeNanoseconds
-        bodies[i].run()
-        let t = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-6
-        times[i].append(t)
-        total += t / 1000
-      }
-      round += 1
-    }
-    return times
+    var groups: [ObjectIdentifier: Int] = [:]
+    for body in bodies where groups[body.weight] == nil { groups[body.weight] = groups.count }
+    let timing = InterleavedTiming.measure(
+      bodies.map(\.run), warmups: 2, rounds: runs, minimumSeconds: 0.3, maximumRounds: 50,
+      groups: bodies.map { groups[$0.weight]! })
+    return timing.seconds.map { $0.map { $0 * 1e3 } }
   }
 
   private func progress(_ r: BenchRecord) {

@@ -121,7 +121,9 @@ public final class LinearDispatcher: Sendable {
     let rows = Swift.max(1, Swift.min(Self.tokenBucket(m), 2048))
     var rng = SeededGenerator(seed: 0x5EED)
     let x = Tensor.randomUniform([rows, weight.inFeatures], in: -1...1, using: &rng)
-    let times = Self.bestTimes(candidates.map { kernel in { _ = weight.apply(x: x, kernel: kernel) } })
+    let timing = InterleavedTiming.measure(
+      candidates.map { kernel in { _ = weight.apply(x: x, kernel: kernel) } }, rounds: 5, minimumSeconds: 0.05)
+    let times = candidates.indices.map(timing.best)
     var bestDense = (LinearKernel.denseGEMM, Double.infinity)
     var bestSparse = (LinearKernel.denseGEMM, Double.infinity)
     for (kernel, t) in zip(candidates, times) {
@@ -133,25 +135,6 @@ public final class LinearDispatcher: Sendable {
     }
     if !weight.form.isSparse { return bestDense.0 }
     return bestSparse.1 * denseBias <= bestDense.1 ? bestSparse.0 : bestDense.0
-  }
-
-  /// The best time in seconds of each body, run in interleaved rounds after one warm-up each.
-  static func bestTimes(_ bodies: [() -> Void], minimumRounds: Int = 5, minimumSeconds: Double = 0.05) -> [Double] {
-    for body in bodies { body() }
-    var best = [Double](repeating: .infinity, count: bodies.count)
-    var total = 0.0
-    var rounds = 0
-    while rounds < minimumRounds || (total < minimumSeconds && rounds < 100) {
-      for (i, body) in bodies.enumerated() {
-        let t0 = DispatchTime.now().uptimeNanoseconds
-        body()
-        let t = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
-        best[i] = Swift.min(best[i], t)
-        total += t
-      }
-      rounds += 1
-    }
-    return best
   }
 
   /// The rules used without timing: the one-row kernels for M ≤ 2; a weight's own kernels,

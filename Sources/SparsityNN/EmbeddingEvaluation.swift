@@ -105,21 +105,25 @@ public struct ThroughputMeasurement: Sendable {
     -> [ThroughputMeasurement]
   {
     for embedder in embedders { _ = embedder.embed(Array(texts.prefix(batchSize)), batchSize: batchSize) }
-    var runs = [[ThroughputMeasurement]](repeating: [], count: embedders.count)
-    for _ in 0..<max(repeats, 1) {
-      for (i, embedder) in embedders.enumerated() {
-        var steps: [String: Double] = [:]
-        let start = DispatchTime.now()
+    // Per embedder, the step times of each timed run.
+    var steps = [[[String: Double]]](repeating: [], count: embedders.count)
+    let bodies = embedders.enumerated().map { i, embedder in
+      {
+        var run: [String: Double] = [:]
         _ = embedder.embed(texts, batchSize: batchSize) { name, body in
           let t0 = DispatchTime.now()
           let result = body()
-          steps[name, default: 0] += Double(DispatchTime.now().uptimeNanoseconds - t0.uptimeNanoseconds) / 1e9
+          run[name, default: 0] += Double(DispatchTime.now().uptimeNanoseconds - t0.uptimeNanoseconds) / 1e9
           return result
         }
-        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
-        runs[i].append(ThroughputMeasurement(sentencesPerSecond: Double(texts.count) / seconds, stepSeconds: steps, seconds: seconds))
+        steps[i].append(run)
       }
     }
-    return runs.map { $0.sorted { $0.seconds < $1.seconds }[$0.count / 2] }
+    let timing = InterleavedTiming.measure(bodies, warmups: 0, rounds: max(repeats, 1))
+    return embedders.indices.map { i in
+      let median = timing.seconds[i].indices.sorted { timing.seconds[i][$0] < timing.seconds[i][$1] }[timing.seconds[i].count / 2]
+      let seconds = timing.seconds[i][median]
+      return ThroughputMeasurement(sentencesPerSecond: Double(texts.count) / seconds, stepSeconds: steps[i][median], seconds: seconds)
+    }
   }
 }

@@ -80,12 +80,5 @@ public func captureInputs(
 
 /// The median wall time of a forward pass over `data` (after one untimed pass), in milliseconds.
 public func inferenceMilliseconds(_ model: some Classifier, data: LabeledData, repeats: Int = 15) -> Double {
-  _ = predict(model, data)
-  var times: [Double] = []
-  for _ in 0..<max(repeats, 1) {
-    let start = DispatchTime.now()
-    _ = predict(model, data)
-    times.append(Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e6)
-  }
-  return times.sorted()[times.count / 2]
+  InterleavedTiming.measure([{ _ = predict(model, data) }], rounds: max(repeats, 1)).median(0) * 1e3
 }
