@@ -89,24 +89,6 @@ struct Prune: ParsableCommand {
   @Flag(help: "Print the report as JSON.")
   var json = false
 
-  /// One pruned tensor's line of the report.
-  struct LayerRecord: Codable {
-    var tensor: String
-    var shape: [Int]
-    var dtype: String
-    var method: String
-    var pattern: String
-    var sparsity: Double
-    var conforms: Bool
-    var keptNorm: Double
-    var calibrationError: Double?
-    var heldOutError: Double?
-    var permutationGain: Double?
-    var permutationEfficacy: Double?
-    var format: String
-    var seconds: Double
-  }
-
   struct Summary: Codable {
     var tensors: Int
     var method: String
@@ -120,7 +102,7 @@ struct Prune: ParsableCommand {
   }
 
   struct Report: Codable {
-    var layers: [LayerRecord]
+    var layers: [FilePruning.TensorReport]
     var summary: Summary
   }
 
@@ -142,107 +124,38 @@ struct Prune: ParsableCommand {
     let level = try sparsityLevel(for: parsedPattern)
     let blockNorm: BlockNorm
     do { blockNorm = try BlockNorm(p: norm) } catch { throw CLIError("--norm \(norm): \(error)") }
-    let configuration = try PruningConfiguration(
-      method: method, pattern: parsedPattern, sparsityLevel: level,
-      scope: scopeName.flatMap { ComparisonScope(rawValue: $0.lowercased()) }, zerosPerBlock: zerosPerBlock,
-      norm: blockNorm, sparseGPT: SparseGPTOptions(dampening: dampening, blockSize: blockSize)
-    ).validated()
-    if let compress, compress.lowercased() != "auto" { _ = try fileForm(compress, option: "--compress") }
-    let permutationGroup = try permutationShape(parsedPattern)
+    var options = FilePruning.Options(
+      configuration: try PruningConfiguration(
+        method: method, pattern: parsedPattern, sparsityLevel: level,
+        scope: scopeName.flatMap { ComparisonScope(rawValue: $0.lowercased()) }, zerosPerBlock: zerosPerBlock,
+        norm: blockNorm, sparseGPT: SparseGPTOptions(dampening: dampening, blockSize: blockSize)
+      ).validated())
+    if let compress {
+      options.storage = compress.lowercased() == "auto" ? .auto : .form(try fileForm(compress, option: "--compress"))
+    }
+    if permute {
+      guard case let .nOfM(n, m) = parsedPattern, n < m, m <= 8 else {
+        throw CLIError("--permute needs an N:M pattern with N < M ≤ 8, got \(parsedPattern)")
+      }
+    }
+    options.permute = permute
+    options.seed = seed
     let include = try compileRegex(include, option: "--include")
     let exclude = try compileRegex(exclude, option: "--exclude")
+    nonisolated(unsafe) let (includeRegex, excludeRegex) = (include, exclude)
+    options.select = { name in
+      if let includeRegex, (try? includeRegex.firstMatch(in: name)) == nil { return false }
+      if let excludeRegex, (try? excludeRegex.firstMatch(in: name)) != nil { return false }
+      return true
+    }
+    options.calibration = try calibration.map(FilePruning.inputs(contentsOf:))
+    options.heldOut = try evaluate.map(FilePruning.inputs(contentsOf:))
 
-    var archive = try TensorArchive(contentsOf: file)
-    var selected: [(index: Int, name: String, weight: Tensor)] = []
-    for (i, entry) in archive.tensors.enumerated() {
-      if let include, (try? include.firstMatch(in: entry.name)) == nil { continue }
-      if let exclude, (try? exclude.firstMatch(in: entry.name)) != nil { continue }
-      let dtype = entry.value.dtype
-      guard entry.value.shape.count == 2, dtype.isFloatingPoint, dtype.isNumeric else { continue }
-      selected.append((i, entry.name, entry.value.dense()))
+    let progress = Progress()
+    let records = try FilePruning.prune(file, to: output, options: options) { index, count, name, stage in
+      progress.show(index, count, name, stage)
     }
-    if selected.isEmpty {
-      throw CLIError("no floating-point matrix in \(file) matches the selection (nothing written)")
-    }
-    if method.needsCalibration && calibration == nil {
-      throw CLIError("--method \(method) needs --calibration FILE with a W:input tensor per weight")
-    }
-    let calibrationInputs = try calibration.map { try Self.readInputs($0) }
-    let heldOutInputs = try evaluate.map { try Self.readInputs($0) }
-    // Inputs of every selected weight, validated up front so that errors come before any work.
-    var calibrationOf: [String: Tensor] = [:]
-    var heldOutOf: [String: Tensor] = [:]
-    for (_, name, weight) in selected {
-      if let calibrationInputs { calibrationOf[name] = try calibrationInputs.inputs(forWeight: name, shape: weight.shape) }
-      if let heldOutInputs { heldOutOf[name] = try heldOutInputs.inputs(forWeight: name, shape: weight.shape) }
-    }
-
-    let progress = Progress(total: selected.count)
-    // Permutations (N:M only): weights and their inputs move to the permuted column order.
-    var permutations: [String: PermutationSearch.Result] = [:]
-    var model = NamedTensors(selected.map { ($0.name, $0.weight) })
-    if let (n, m) = permutationGroup {
-      for (k, (_, name, weight)) in selected.enumerated() {
-        progress.show(k, name, "permutation search")
-        var scores = weight.abs()
-        if method == .wanda, let x = calibrationOf[name] {
-          scores = try Wanda.scores(for: weight, columnNorms: try LayerInputStatistics(inputs: x, name: name).columnNorms, name: name)
-        }
-        let result = try PermutationSearch.run(scores: scores, n: n, m: m, seed: seed, name: name)
-        permutations[name] = result
-        let p = result.permutation
-        model.setParameter(named: name, to: p.permutingColumns(of: weight))
-        if let x = calibrationOf[name] { calibrationOf[name] = p.permutingColumns(of: x) }
-        if let x = heldOutOf[name] { heldOutOf[name] = p.permutingColumns(of: x) }
-      }
-    }
-    let dense = model
-
-    var sparsifier = Sparsifier(defaults: configuration)
-    try sparsifier.prepare(model)
-    let steps = try sparsifier.step(
-      model, calibration: calibrationInputs == nil ? nil : CalibrationInputs(calibrationOf),
-      progress: { index, _, name in progress.show(index, name, method.rawValue) })
-    var masks: [String: Mask] = [:]
-    for group in sparsifier.groups { masks[group.tensor] = sparsifier.state[group.tensor]?.mask }
-    sparsifier.squash(&model)
-    let seconds = Dictionary(steps.map { ($0.tensor, $0.seconds) }, uniquingKeysWith: +)
-
-    var records: [LayerRecord] = []
-    for (k, (index, name, original)) in selected.enumerated() {
-      progress.show(k, name, "report")
-      guard let pruned = model.parameter(named: name), let reference = dense.parameter(named: name), let mask = masks[name] else {
-        continue
-      }
-      var stored = StoredTensor.dense(pruned)
-      if let compress {
-        let form = compress.lowercased() == "auto"
-          ? WeightForm.fileForm(forPruned: parsedPattern, dtype: pruned.dtype) : try fileForm(compress, option: "--compress")
-        stored = try stored.stored(as: form, name: name)
-      }
-      archive.tensors[index].value = stored
-      let search = permutations[name]
-      records.append(
-        LayerRecord(
-          tensor: name, shape: original.shape, dtype: original.dtype.rawValue, method: method.rawValue,
-          pattern: parsedPattern.description, sparsity: pruned.sparsity,
-          conforms: pruned.conforms(to: parsedPattern),
-          keptNorm: PruningMetrics.keptNormFraction(original: reference, mask: mask),
-          calibrationError: calibrationOf[name].map {
-            PruningMetrics.relativeOutputError(original: reference, pruned: pruned, inputs: $0)
-          },
-          heldOutError: heldOutOf[name].map {
-            PruningMetrics.relativeOutputError(original: reference, pruned: pruned, inputs: $0)
-          },
-          permutationGain: search?.relativeGain, permutationEfficacy: search?.efficacy, format: stored.form.description,
-          seconds: seconds[name] ?? 0))
-    }
-    for (name, search) in permutations.sorted(by: { $0.key < $1.key }) {
-      archive.tensors.append((name + ChannelPermutation.nameSuffix, .dense(search.permutation.tensor)))
-    }
-    archive.metadata["sparsity_pruning"] = Self.describe(configuration, permuted: !permutations.isEmpty)
     progress.finish()
-    try archive.write(to: output)
 
     func mean(_ values: [Double?]) -> Double? {
       let present = values.compactMap { $0 }
@@ -295,32 +208,7 @@ struct Prune: ParsableCommand {
     return fraction
   }
 
-  /// N and M for --permute, or `nil` without it.
-  func permutationShape(_ pattern: SparsityPattern) throws -> (Int, Int)? {
-    guard permute else { return nil }
-    guard case let .nOfM(n, m) = pattern, n < m, m <= 8 else {
-      throw CLIError("--permute needs an N:M pattern with N < M ≤ 8, got \(pattern)")
-    }
-    return (n, m)
-  }
-
-  static func readInputs(_ path: String) throws -> CalibrationInputs {
-    let file = try SafetensorsFile(contentsOf: path)
-    let inputs = CalibrationInputs(fileTensors: try file.tensors())
-    if inputs.inputs.isEmpty {
-      throw CLIError("\(path) holds no W:input tensor (calibration inputs are named after their weight plus ':input')")
-    }
-    return inputs
-  }
-
-  static func describe(_ c: PruningConfiguration, permuted: Bool) -> String {
-    var parts = ["\"method\":\"\(c.method)\"", "\"pattern\":\"\(c.pattern)\"", "\"sparsity_level\":\(c.sparsityLevel)"]
-    parts.append("\"scope\":\"\(c.effectiveScope.rawValue)\"")
-    if permuted { parts.append("\"permutation_suffix\":\"\(ChannelPermutation.nameSuffix)\"") }
-    return "{" + parts.joined(separator: ",") + "}"
-  }
-
-  static func reportTable(_ records: [LayerRecord]) -> String {
+  static func reportTable(_ records: [FilePruning.TensorReport]) -> String {
     func f(_ x: Double?) -> String { x.map { String(format: "%.4f", $0) } ?? "-" }
     let hasCalibration = records.contains { $0.calibrationError != nil }
     let hasHeldOut = records.contains { $0.heldOutError != nil }
@@ -356,12 +244,10 @@ extension SparsityPattern {
 
 /// A one-line progress indicator on standard error, shown only when it is a terminal.
 final class Progress {
-  let total: Int
   let enabled: Bool
   var shown = false
 
-  init(total: Int) {
-    self.total = total
+  init() {
     #if canImport(Glibc)
       enabled = isatty(2) != 0
     #else
@@ -369,7 +255,7 @@ final class Progress {
     #endif
   }
 
-  func show(_ index: Int, _ name: String, _ stage: String) {
+  func show(_ index: Int, _ total: Int, _ name: String, _ stage: String) {
     guard enabled else { return }
     let width = 24
     let filled = total == 0 ? width : width * index / total
