@@ -39,8 +39,8 @@ struct Bench: ParsableCommand {
   @Option(help: "A JSON file of peer timings from scripts/bench_peers.py.")
   var peers: String?
 
-  @Flag(help: "Print one JSON record per case (a JSON array) instead of the table.")
-  var json = false
+  @OptionGroup var jsonOption: JSONOption
+  var json: Bool { jsonOption.json }
 
   @Flag(help: "Print a Markdown report (machine, method, tables, targets) instead of the table.")
   var markdown = false

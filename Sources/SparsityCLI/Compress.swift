@@ -27,8 +27,8 @@ struct Compress: ParsableCommand {
   @Argument(help: "The input safetensors file.")
   var file: String
 
-  @Option(name: .shortAndLong, help: "The output safetensors file.")
-  var output: String
+  @OptionGroup var outputFile: OutputFileOption
+  var output: String { outputFile.output }
 
   @Option(help: "The sparse format: 2:4, csr, or bsr:RxC (e.g. bsr:32x32).")
   var format: String
@@ -74,8 +74,8 @@ struct Decompress: ParsableCommand {
   @Argument(help: "The input safetensors file.")
   var file: String
 
-  @Option(name: .shortAndLong, help: "The output safetensors file.")
-  var output: String
+  @OptionGroup var outputFile: OutputFileOption
+  var output: String { outputFile.output }
 
   func run() throws {
     var archive = try TensorArchive(contentsOf: file)

@@ -27,8 +27,8 @@ struct Demo: ParsableCommand {
   @Flag(help: "Retrain with SR-STE (masks recomputed each step) instead of fixed masks.")
   var srste = false
 
-  @Flag(help: "Print the records as one JSON array on standard output instead of the table.")
-  var json = false
+  @OptionGroup var jsonOption: JSONOption
+  var json: Bool { jsonOption.json }
 
   func run() throws {
     let seeds = try parseList(self.seeds, option: "--seeds") { UInt64($0) }

@@ -17,14 +17,14 @@ struct Distill: ParsableCommand {
       sparsity eval --model M --weights distilled.safetensors.
       """)
 
-  @Option(help: "The model folder (the dense model: the teacher).")
-  var model: String
+  @OptionGroup var modelFolder: ModelFolderOption
+  var model: String { modelFolder.model }
 
   @Option(help: "The pruned weights (safetensors, e.g. from prune-encoder): the student and its masks.")
   var weights: String
 
-  @Option(name: .shortAndLong, help: "The distilled weights file to write.")
-  var output: String
+  @OptionGroup var outputFile: OutputFileOption
+  var output: String { outputFile.output }
 
   @Option(help: "Passes over the calibration sentences.")
   var epochs = 8
@@ -41,8 +41,7 @@ struct Distill: ParsableCommand {
   @Option(help: "AdamW's decoupled weight decay.")
   var weightDecay = 0.0
 
-  @Option(help: "A sentence corpus JSON (default: the bundled one); its calibration sentences are used.")
-  var corpus: String?
+  @OptionGroup var corpus: CorpusOption
 
   @Option(help: "Seed of the batch order.")
   var seed: UInt64 = 0
@@ -53,7 +52,7 @@ struct Distill: ParsableCommand {
     guard learningRate > 0, learningRate.isFinite else { throw CLIError("--learning-rate must be positive, got \(learningRate)") }
     guard (0...1).contains(warmup) else { throw CLIError("--warmup must be in 0…1, got \(warmup)") }
     guard weightDecay >= 0, weightDecay.isFinite else { throw CLIError("--weight-decay must be ≥ 0, got \(weightDecay)") }
-    let corpus = try corpus.map { try SentenceCorpus(contentsOf: $0) } ?? SentenceCorpus.builtIn()
+    let corpus = try corpus.load()
     guard !corpus.calibration.isEmpty else { throw CLIError("the corpus has no calibration sentences") }
     let teacher = try SentenceEmbedder(directory: model)
     let student = try SentenceEmbedder(directory: model)

@@ -12,14 +12,14 @@ struct Embed: ParsableCommand {
       compressed tensors are read too); sparse layers then run on the sparse kernels.
       """)
 
-  @Option(help: "The model folder.")
-  var model: String
+  @OptionGroup var modelFolder: ModelFolderOption
+  var model: String { modelFolder.model }
 
   @Option(help: "A safetensors file with replacement weights (pruned).")
   var weights: String?
 
-  @Flag(help: "Print one JSON array holding one array of floats per text, in input order.")
-  var json = false
+  @OptionGroup var jsonOption: JSONOption
+  var json: Bool { jsonOption.json }
 
   @Flag(help: "Print the resident weight bytes and the load time on standard error.")
   var verbose = false

@@ -12,14 +12,13 @@ struct Calibrate: ParsableCommand {
       --method sparsegpt --calibration calibration.safetensors
       """)
 
-  @Option(help: "The model folder (config.json, model.safetensors, vocab.txt).")
-  var model: String
+  @OptionGroup var modelFolder: ModelFolderOption
+  var model: String { modelFolder.model }
 
-  @Option(name: .shortAndLong, help: "The calibration file to write.")
-  var output: String
+  @OptionGroup var outputFile: OutputFileOption
+  var output: String { outputFile.output }
 
-  @Option(help: "A sentence corpus JSON (default: the bundled one); its calibration sentences are used.")
-  var corpus: String?
+  @OptionGroup var corpus: CorpusOption
 
   @Option(help: "Input rows captured per layer.")
   var tokens = 4096
@@ -29,7 +28,7 @@ struct Calibrate: ParsableCommand {
 
   func run() throws {
     guard tokens > 0 else { throw CLIError("--tokens must be positive, got \(tokens)") }
-    let corpus = try corpus.map { try SentenceCorpus(contentsOf: $0) } ?? SentenceCorpus.builtIn()
+    let corpus = try corpus.load()
     guard !corpus.calibration.isEmpty else { throw CLIError("the corpus has no calibration sentences") }
     let embedder = try SentenceEmbedder(directory: model)
     let inputs = embedder.captureLayerInputs(corpus.calibration, tokens: tokens, seed: seed)
@@ -52,14 +51,13 @@ struct Eval: ParsableCommand {
       the dense and the pruned model run in alternating rounds and the median of --repeats is reported.
       """)
 
-  @Option(help: "The model folder (the dense model).")
-  var model: String
+  @OptionGroup var modelFolder: ModelFolderOption
+  var model: String { modelFolder.model }
 
   @Option(help: "The pruned weights (safetensors; sparse layers run on the sparse kernels).")
   var weights: String
 
-  @Option(help: "A sentence corpus JSON (default: the bundled one).")
-  var corpus: String?
+  @OptionGroup var corpus: CorpusOption
 
   @Option(help: "Timed repeats (the median is reported).")
   var repeats = 3
@@ -67,8 +65,8 @@ struct Eval: ParsableCommand {
   @Flag(help: "Measure fidelity only.")
   var skipSpeed = false
 
-  @Flag(help: "Print one JSON object.")
-  var json = false
+  @OptionGroup var jsonOption: JSONOption
+  var json: Bool { jsonOption.json }
 
   struct Report: Encodable {
     var meanCosine, minCosine, top5Overlap: Double
@@ -90,7 +88,7 @@ struct Eval: ParsableCommand {
 
   func run() throws {
     guard repeats > 0 else { throw CLIError("--repeats must be positive, got \(repeats)") }
-    let corpus = try corpus.map { try SentenceCorpus(contentsOf: $0) } ?? SentenceCorpus.builtIn()
+    let corpus = try corpus.load()
     let dense = try loadEmbedder(model: model, weights: nil)
     let sparse = try loadEmbedder(model: model, weights: weights)
     let compressed = sparse.model.packedLayers().filter { $0.layer.weight.form.isSparse }.map { ($0.name, $0.layer.weight.form) }
@@ -187,11 +185,11 @@ struct PruneEncoder: ParsableCommand {
       instead). Writes every tensor of the model, the pruned ones with their zeros, for `eval`/`embed --weights`.
       """)
 
-  @Option(help: "The model folder.")
-  var model: String
+  @OptionGroup var modelFolder: ModelFolderOption
+  var model: String { modelFolder.model }
 
-  @Option(name: .shortAndLong, help: "The pruned weights file to write.")
-  var output: String
+  @OptionGroup var outputFile: OutputFileOption
+  var output: String { outputFile.output }
 
   @Option(help: "Sparsity pattern: 2:4, N:M, unstructured, block:RxC.")
   var pattern = "2:4"
@@ -202,8 +200,7 @@ struct PruneEncoder: ParsableCommand {
   @Option(help: "Pruning method: magnitude, wanda or sparsegpt.")
   var method = "sparsegpt"
 
-  @Option(help: "A sentence corpus JSON (default: the bundled one); its calibration sentences are used.")
-  var corpus: String?
+  @OptionGroup var corpus: CorpusOption
 
   @Option(help: "Input rows captured per layer.")
   var tokens = 4096
@@ -221,7 +218,7 @@ struct PruneEncoder: ParsableCommand {
     var configuration = PruningConfiguration(method: method, pattern: parsed, sparsityLevel: level)
     configuration.sparseGPT.dampening = dampening
     configuration = try configuration.validated()
-    let corpus = try corpus.map { try SentenceCorpus(contentsOf: $0) } ?? SentenceCorpus.builtIn()
+    let corpus = try corpus.load()
     let embedder = try SentenceEmbedder(directory: model)
     let progress = ProgressLine()
     let start = DispatchTime.now()

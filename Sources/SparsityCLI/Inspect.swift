@@ -13,8 +13,8 @@ struct Inspect: ParsableCommand {
   @Argument(help: "A safetensors file (dense or with sparse tensors).")
   var file: String
 
-  @Flag(help: "Print one JSON object per tensor, as a JSON array.")
-  var json = false
+  @OptionGroup var jsonOption: JSONOption
+  var json: Bool { jsonOption.json }
 
   @Option(help: "Draw this tensor's zero pattern as an SVG picture (needs -o).")
   var mask: String?

@@ -35,8 +35,8 @@ struct Prune: ParsableCommand {
   @Argument(help: "The input safetensors file.")
   var file: String
 
-  @Option(name: .shortAndLong, help: "The output safetensors file.")
-  var output: String
+  @OptionGroup var outputFile: OutputFileOption
+  var output: String { outputFile.output }
 
   @Option(help: "unstructured, N:M (e.g. 2:4), block:RxC, rows, columns or N:RxC.")
   var pattern: String
@@ -86,8 +86,8 @@ struct Prune: ParsableCommand {
   @Option(name: .customLong("block-size"), help: "sparsegpt: columns per lazy-update block.")
   var blockSize: Int = 128
 
-  @Flag(help: "Print the report as JSON.")
-  var json = false
+  @OptionGroup var jsonOption: JSONOption
+  var json: Bool { jsonOption.json }
 
   struct Summary: Codable {
     var tensors: Int

@@ -41,8 +41,8 @@ struct Train: ParsableCommand {
   @Option(help: "Write the retrained weights to this safetensors file.")
   var output: String?
 
-  @Flag(help: "Print the records as one JSON array.")
-  var json = false
+  @OptionGroup var jsonOption: JSONOption
+  var json: Bool { jsonOption.json }
 
   func run() throws {
     guard let kind = DigitsModel(rawValue: model) else { throw CLIError("--model must be one of mlp, vit; got '\(model)'") }
