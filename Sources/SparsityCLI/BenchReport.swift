@@ -133,8 +133,9 @@ struct BenchReport {
       activations are random `[M, in]`. **Speedup** divides our best dense kernel's median (GEMM; GEMV for \
       M ≤ 4) for the same shape and M, measured in the same run, by the best sparse kernel's median\
       \(hasPeers ? "; the number in parentheses divides the best dense time among ours, OpenBLAS sgemm/sgemv and PyTorch `matmul` (2 threads, measured minutes apart by `scripts/bench_peers.py`)" : ""). \
-      Effective GFLOP/s counts the dense work 2·M·N·K. The dispatcher (`LinearDispatcher`) runs a sparse \
-      kernel only when it is ≥ 1.1× faster than dense, so a user gets max(speedup, ≈1).
+      Effective GFLOP/s counts the dense work 2·M·N·K. A sparse weight runs its own kernels (it holds no \
+      dense copy); with the dense fallback on (`SPARSITY_DENSE_FALLBACK=1`) the dispatcher runs a sparse \
+      kernel only when it is ≥ 1.1× faster than dense, so a user gets max(speedup, ≈1) for the memory of both.
       """)
     out.append("")
     out += denseSection()

@@ -148,7 +148,8 @@ public struct BenchRecord: Codable, Sendable {
   /// Bytes of the packed weight and of the dense fp32 weight.
   public var bytes: Int
   public var denseBytes: Int
-  /// What the dispatcher would run: the sparse kernel when ≥ 1.1× faster than our dense.
+  /// What the dispatcher runs with the dense fallback on (`SPARSITY_DENSE_FALLBACK=1`): the sparse
+  /// kernel when ≥ 1.1× faster than our dense (without it, always the sparse kernel).
   public var dispatch: String
 
   enum CodingKeys: String, CodingKey {
