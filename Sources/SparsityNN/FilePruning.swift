@@ -15,14 +15,22 @@ import SparsityPruning
 /// let report = try FilePruning.prune("model.safetensors", to: "pruned.safetensors", options: options)
 /// ```
 public enum FilePruning {
-  /// How pruned tensors are written.
-  public enum Storage: Sendable, Equatable {
+  /// How pruned tensors are written: dense with zeros, a given form, or the file form the
+  /// pattern suits (``WeightForm/fileForm(forPruned:dtype:)``).
+  public struct Storage: Sendable, Equatable {
+    private let fixed: WeightForm?
+
     /// Dense, in their dtype, with zeros.
-    case dense
-    /// The file form the pattern suits (``WeightForm/fileForm(forPruned:dtype:)``).
-    case auto
+    public static let dense = Storage(fixed: .dense)
+    /// The file form the pattern suits: 2:4 (f16/bf16/i8), BSR with the pattern's blocks, else CSR.
+    public static let auto = Storage(fixed: nil)
     /// This form (2:4, CSR, BSR).
-    case form(WeightForm)
+    public static func form(_ form: WeightForm) -> Storage { Storage(fixed: form) }
+
+    /// The form a matrix pruned to `pattern` with values of `dtype` is stored in.
+    public func form(forPruned pattern: SparsityPattern, dtype: DType) -> WeightForm {
+      fixed ?? .fileForm(forPruned: pattern, dtype: dtype)
+    }
   }
 
   /// What to prune and how.
@@ -55,9 +63,8 @@ public enum FilePruning {
         throw FilePruningError("--method \(configuration.method) needs --calibration FILE with a W:input tensor per weight")
       }
       if permute { _ = try permutationGroup() }
-      if case let .form(form) = storage, !form.isStorable {
-        throw FilePruningError("\(form): files store \(WeightForm.storableSpellings)")
-      }
+      let form = storage.form(forPruned: configuration.pattern, dtype: .float32)
+      guard form.isStorable else { throw FilePruningError("\(form): files store \(WeightForm.storableSpellings)") }
       return checked
     }
 
@@ -165,12 +172,7 @@ public enum FilePruning {
       guard let pruned = model.parameter(named: name), let reference = dense.parameter(named: name), let mask = masks[name] else {
         continue
       }
-      var stored = StoredTensor.dense(pruned)
-      switch options.storage {
-      case .dense: break
-      case .auto: stored = try stored.stored(as: .fileForm(forPruned: configuration.pattern, dtype: pruned.dtype), name: name)
-      case let .form(form): stored = try stored.stored(as: form, name: name)
-      }
+      let stored = try StoredTensor.dense(pruned).stored(as: options.storage.form(forPruned: configuration.pattern, dtype: pruned.dtype), name: name)
       archive.tensors[index].value = stored
       let search = permutations[name]
       reports.append(
