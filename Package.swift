@@ -94,36 +94,48 @@ let package = Package(
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
     .executableTarget(name: "sparsity", dependencies: ["SparsityCLI"]),
+    // Helpers shared by the test targets (temporary directories, tensor comparisons, …); no product.
+    .target(name: "SparsityTestSupport", dependencies: ["SparsityCore"], path: "Tests/SparsityTestSupport"),
     .testTarget(
       name: "SparsityCoreTests",
-      dependencies: ["SparsityCore", .product(name: "PropertyBased", package: "swift-property-based")]),
+      dependencies: [
+        "SparsityCore", "SparsityTestSupport", .product(name: "PropertyBased", package: "swift-property-based"),
+      ]),
     .testTarget(
       name: "SparsityFormatsTests",
       dependencies: [
-        "SparsityFormats", "SparsityIO", .product(name: "PropertyBased", package: "swift-property-based"),
+        "SparsityFormats", "SparsityIO", "SparsityTestSupport",
+        .product(name: "PropertyBased", package: "swift-property-based"),
       ],
       resources: [.copy("Fixtures")]),
     .testTarget(
       name: "SparsityIOTests",
-      dependencies: ["SparsityIO", .product(name: "PropertyBased", package: "swift-property-based")],
+      dependencies: [
+        "SparsityIO", "SparsityTestSupport", .product(name: "PropertyBased", package: "swift-property-based"),
+      ],
       resources: [.copy("Fixtures")]),
     .testTarget(
       name: "SparsityPruningTests",
       dependencies: [
-        "SparsityPruning", "SparsityIO", .product(name: "PropertyBased", package: "swift-property-based"),
+        "SparsityPruning", "SparsityIO", "SparsityTestSupport",
+        .product(name: "PropertyBased", package: "swift-property-based"),
       ],
       resources: [.copy("Fixtures")]),
-    .testTarget(name: "SparsityCLITests", dependencies: ["SparsityCLI", "sparsity"]),
+    .testTarget(name: "SparsityCLITests", dependencies: ["SparsityCLI", "sparsity", "SparsityTestSupport"]),
     .testTarget(
       name: "SparsityNNTests",
-      dependencies: ["SparsityNN", .product(name: "PropertyBased", package: "swift-property-based")],
+      dependencies: [
+        "SparsityNN", "SparsityTestSupport", .product(name: "PropertyBased", package: "swift-property-based"),
+      ],
       resources: [.copy("Fixtures")]),
     .testTarget(
       name: "SparsityTextTests",
-      dependencies: ["SparsityText"],
+      dependencies: ["SparsityText", "SparsityTestSupport"],
       resources: [.copy("Fixtures")]),
     .testTarget(
       name: "SparsityKernelsTests",
-      dependencies: ["SparsityKernels", .product(name: "PropertyBased", package: "swift-property-based")]),
+      dependencies: [
+        "SparsityKernels", "SparsityTestSupport", .product(name: "PropertyBased", package: "swift-property-based"),
+      ]),
   ]
 )

@@ -172,7 +172,8 @@ public enum FilePruning {
       guard let pruned = model.parameter(named: name), let reference = dense.parameter(named: name), let mask = masks[name] else {
         continue
       }
-      let stored = try StoredTensor.dense(pruned).stored(as: options.storage.form(forPruned: configuration.pattern, dtype: pruned.dtype), name: name)
+      let form = options.storage.form(forPruned: configuration.pattern, dtype: pruned.dtype)
+      let stored = try StoredTensor.dense(pruned).stored(as: form, name: name)
       archive.tensors[index].value = stored
       let search = permutations[name]
       reports.append(

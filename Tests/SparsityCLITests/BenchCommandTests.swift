@@ -1,15 +1,12 @@
 import Foundation
+import SparsityTestSupport
 import Testing
 
 /// End-to-end tests of `sparsity bench` on tiny shapes (the numbers are not checked: speed is
 /// the bench command's business, not the tests').
 @Suite(.serialized)
 struct BenchCommandTests {
-  static func tempDirectory() throws -> URL {
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sparsity-bench-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-    return directory
-  }
+  static func tempDirectory() throws -> URL { try makeTemporaryDirectory("sparsity-bench") }
 
   @Test func jsonHasOneRecordPerCase() throws {
     let dir = try Self.tempDirectory()

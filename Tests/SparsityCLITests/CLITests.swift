@@ -1,5 +1,6 @@
 import Foundation
 import Sparsity
+import SparsityTestSupport
 import Testing
 
 /// End-to-end tests of the `sparsity` executable: exit codes, one-line errors, files written or
@@ -43,8 +44,7 @@ struct CLITests {
   /// A fresh directory holding `model.safetensors`: a 2:4 f16 matrix, a 16×16-block f32
   /// matrix, an unstructured f32 matrix, a bias, and a few broken files.
   static func workspace() throws -> URL {
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sparsity-cli-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    let directory = try makeTemporaryDirectory("sparsity-cli")
     var rng = SeededGenerator(seed: 7)
     let w = Tensor.randomNormal([64, 128], using: &rng)
     // Two kept positions per group of 4, varying with row and group: 2:4 (and 4:8), but not

@@ -1,5 +1,6 @@
 import Foundation
 import Sparsity
+import SparsityTestSupport
 import Testing
 
 /// End-to-end tests of `sparsity prune-encoder` + `sparsity distill` on a tiny random BERT.
@@ -8,9 +9,9 @@ struct DistillCLITests {
   /// A directory with a tiny BERT folder `model/` (random weights, a 12-token vocabulary),
   /// `corpus.json` (a few sentences per part) and `other.safetensors` (a mismatched model).
   static func workspace() throws -> URL {
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sparsity-distill-\(UUID().uuidString)")
+    let directory = try makeTemporaryDirectory("sparsity-distill")
     let model = directory.appendingPathComponent("model")
-    try FileManager.default.createDirectory(at: model, withIntermediateDirectories: true)
+    try FileManager.default.createDirectory(at: model, withIntermediateDirectories: false)
     let c = BertConfiguration(vocabularySize: 12, hiddenSize: 16, layerCount: 2, headCount: 2, intermediateSize: 32, maxPositions: 16)
     try SafetensorsFile.write(BertModel(c, seed: 4).stateDict(), to: model.appendingPathComponent("model.safetensors").path)
     try """

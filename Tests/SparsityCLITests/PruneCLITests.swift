@@ -1,5 +1,6 @@
 import Foundation
 import Sparsity
+import SparsityTestSupport
 import Testing
 
 /// End-to-end tests of `sparsity prune`: every method, the report, permutations, compression,
@@ -10,8 +11,7 @@ struct PruneCLITests {
   /// I32 tensor), `calibration.safetensors` and `heldout.safetensors` (W:input tensors of
   /// correlated inputs with an outlier feature).
   static func workspace() throws -> URL {
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sparsity-prune-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    let directory = try makeTemporaryDirectory("sparsity-prune")
     var rng = SeededGenerator(seed: 11)
     let fc1 = Tensor.randomNormal([64, 128], standardDeviation: 0.1, using: &rng)
     let fc2 = Tensor.randomNormal([64, 64], standardDeviation: 0.1, using: &rng).converted(to: .bfloat16)

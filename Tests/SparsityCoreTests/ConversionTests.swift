@@ -1,4 +1,5 @@
 import SparsityCore
+import SparsityTestSupport
 import Testing
 
 /// Sample values of each numeric dtype, as an exact `Double` (every sample is representable in

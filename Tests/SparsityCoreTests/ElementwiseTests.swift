@@ -1,4 +1,5 @@
 import SparsityCore
+import SparsityTestSupport
 import Testing
 
 /// The index into a tensor of shape `shape` that broadcasts to output index `index`.

@@ -1,4 +1,5 @@
 import SparsityCore
+import SparsityTestSupport
 import Testing
 
 @Suite("Reference matmul and closeness")

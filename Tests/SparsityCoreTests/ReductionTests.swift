@@ -1,4 +1,5 @@
 import SparsityCore
+import SparsityTestSupport
 import Testing
 
 private func reference(_ values: [Double], _ reduction: Reduction) -> Double {

@@ -1,5 +1,6 @@
 import PropertyBased
 import SparsityCore
+import SparsityTestSupport
 import Testing
 
 /// One dtype per element width (1, 2, 4, 8 bytes), plus bool and a storage-only type.

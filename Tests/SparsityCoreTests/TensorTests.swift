@@ -1,15 +1,6 @@
 import SparsityCore
+import SparsityTestSupport
 import Testing
-
-/// Keeps borrowed bytes alive for a ``TensorStorage`` (as a memory-mapped file would).
-private final class ByteOwner {
-  let pointer: UnsafeMutableRawBufferPointer
-  init(_ bytes: [UInt8]) {
-    pointer = .allocate(byteCount: bytes.count, alignment: 64)
-    bytes.withUnsafeBytes { pointer.copyMemory(from: $0) }
-  }
-  deinit { pointer.deallocate() }
-}
 
 private func address(_ t: Tensor) -> UnsafeRawPointer? { t.withUnsafeBytes { $0.baseAddress } }
 

@@ -1,5 +1,6 @@
 import SparsityCore
 import SparsityFormats
+import SparsityTestSupport
 import Testing
 
 struct Block: Sendable, CustomTestStringConvertible, Hashable {

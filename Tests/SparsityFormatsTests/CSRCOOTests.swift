@@ -1,5 +1,6 @@
 import SparsityCore
 import SparsityFormats
+import SparsityTestSupport
 import Testing
 
 /// Reference compressed rows of a keep-mask: offsets and column indices.

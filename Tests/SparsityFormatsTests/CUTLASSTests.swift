@@ -2,6 +2,7 @@ import Foundation
 import PropertyBased
 import SparsityCore
 import SparsityFormats
+import SparsityTestSupport
 import Testing
 
 // MARK: - Fixtures (made by scripts/make_cutlass_fixtures.py with PyTorch's own converter)
@@ -130,33 +131,19 @@ fileprivate func setting(_ t: Tensor, _ row: Int, _ column: Int, to value: Float
   return Tensor(f, shape: t.shape).converted(to: t.dtype)
 }
 
-/// Owns a byte buffer for a borrowed tensor.
-fileprivate final class CUTLASSByteOwner {
-  let pointer: UnsafeMutableRawPointer
-  init(byteCount: Int) { pointer = .allocate(byteCount: byteCount, alignment: 64) }
-  deinit { pointer.deallocate() }
-}
-
 /// A copy of `t` whose bytes start one byte past an aligned address (as a tensor borrowed from
 /// a file may).
 fileprivate func misaligned(_ t: Tensor) -> Tensor {
-  let owner = CUTLASSByteOwner(byteCount: t.byteCount + 1)
-  t.withUnsafeBytes { (owner.pointer + 1).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-  let storage = TensorStorage(
-    borrowing: UnsafeRawBufferPointer(start: owner.pointer + 1, count: t.byteCount), owner: owner)
+  let owner = ByteOwner(byteCount: t.byteCount + 1)
+  let start = owner.pointer.baseAddress! + 1
+  t.withUnsafeBytes { start.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+  let storage = TensorStorage(borrowing: UnsafeRawBufferPointer(start: start, count: t.byteCount), owner: owner)
   return Tensor(shape: t.shape, dtype: t.dtype, storage: storage)
 }
 
-fileprivate func compressError(_ body: () throws -> Void) -> SparseFormatError? {
-  do {
-    try body()
-    return nil
-  } catch let error as SparseFormatError {
-    return error
-  } catch {
-    Issue.record("unexpected error type: \(error)")
-    return nil
-  }
+/// The error `body` throws, or `nil` (recording an issue): ``thrownError(sourceLocation:_:)``.
+fileprivate func compressError(sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> Void) -> SparseFormatError? {
+  thrownError(sourceLocation: sourceLocation, body)
 }
 
 // MARK: - Tests

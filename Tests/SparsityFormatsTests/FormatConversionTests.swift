@@ -1,6 +1,7 @@
 import PropertyBased
 import SparsityCore
 import SparsityFormats
+import SparsityTestSupport
 import Testing
 
 // Every direct conversion between formats (FormatConversions.swift) must give exactly what the

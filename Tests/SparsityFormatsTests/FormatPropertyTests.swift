@@ -1,6 +1,7 @@
 import PropertyBased
 import SparsityCore
 import SparsityFormats
+import SparsityTestSupport
 import Testing
 
 /// Random shapes, sparsities and dtypes round-trip exactly through every format.

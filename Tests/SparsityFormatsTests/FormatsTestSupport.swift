@@ -2,9 +2,9 @@ import SparsityCore
 import SparsityFormats
 import Testing
 
-// Shared helpers for the SparsityFormats tests: seeded sparse-matrix makers (random bits, so
-// float values include NaNs, infinities and subnormals), structured masks, and `#expect`-based
-// comparisons that report the first mismatching element at the caller's source location.
+// Helpers for the SparsityFormats tests: seeded sparse-matrix makers (random bits, so float
+// values include NaNs, infinities and subnormals), structured masks, and `#expect`-based checks
+// of thrown format errors (the tensor comparisons are in SparsityTestSupport).
 
 /// The dtypes every format is tested with.
 let formatDTypes: [DType] = [.float32, .float16, .bfloat16, .int8, .int32, .uint8, .bool, .float64]
@@ -112,58 +112,6 @@ func floatMatrix(_ rows: [String]) -> Tensor {
   return Tensor(values, shape: m.shape)
 }
 
-/// The raw bytes of a tensor.
-func bytes(of tensor: Tensor) -> [UInt8] { tensor.withUnsafeBytes { Array($0) } }
-
-/// Checks that two tensors have the same shape, dtype and bytes; on failure reports the first
-/// differing element (row, column for matrices).
-func expectBitwiseEqual(
-  _ actual: Tensor, _ expected: Tensor, _ comment: Comment? = nil,
-  sourceLocation: SourceLocation = #_sourceLocation
-) {
-  guard actual.shape == expected.shape, actual.dtype == expected.dtype else {
-    Issue.record(
-      "shape/dtype \(actual.shape) \(actual.dtype) differs from expected \(expected.shape) \(expected.dtype). \(comment?.rawValue ?? "")",
-      sourceLocation: sourceLocation)
-    return
-  }
-  let a = bytes(of: actual)
-  let b = bytes(of: expected)
-  let width = actual.dtype.byteWidth ?? 1
-  let n = a.count / max(width, 1)
-  if let i = (0..<n).first(where: { a[$0 * width..<($0 + 1) * width] != b[$0 * width..<($0 + 1) * width] }) {
-    let hex = { (x: ArraySlice<UInt8>) in x.map { String($0, radix: 16) }.joined(separator: " ") }
-    let at = actual.rank == 2 ? " (row \(i / actual.shape[1]), column \(i % actual.shape[1]))" : ""
-    Issue.record(
-      "first differing element \(i)\(at): bytes [\(hex(a[i * width..<(i + 1) * width]))], expected [\(hex(b[i * width..<(i + 1) * width]))]. \(comment?.rawValue ?? "")",
-      sourceLocation: sourceLocation)
-  }
-}
-
-/// Checks numeric closeness elementwise, reporting the first mismatching index.
-func expectClose(
-  _ actual: Tensor, _ expected: Tensor, relativeTolerance: Double = 1e-6,
-  absoluteTolerance: Double = 1e-9, _ comment: Comment? = nil,
-  sourceLocation: SourceLocation = #_sourceLocation
-) {
-  guard actual.shape == expected.shape else {
-    Issue.record("shape \(actual.shape) differs from expected \(expected.shape)", sourceLocation: sourceLocation)
-    return
-  }
-  let (a, b) = (actual.doubleValues, expected.doubleValues)
-  for i in 0..<a.count {
-    let ok =
-      a[i] == b[i] || (a[i].isNaN && b[i].isNaN)
-      || (a[i].isFinite && b[i].isFinite && Swift.abs(a[i] - b[i]) <= absoluteTolerance + relativeTolerance * Swift.abs(b[i]))
-    if !ok {
-      Issue.record(
-        "first mismatch at index \(i): \(a[i]), expected \(b[i]). \(comment?.rawValue ?? "")",
-        sourceLocation: sourceLocation)
-      return
-    }
-  }
-}
-
 /// Checks that `body` throws exactly `expected`.
 func expectError(
   _ expected: SparseFormatError, _ comment: Comment? = nil,
@@ -183,16 +131,7 @@ func thrownError(
   sourceLocation: SourceLocation = #_sourceLocation,
   _ body: () throws -> Void
 ) -> SparseFormatError? {
-  do {
-    try body()
-    Issue.record("expected an error, nothing was thrown", sourceLocation: sourceLocation)
-    return nil
-  } catch let error as SparseFormatError {
-    return error
-  } catch {
-    Issue.record("expected a SparseFormatError, got \(error)", sourceLocation: sourceLocation)
-    return nil
-  }
+  #expect(throws: SparseFormatError.self, sourceLocation: sourceLocation, performing: body)
 }
 
 /// Checks that `body` throws `.invalidEncoding` for tensor `name` and `format`.

@@ -1,4 +1,5 @@
 import Foundation
+import SparsityTestSupport
 import Testing
 
 @testable import SparsityIO

@@ -1,4 +1,5 @@
 import SparsityCore
+import SparsityTestSupport
 import Testing
 
 @testable import SparsityIO

@@ -1,5 +1,6 @@
 import PropertyBased
 import SparsityCore
+import SparsityTestSupport
 import Testing
 
 @testable import SparsityIO

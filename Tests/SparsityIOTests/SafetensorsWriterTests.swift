@@ -1,5 +1,6 @@
 import Foundation
 import SparsityCore
+import SparsityTestSupport
 import Testing
 
 @testable import SparsityIO

@@ -1,33 +1,17 @@
 import Foundation
 import SparsityCore
+import SparsityTestSupport
 import Testing
 
 @testable import SparsityIO
 
 /// Paths of the committed fixtures (copied into the test bundle).
 enum Fixtures {
-  static let directory: String = {
-    if let url = Bundle.module.url(forResource: "Fixtures", withExtension: nil) { return url.path }
-    return URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-      .appendingPathComponent("Fixtures").path
-  }()
+  static let directory = fixturesDirectory(in: .module)
 
   static func path(_ name: String) -> String { directory + "/" + name }
 
   static func bytes(_ name: String) throws -> [UInt8] { try fileBytes(path(name)) }
-}
-
-func fileBytes(_ path: String) throws -> [UInt8] {
-  Array(try Data(contentsOf: URL(fileURLWithPath: path)))
-}
-
-/// A fresh empty directory, removed when `body` returns.
-func withTemporaryDirectory<R>(_ body: (String) throws -> R) throws -> R {
-  let path = FileManager.default.temporaryDirectory
-    .appendingPathComponent("sparsity-io-tests-\(UUID().uuidString)").path
-  try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)
-  defer { try? FileManager.default.removeItem(atPath: path) }
-  return try body(path)
 }
 
 func directoryListing(_ path: String) throws -> [String] {
@@ -92,17 +76,9 @@ extension SafetensorsError {
   }
 }
 
-/// Runs `body`, which must throw a ``SafetensorsError``, and returns that error.
+/// Runs `body`, which must throw a ``SafetensorsError``, and returns that error (else `nil`, recording an issue).
 func expectSafetensorsError(
   sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> Void
 ) -> SafetensorsError? {
-  do {
-    try body()
-    Issue.record("expected a SafetensorsError, nothing was thrown", sourceLocation: sourceLocation)
-  } catch let error as SafetensorsError {
-    return error
-  } catch {
-    Issue.record("expected a SafetensorsError, got \(error)", sourceLocation: sourceLocation)
-  }
-  return nil
+  #expect(throws: SafetensorsError.self, sourceLocation: sourceLocation, performing: body)
 }

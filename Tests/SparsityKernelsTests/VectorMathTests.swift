@@ -1,14 +1,14 @@
 import Foundation
 import SparsityCore
 import SparsityKernels
+import SparsityTestSupport
 import Testing
 
 /// The vectorised elementwise kernels against `Double` libm, on ragged lengths (tails of 1–7).
 @Suite("VectorMath against libm")
 struct VectorMathTests {
   static func values(_ count: Int, seed: UInt64, scale: Double) -> [Float] {
-    var g = SeededGenerator(seed: seed)
-    return (0..<count).map { _ in Float(g.nextNormal() * scale) }
+    randomNormalFloats(count, seed: seed, scale: scale)
   }
 
   @Test("exp: relative error ≤ 4e-7, 0 below −87.3", arguments: [1, 7, 8, 13, 100])

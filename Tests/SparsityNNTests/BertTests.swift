@@ -2,6 +2,7 @@ import Foundation
 import SparsityCore
 import SparsityFormats
 import SparsityIO
+import SparsityTestSupport
 import SparsityText
 import Testing
 
@@ -9,8 +10,7 @@ import Testing
 
 /// A tiny BERT folder (random weights, a 12-token vocabulary) in a fresh directory.
 func tinyBertFolder(mutate: (inout [(name: String, tensor: Tensor)], inout String) -> Void = { _, _ in }) throws -> String {
-  let directory = FileManager.default.temporaryDirectory.appendingPathComponent("bert-\(UUID())").path
-  try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+  let directory = try makeTemporaryDirectory("bert").path
   let c = BertConfiguration(vocabularySize: 12, hiddenSize: 8, layerCount: 2, headCount: 2, intermediateSize: 16, maxPositions: 16)
   var tensors = BertModel(c, seed: 3).stateDict()
   tensors.append(("pooler.dense.weight", Tensor(zeros: [8, 8])))  // unused by the encoder: ignored

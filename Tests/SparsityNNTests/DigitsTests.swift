@@ -1,5 +1,6 @@
 import Foundation
 import SparsityCore
+import SparsityTestSupport
 import Testing
 
 @testable import SparsityNN
@@ -9,8 +10,7 @@ private let builtIn: Digits = try! Digits.builtIn()
 
 /// The bytes of the bundled `digits.bin`.
 private func builtInBytes() throws -> [UInt8] {
-  let path = try #require(Digits.builtInPath())
-  return Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+  try fileBytes(try #require(Digits.builtInPath()))
 }
 
 /// Writes `bytes` to a fresh temporary file, passes its path to `body` and removes it.

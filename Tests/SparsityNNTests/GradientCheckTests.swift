@@ -1,4 +1,5 @@
 import SparsityCore
+import SparsityTestSupport
 import Testing
 
 @testable import SparsityNN
@@ -6,11 +7,8 @@ import Testing
 /// A parameter-like variable with normal values; `awayFromZero` keeps |value| ≥ 0.1 so a
 /// finite-difference step never crosses a kink (ReLU).
 func randomVariable(_ shape: [Int], seed: UInt64, scale: Double = 1, awayFromZero: Bool = false) -> Variable {
-  var g = SeededGenerator(seed: seed)
-  let values = (0..<shape.reduce(1, *)).map { _ -> Float in
-    var v = Float(g.nextNormal() * scale)
-    if awayFromZero && abs(v) < 0.1 { v = v < 0 ? v - 0.1 : v + 0.1 }
-    return v
+  let values = randomNormalFloats(shape.reduce(1, *), seed: seed, scale: scale).map { v -> Float in
+    awayFromZero && abs(v) < 0.1 ? (v < 0 ? v - 0.1 : v + 0.1) : v
   }
   return Variable(values, shape: shape, requiresGradient: true)
 }
@@ -22,8 +20,7 @@ func expectGradientsMatch(
   sourceLocation: SourceLocation = #_sourceLocation, _ f: ([Variable]) -> Variable
 ) {
   let out = f(inputs)
-  var g = SeededGenerator(seed: 99)
-  let r = (0..<out.count).map { _ in Float(g.nextNormal()) }
+  let r = randomNormalFloats(out.count, seed: 99)
   for x in inputs { x.gradient = nil }
   out.backward(seed: r)
   func loss() -> Double {

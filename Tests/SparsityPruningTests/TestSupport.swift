@@ -2,16 +2,14 @@ import Foundation
 import SparsityCore
 import SparsityFormats
 import SparsityIO
+import SparsityTestSupport
 import Testing
 
 @testable import SparsityPruning
 
 /// The test target's fixture folder.
 enum Fixtures {
-  static let directory: String = {
-    if let url = Bundle.module.url(forResource: "Fixtures", withExtension: nil) { return url.path }
-    return URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures").path
-  }()
+  static let directory = fixturesDirectory(in: .module)
 
   static func file(_ name: String) throws -> SafetensorsFile {
     try SafetensorsFile(contentsOf: directory + "/" + name)

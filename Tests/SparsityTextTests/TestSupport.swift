@@ -1,15 +1,12 @@
 import Foundation
+import SparsityTestSupport
 import SparsityText
 import Testing
 
 /// The committed fixtures (copied into the test bundle), made by
 /// scripts/make_tokenizer_fixtures.py.
 enum Fixtures {
-  static let directory: String = {
-    if let url = Bundle.module.url(forResource: "Fixtures", withExtension: nil) { return url.path }
-    return URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-      .appendingPathComponent("Fixtures").path
-  }()
+  static let directory = fixturesDirectory(in: .module)
 
   static func path(_ name: String) -> String { directory + "/" + name }
 
@@ -48,16 +45,6 @@ enum Fixtures {
       fatalError("cannot load \(path("vocab.txt")): \(error)")
     }
   }()
-}
-
-/// A fresh empty directory, removed when `body` returns.
-@discardableResult
-func withTemporaryDirectory<R>(_ body: (String) throws -> R) throws -> R {
-  let path = FileManager.default.temporaryDirectory
-    .appendingPathComponent("sparsity-text-tests-\(UUID().uuidString)").path
-  try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)
-  defer { try? FileManager.default.removeItem(atPath: path) }
-  return try body(path)
 }
 
 /// `text` with every scalar outside printable ASCII escaped, for failure messages.

@@ -1,4 +1,5 @@
 import Foundation
+import SparsityTestSupport
 import SparsityText
 import Testing
 
