@@ -77,15 +77,28 @@ let package = Package(
       dependencies: ["SparsityCore", "SparsityFormats", "_SparsityKernelsImpl", "_SparsityCPUID"],
       swiftSettings: [.define(kernelISA)] + checkDefines),
     .target(name: "SparsityText"),
+    // The framework: autograd, modules, layers (trainable and packed), optimizers, training.
     .target(
       name: "SparsityNN",
-      dependencies: ["SparsityCore", "SparsityFormats", "SparsityIO", "SparsityPruning", "SparsityKernels", "SparsityText"],
+      dependencies: ["SparsityCore", "SparsityFormats", "SparsityIO", "SparsityPruning", "SparsityKernels"]),
+    // Model architectures built on the framework: BERT and the sentence embedder, the digits MLP/ViT.
+    .target(
+      name: "SparsityModels",
+      dependencies: ["SparsityCore", "SparsityFormats", "SparsityIO", "SparsityKernels", "SparsityNN", "SparsityText"]),
+    // Recipes and evaluation: file pruning, the digits experiment, distillation, embedding
+    // evaluation, the bundled data (digits, sentence corpus).
+    .target(
+      name: "SparsityRecipes",
+      dependencies: [
+        "SparsityCore", "SparsityFormats", "SparsityIO", "SparsityPruning", "SparsityKernels", "SparsityNN",
+        "SparsityModels", "SparsityText",
+      ],
       resources: [.copy("Resources")]),
     .target(
       name: "Sparsity",
       dependencies: [
         "SparsityCore", "SparsityFormats", "SparsityIO", "SparsityPruning", "SparsityKernels", "SparsityNN",
-        "SparsityText",
+        "SparsityModels", "SparsityRecipes", "SparsityText",
       ]),
     .target(
       name: "SparsityCLI",
@@ -125,9 +138,17 @@ let package = Package(
     .testTarget(
       name: "SparsityNNTests",
       dependencies: [
-        "SparsityNN", "SparsityTestSupport", .product(name: "PropertyBased", package: "swift-property-based"),
-      ],
+        "SparsityNN", "SparsityModels", "SparsityTestSupport", .product(name: "PropertyBased", package: "swift-property-based"),
+      ]),
+    .testTarget(
+      name: "SparsityModelsTests",
+      dependencies: ["SparsityModels", "SparsityNN", "SparsityKernels", "SparsityIO", "SparsityText", "SparsityTestSupport"],
       resources: [.copy("Fixtures")]),
+    .testTarget(
+      name: "SparsityRecipesTests",
+      dependencies: [
+        "SparsityRecipes", "SparsityModels", "SparsityNN", "SparsityPruning", "SparsityText", "SparsityTestSupport",
+      ]),
     .testTarget(
       name: "SparsityTextTests",
       dependencies: ["SparsityText", "SparsityTestSupport"],

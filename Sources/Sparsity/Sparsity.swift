@@ -3,5 +3,7 @@
 @_exported import SparsityIO
 @_exported import SparsityKernels
 @_exported import SparsityPruning
+@_exported import SparsityModels
 @_exported import SparsityNN
+@_exported import SparsityRecipes
 @_exported import SparsityText

@@ -227,7 +227,7 @@ public func gelu(_ x: Variable) -> Variable {
 
 /// GELU that reuses `x`'s storage when nothing is recorded (inference): `x` must not be used
 /// afterwards. Records like ``gelu(_:)`` otherwise.
-func geluConsuming(_ x: Variable) -> Variable {
+package func geluConsuming(_ x: Variable) -> Variable {
   guard !(Gradients.areEnabled && x.requiresGradient) else { return gelu(x) }
   var v = x.value
   x.value = []

@@ -12,23 +12,23 @@ import SparsityKernels
 ///   its nonzeros) and the parts become rows of the stacked weight, so the weights stay resident
 ///   once.
 /// Mixed parts run one by one.
-final class StackedLinear {
+package final class StackedLinear {
   /// The current parts (the model may have swapped them since the last call).
   private let currentParts: () -> [LinearLayer]
   private var cache: (key: [ObjectIdentifier], versions: [Int], weight: LinearWeight, bias: [Float]?)?
 
-  init(_ parts: @escaping () -> [LinearLayer]) {
+  package init(_ parts: @escaping () -> [LinearLayer]) {
     currentParts = parts
   }
 
   /// Whether ``callAsFunction(_:)`` can run now: inference (no graph recorded), no part
   /// observed (calibration needs each part's own call), and parts that stack.
-  var isAvailable: Bool {
+  package var isAvailable: Bool {
     !Gradients.areEnabled && currentParts().allSatisfy { $0.inputObserver == nil } && stacked() != nil
   }
 
   /// `x [..., in]` → `[..., Σ out]`: the parts' outputs side by side. Requires ``isAvailable``.
-  func callAsFunction(_ x: Variable) -> Variable {
+  package func callAsFunction(_ x: Variable) -> Variable {
     guard let (weight, bias) = stacked() else { preconditionFailure("StackedLinear used while unavailable") }
     return Linear.apply(weight, bias: bias, to: x)
   }

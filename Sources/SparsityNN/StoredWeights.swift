@@ -4,6 +4,21 @@ import SparsityFormats
 import SparsityIO
 import SparsityKernels
 
+/// Why a model folder could not be loaded.
+public enum ModelLoadingError: Error, Equatable, CustomStringConvertible {
+  case unreadable(path: String, detail: String)
+  case unsupported(path: String, detail: String)
+  case weights(path: String, StateDictError)
+
+  public var description: String {
+    switch self {
+    case let .unreadable(path, detail): "\(path): \(detail)"
+    case let .unsupported(path, detail): "\(path): unsupported model: \(detail)"
+    case let .weights(path, error): "\(path): \(error)"
+    }
+  }
+}
+
 /// How a loaded model holds its `Linear` weights.
 public enum LoadedWeights: Sendable {
   /// Trainable dense ``Linear`` layers (pruning, distillation, fine-tuning).
@@ -19,12 +34,12 @@ public enum LoadedWeights: Sendable {
 /// The tensors of a model's safetensors files by name, decoded one at a time, for building a
 /// model's layers from them: names may carry a prefix the model does not use (`bert.`), a
 /// missing or mis-shaped tensor is an error naming it and the file.
-final class StoredWeights {
+package final class StoredWeights {
   private let readers: [(path: String, reader: TensorArchive.Reader)]
   private let prefixes: [String]
 
   /// Opens `paths` (shards of one model; a name is looked up in each in turn).
-  init(paths: [String], prefixes: [String] = []) throws(ModelLoadingError) {
+  package init(paths: [String], prefixes: [String] = []) throws(ModelLoadingError) {
     var readers: [(String, TensorArchive.Reader)] = []
     for path in paths {
       do { readers.append((path, try TensorArchive.Reader(contentsOf: path))) } catch {
@@ -36,7 +51,7 @@ final class StoredWeights {
   }
 
   /// The files of a model folder: `model.safetensors`, or the shards of `model.safetensors.index.json`.
-  static func files(inModelFolder directory: String) throws(ModelLoadingError) -> [String] {
+  package static func files(inModelFolder directory: String) throws(ModelLoadingError) -> [String] {
     let single = (directory as NSString).appendingPathComponent("model.safetensors")
     let index = (directory as NSString).appendingPathComponent("model.safetensors.index.json")
     if FileManager.default.fileExists(atPath: single) { return [single] }
@@ -58,7 +73,7 @@ final class StoredWeights {
   }
 
   /// The stored tensor `name` (or a prefixed name) and the file it is in.
-  func stored(_ name: String, shape: [Int]) throws(ModelLoadingError) -> (StoredTensor, path: String) {
+  package func stored(_ name: String, shape: [Int]) throws(ModelLoadingError) -> (StoredTensor, path: String) {
     for (path, reader) in readers {
       for candidate in [name] + prefixes.map({ $0 + name }) where reader.contains(candidate) {
         let stored: StoredTensor
@@ -76,7 +91,7 @@ final class StoredWeights {
   }
 
   /// The dense `float32` values of tensor `name` (its pages dropped after the copy).
-  func values(_ name: String, shape: [Int]) throws(ModelLoadingError) -> Tensor {
+  package func values(_ name: String, shape: [Int]) throws(ModelLoadingError) -> Tensor {
     let (stored, _) = try stored(name, shape: shape)
     defer { stored.evictPages() }
     return stored.dense().converted(to: .float32)
@@ -86,7 +101,7 @@ final class StoredWeights {
   /// as `holding` says. Packed, they share one stacked weight in their common form (they run
   /// as one product, ``StackedLinear``), packed once from the stored arrays — no layer's own
   /// weight is packed first; layers whose forms differ are packed one by one.
-  func stackedLinears(_ prefixes: [String], in k: Int, outs: [Int], holding: LoadedWeights) throws(ModelLoadingError)
+  package func stackedLinears(_ prefixes: [String], in k: Int, outs: [Int], holding: LoadedWeights) throws(ModelLoadingError)
     -> [LinearLayer]
   {
     guard holding == .packed else {
@@ -123,12 +138,12 @@ final class StoredWeights {
 
   /// The form a stored weight is packed in: a sparse stored form or a dense one with enough
   /// zeros takes the form its zeros suit, others stay dense.
-  static func packedForm(of stored: StoredTensor) -> WeightForm {
+  package static func packedForm(of stored: StoredTensor) -> WeightForm {
     stored.form.isSparse ? stored.suitableForm(minimumSparsity: 0) : stored.suitableForm()
   }
 
   /// The layer `prefix` (`prefix.weight [out, in]`, `prefix.bias [out]`) held as `holding` says.
-  func linear(_ prefix: String, in k: Int, out n: Int, holding: LoadedWeights) throws(ModelLoadingError) -> LinearLayer {
+  package func linear(_ prefix: String, in k: Int, out n: Int, holding: LoadedWeights) throws(ModelLoadingError) -> LinearLayer {
     let bias = try values(prefix + ".bias", shape: [n])
     let (stored, path) = try stored(prefix + ".weight", shape: [n, k])
     defer { stored.evictPages() }

@@ -100,7 +100,7 @@ public struct ParameterMasks: @unchecked Sendable {
 
   /// Before the optimizer: ASP zeroes pruned gradients; SR-STE restores the dense weights and
   /// adds the decay of pruned ones.
-  mutating func prepareUpdate(of model: Module) {
+  package mutating func prepareUpdate(of model: Module) {
     for (name, p) in model.namedParameters() {
       guard let keep = keep[name], var gradient = p.gradient else { continue }
       p.gradient = nil

@@ -2,6 +2,7 @@ import SparsityCore
 import SparsityTestSupport
 import Testing
 
+import SparsityModels
 @testable import SparsityNN
 
 /// A parameter-like variable with normal values; `awayFromZero` keeps |value| ≥ 0.1 so a

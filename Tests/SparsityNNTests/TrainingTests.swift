@@ -5,6 +5,7 @@ import SparsityIO
 import SparsityPruning
 import Testing
 
+import SparsityModels
 @testable import SparsityNN
 
 /// A seeded toy problem: class = the index of the largest of the first `classes` features.

@@ -1,5 +1,12 @@
 import Foundation
 import SparsityCore
+import SparsityFormats
+import SparsityIO
+import SparsityKernels
+import SparsityModels
+import SparsityNN
+import SparsityPruning
+import SparsityText
 
 /// The optical-recognition handwritten digits: 1,797 grey-scale images of 8 × 8 pixels with
 /// their classes 0…9, as scikit-learn ships them (`sklearn.datasets.load_digits`).

@@ -1,6 +1,10 @@
 import Foundation
 import SparsityCore
+import SparsityFormats
 import SparsityIO
+import SparsityKernels
+import SparsityNN
+import SparsityText
 
 /// The fields of a Hugging Face BERT `config.json` that the encoder needs.
 public struct BertConfiguration: Sendable, Equatable, Codable {
@@ -54,27 +58,12 @@ public struct BertConfiguration: Sendable, Equatable, Codable {
     }
   }
 
-  static func describe(_ error: any Error) -> String {
+  package static func describe(_ error: any Error) -> String {
     switch error {
     case DecodingError.keyNotFound(let key, _): "missing key '\(key.stringValue)'"
     case DecodingError.typeMismatch(_, let c), DecodingError.valueNotFound(_, let c):
       "wrong type at '\(c.codingPath.map(\.stringValue).joined(separator: "."))'"
     default: "invalid JSON"
-    }
-  }
-}
-
-/// Why a model folder could not be loaded.
-public enum ModelLoadingError: Error, Equatable, CustomStringConvertible {
-  case unreadable(path: String, detail: String)
-  case unsupported(path: String, detail: String)
-  case weights(path: String, StateDictError)
-
-  public var description: String {
-    switch self {
-    case let .unreadable(path, detail): "\(path): \(detail)"
-    case let .unsupported(path, detail): "\(path): unsupported model: \(detail)"
-    case let .weights(path, error): "\(path): \(error)"
     }
   }
 }
@@ -275,14 +264,14 @@ public final class BertModel: Module {
   }
 
   /// The normalised sum of word, position and token-type embeddings: `[batch, tokens, hidden]`.
-  func embeddings(ids: [Int32], batch: Int, tokens: Int) -> Variable {
+  package func embeddings(ids: [Int32], batch: Int, tokens: Int) -> Variable {
     let positions = (0..<batch).flatMap { _ in (0..<Int32(tokens)) }
     let sum = add(add(wordEmbeddings(ids), positionEmbeddings(positions)), tokenTypeEmbeddings([Int32](repeating: 0, count: ids.count)))
     return reshaped(embeddingNorm(sum), [batch, tokens, configuration.hiddenSize])
   }
 
   /// The encoder layers applied to embeddings `h` `[batch, tokens, hidden]`.
-  func encoded(
+  package func encoded(
     _ h: Variable, attentionMask: [Int32], time: (String, () -> Variable) -> Variable = { $1() }
   ) -> Variable {
     var h = h

@@ -1,7 +1,12 @@
 import Foundation
 import SparsityCore
 import SparsityFormats
+import SparsityIO
+import SparsityKernels
+import SparsityModels
+import SparsityNN
 import SparsityPruning
+import SparsityText
 
 /// A sparsity target of the prune-and-retrain recipe: how to prune and how to store the result.
 public struct SparsityPlan: Sendable, Hashable {

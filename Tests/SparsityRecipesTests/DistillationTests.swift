@@ -1,10 +1,12 @@
 import SparsityCore
 import SparsityFormats
+import SparsityModels
+import SparsityNN
 import SparsityPruning
 import SparsityText
 import Testing
 
-@testable import SparsityNN
+@testable import SparsityRecipes
 
 @Suite("Masked distillation of a pruned BERT toward the dense one")
 struct DistillationTests {

@@ -2,9 +2,11 @@ import Foundation
 import SparsityCore
 import SparsityFormats
 import SparsityIO
+import SparsityKernels
+import SparsityNN
 import Testing
 
-@testable import SparsityNN
+@testable import SparsityModels
 
 /// Loading a model for inference builds its packed layers straight from the stored arrays: each
 /// stored form (dense, 2:4, BSR, CSR), under the model's own tensor names and under Hugging

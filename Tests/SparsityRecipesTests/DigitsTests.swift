@@ -1,9 +1,11 @@
 import Foundation
 import SparsityCore
+import SparsityModels
+import SparsityNN
 import SparsityTestSupport
 import Testing
 
-@testable import SparsityNN
+@testable import SparsityRecipes
 
 /// The bundled digits, loaded once for the suite.
 private let builtIn: Digits = try! Digits.builtIn()

@@ -1,5 +1,12 @@
 import Foundation
 import SparsityCore
+import SparsityFormats
+import SparsityIO
+import SparsityKernels
+import SparsityModels
+import SparsityNN
+import SparsityPruning
+import SparsityText
 
 /// English text for calibrating and evaluating a sentence encoder, in disjoint parts.
 public struct SentenceCorpus: Sendable, Decodable {

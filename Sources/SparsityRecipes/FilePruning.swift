@@ -2,7 +2,11 @@ import Foundation
 import SparsityCore
 import SparsityFormats
 import SparsityIO
+import SparsityKernels
+import SparsityModels
+import SparsityNN
 import SparsityPruning
+import SparsityText
 
 /// `sparsity prune` as a library call: read a safetensors file → select its matrices → score
 /// (magnitude, block norm, Wanda, SparseGPT; optionally after an N:M channel permutation) →

@@ -1,6 +1,11 @@
 import Foundation
 import SparsityCore
 import SparsityFormats
+import SparsityIO
+import SparsityKernels
+import SparsityModels
+import SparsityNN
+import SparsityPruning
 import SparsityText
 
 /// How ``SentenceEmbedder/distill(toward:texts:masks:configuration:progress:epochDone:)`` trains.

@@ -1,7 +1,12 @@
 import Foundation
 import SparsityCore
 import SparsityFormats
+import SparsityIO
+import SparsityKernels
+import SparsityModels
+import SparsityNN
 import SparsityPruning
+import SparsityText
 
 /// The two classifiers of the digits demo.
 public enum DigitsModel: String, Sendable, CaseIterable, Codable {
