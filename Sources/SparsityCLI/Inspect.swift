@@ -62,6 +62,7 @@ struct Inspect: ParsableCommand {
     }
     let total = reports.map(\.storedBytes).reduce(0, +)
     say("\(file): \(reports.count) tensors, \(formatBytes(total)) of tensor data\(archive.metadata.isEmpty ? "" : ", metadata keys: \(archive.metadata.keys.sorted().joined(separator: ", "))")")
+    say(Self.residentSummary(archive))
     let rows = reports.map { r -> [String] in
       guard let report = r.report else {
         return [r.name, "?", "?", r.storedFormat, "–", "–", formatBytes(r.storedBytes), "–", "–", "–"]
@@ -79,6 +80,28 @@ struct Inspect: ParsableCommand {
       ]
     }
     say(table(["NAME", "DTYPE", "SHAPE", "STORED", "SPARSITY", "PATTERNS", "DENSE", "CSR", "BEST BSR", "2:4"], rows))
+  }
+}
+
+extension Inspect {
+  /// What the tensors take once loaded for inference: each floating-point matrix packed in the
+  /// form its zeros suit (as the model loaders pack Linear weights), other tensors as stored.
+  static func residentSummary(_ archive: TensorArchive) -> String {
+    var bytes = 0
+    var forms: [String: Int] = [:]
+    for (name, stored) in archive.tensors {
+      let form = StoredWeights.packedForm(of: stored)
+      guard stored.shape.count == 2, stored.dtype.isFloatingPoint, stored.dtype.isNumeric,
+        let packed = try? LinearWeight(stored, as: form, name: name)
+      else {
+        bytes += stored.byteCount
+        continue
+      }
+      bytes += packed.byteCount
+      forms[form.description, default: 0] += 1
+    }
+    let list = forms.sorted { $0.key < $1.key }.map { "\($0.value) × \($0.key)" }.joined(separator: ", ")
+    return "packed for the kernels: \(formatBytes(bytes)) (\(list.isEmpty ? "no matrices" : list); other tensors as stored)"
   }
 }
 
