@@ -1,5 +1,25 @@
 import SparsityCore
 
+extension Tensor {
+  /// Whether at least the fraction `fraction` of the values are zero; stops reading once the
+  /// nonzeros rule it out (half a pass over a dense weight at 0.5).
+  func hasZeros(atLeast fraction: Double) -> Bool {
+    guard dtype == .float32 else { return sparsity >= fraction }
+    let allowed = Int((1 - fraction) * Double(count))  // nonzeros allowed
+    return withUnsafeBufferPointer(as: Float.self) { v in
+      var nonzeros = 0
+      var i = 0
+      while i < v.count {
+        let end = Swift.min(v.count, i + 4096)
+        for j in i..<end where v[j].magnitude != 0 { nonzeros += 1 }
+        if nonzeros > allowed { return false }
+        i = end
+      }
+      return true
+    }
+  }
+}
+
 /// A tensor as a file stores it: dense, or compressed in one of the sparse formats.
 ///
 /// The arrays of a tensor read from a file borrow the file's mapped pages; nothing here makes
@@ -156,7 +176,7 @@ public enum StoredTensor: Sendable, Equatable {
   /// nonzero structure without a dense copy.
   public func suitableForm(minimumSparsity: Double = 0.5) -> WeightForm {
     guard shape.count == 2, shape[0] * shape[1] > 0, dtype.byteWidth != nil else { return .dense }
-    if case let .dense(t) = self, t.sparsity < minimumSparsity - 1e-9 { return .dense }
+    if case let .dense(t) = self, !t.hasZeros(atLeast: minimumSparsity - 1e-9) { return .dense }
     guard let csr = try? csr() else { return .dense }
     let (rows, columns) = (shape[0], shape[1])
     guard 1 - Double(csr.nonzeroCount) / Double(rows * columns) >= minimumSparsity - 1e-9 else { return .dense }

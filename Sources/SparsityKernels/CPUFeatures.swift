@@ -153,4 +153,8 @@ public enum MemoryTuning {
   /// Call once at program start (the `sparsity` tool does); a no-op off glibc.
   @discardableResult
   public static func retainFreedMemory() -> Bool { sparsity_retain_freed_memory() == 1 }
+
+  /// Returns the C heap's free memory to the system once (`malloc_trim`): after a model is
+  /// loaded, the buffers its packing used are not needed again. A no-op off glibc.
+  public static func releaseFreedMemory() { sparsity_release_freed_memory() }
 }

@@ -229,6 +229,8 @@ public final class BertModel: Module {
     var layers: [BertLayer] = []
     for index in 0..<c.layerCount {
       layers.append(try BertLayer(c, prefix: "encoder.layer.\(index)", weights: stored, holding: holding))
+      // The packing's temporary buffers are not needed again (the heap keeps freed memory).
+      if holding == .packed { MemoryTuning.releaseFreedMemory() }
     }
     self.layers = layers
   }

@@ -42,6 +42,8 @@ int sparsity_retain_freed_memory(void) {
   int b = mallopt(M_TRIM_THRESHOLD, 1 << 30);
   return a == 1 && b == 1;
 }
+void sparsity_release_freed_memory(void) { malloc_trim(0); }
 #else
 int sparsity_retain_freed_memory(void) { return 0; }
+void sparsity_release_freed_memory(void) {}
 #endif

@@ -14,6 +14,7 @@ uint64_t sparsity_xgetbv0(void);
 /// Asks the C allocator to keep freed large blocks for reuse instead of returning them to the
 /// OS (glibc: mmap and trim thresholds of 1 GiB); a no-op elsewhere. Returns 1 when applied.
 int sparsity_retain_freed_memory(void);
+void sparsity_release_freed_memory(void);
 
 /// A spin-wait hint (`pause` on x86) for busy-waiting threads; nothing elsewhere.
 static inline void sparsity_spin_pause(void) {
