@@ -99,7 +99,7 @@ public struct CUTLASSSemiStructured: Sendable {
   ///   first pair with 2 nonzeros). Zero means `== 0`: `-0.0` is zero, NaN is not.
   /// - Complexity: O(rows × columns), one pass, parallel over row blocks.
   public init(compressing dense: Tensor, name: String) throws(SparseFormatError) {
-    let layout = try Layout.check(dense: dense.shape, dtype: dense.dtype, name: name)
+    let layout = try CUTLASSLayout.check(dense: dense.shape, dtype: dense.dtype, name: name)
     // Every byte of both outputs is written below (or the result is thrown away), so they
     // start uninitialised rather than zero-filled.
     var packed = Tensor.uninitializedForCUTLASS([layout.rows, layout.columns / 2], dtype: layout.dtype)
@@ -173,9 +173,9 @@ public struct CUTLASSSemiStructured: Sendable {
         rule: "\(format) metadata must be a matrix (rank 2), got rank \(meta.rank)")
     }
     let denseShape = [packed.shape[0], packed.shape[1] * 2]
-    let layout: Layout
+    let layout: CUTLASSLayout
     do {
-      layout = try Layout.check(dense: denseShape, dtype: packed.dtype, name: name)
+      layout = try CUTLASSLayout.check(dense: denseShape, dtype: packed.dtype, name: name)
     } catch {
       if case let .shapeRule(tensor, _, rule) = error {
         throw .shapeRule(
@@ -215,7 +215,7 @@ public struct CUTLASSSemiStructured: Sendable {
   ///
   /// - Complexity: O(rows × columns).
   public func dense() -> Tensor {
-    let layout = Layout(rows: rows, columns: columns, dtype: dtype)
+    let layout = CUTLASSLayout(rows: rows, columns: columns, dtype: dtype)
     var out = Tensor.uninitializedForCUTLASS([rows, columns], dtype: dtype)  // every element is written
     packed.withUnsafeBytes { packedBytes in
       meta.withUnsafeBytes { metaBytes in
@@ -305,8 +305,9 @@ private struct Violation {
   var nonzeros: Int
 }
 
-/// Sizes and the metadata reorder for one dense shape and dtype.
-private struct Layout {
+/// Sizes and the metadata reorder of the CUTLASS 2:4 layout for one shape and dtype (also used
+/// by the format conversions to read metadata without a dense matrix).
+struct CUTLASSLayout {
   let rows: Int
   let columns: Int
   let dtype: DType
@@ -338,7 +339,7 @@ private struct Layout {
   }
 
   /// Checks rank, dtype and PyTorch's shape rules for a dense shape.
-  static func check(dense shape: [Int], dtype: DType, name: String) throws(SparseFormatError) -> Layout {
+  static func check(dense shape: [Int], dtype: DType, name: String) throws(SparseFormatError) -> CUTLASSLayout {
     let format = CUTLASSSemiStructured.formatName
     guard shape.count == 2 else {
       throw .shapeRule(
@@ -349,7 +350,7 @@ private struct Layout {
         tensor: name, dtype: dtype, format: format, supported: CUTLASSSemiStructured.supportedDTypes)
     }
     let (rows, columns) = (shape[0], shape[1])
-    let layout = Layout(rows: rows, columns: columns, dtype: dtype)
+    let layout = CUTLASSLayout(rows: rows, columns: columns, dtype: dtype)
     // The converter's own rules: rows fill whole reorder groups (32, or 16 for int8), and
     // every row holds an even number of metadata words, which the 2×2 swizzle of the reorder
     // needs. PyTorch asserts only whole words (16 columns for 16-bit, 32 for int8; 16 for f32,
@@ -397,7 +398,7 @@ private struct Layout {
 
   /// Runs `body` over contiguous blocks of rows (concurrently for large matrices) and returns
   /// the violation of the first block (in row order) that reported one.
-  func forEachRowBlock(_ body: (Range<Int>) -> Violation?) -> Violation? {
+  fileprivate func forEachRowBlock(_ body: (Range<Int>) -> Violation?) -> Violation? {
     let blocks = rows * columns >= 1 << 16 ? Swift.min(Parallel.workerCount, rows) : 1
     if blocks <= 1 { return body(0..<rows) }
     let results = UnsafeMutableBufferPointer<Violation?>.allocate(capacity: blocks)
@@ -470,7 +471,7 @@ private let quadCodes: [UInt8] = (0..<16).map { (flags: Int) -> UInt8 in
 /// clears the sign of floats so that -0.0 is zero) into packed values and `W` metadata words.
 @inline(never)
 private func compressQuads<E: FixedWidthInteger & UnsignedInteger, W: FixedWidthInteger & UnsignedInteger>(
-  _ layout: Layout, _ rowRange: Range<Int>, _ src: UnsafePointer<E>, zeroMask: E,
+  _ layout: CUTLASSLayout, _ rowRange: Range<Int>, _ src: UnsafePointer<E>, zeroMask: E,
   _ packed: UnsafeMutablePointer<E>, _ meta: UnsafeMutablePointer<W>
 ) -> Violation? {
   let columns = layout.columns
@@ -505,7 +506,7 @@ private func compressQuads<E: FixedWidthInteger & UnsignedInteger, W: FixedWidth
 /// when it is nonzero (code `0b0100`), otherwise the second (`0b1110`), as PyTorch does.
 @inline(never)
 private func compressPairs(
-  _ layout: Layout, _ rowRange: Range<Int>, _ src: UnsafePointer<UInt32>,
+  _ layout: CUTLASSLayout, _ rowRange: Range<Int>, _ src: UnsafePointer<UInt32>,
   _ packed: UnsafeMutablePointer<UInt32>, _ meta: UnsafeMutablePointer<UInt16>
 ) -> Violation? {
   let columns = layout.columns
@@ -534,7 +535,7 @@ private func compressPairs(
 /// Writes 2:4 rows back: every group's two packed values at their positions, zeros elsewhere.
 @inline(never)
 private func expandQuads<E: FixedWidthInteger & UnsignedInteger, W: FixedWidthInteger & UnsignedInteger>(
-  _ layout: Layout, _ rowRange: Range<Int>, _ packed: UnsafePointer<E>,
+  _ layout: CUTLASSLayout, _ rowRange: Range<Int>, _ packed: UnsafePointer<E>,
   _ meta: UnsafePointer<W>, _ dense: UnsafeMutablePointer<E>
 ) {
   let columns = layout.columns
@@ -558,7 +559,7 @@ private func expandQuads<E: FixedWidthInteger & UnsignedInteger, W: FixedWidthIn
 /// Writes 1:2 `float32` rows back: every pair's kept value at its position, zero beside it.
 @inline(never)
 private func expandPairs(
-  _ layout: Layout, _ rowRange: Range<Int>, _ packed: UnsafePointer<UInt32>,
+  _ layout: CUTLASSLayout, _ rowRange: Range<Int>, _ packed: UnsafePointer<UInt32>,
   _ meta: UnsafePointer<UInt16>, _ dense: UnsafeMutablePointer<UInt32>
 ) {
   let columns = layout.columns

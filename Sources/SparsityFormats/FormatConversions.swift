@@ -407,23 +407,9 @@ extension CUTLASSSemiStructured {
     }
   }
 
-  /// Where metadata word `(row, column)` (row-major) lives in ``meta``, as an element offset:
-  /// CUTLASS `reorder_meta` into `ColumnMajorInterleaved<2>`. The same arithmetic as the
-  /// (private) layout of CUTLASSSemiStructured.swift, which this file cannot reach.
+  /// Where metadata word `(row, column)` (row-major) lives in ``meta``, as an element offset.
   private func storedMetaOffset(row r: Int, column c: Int) -> Int {
-    let rowGroup = dtype == .int8 ? 16 : 32
-    let interweave = dtype == .int8 ? 2 : 4
-    var dr = (r / rowGroup) * rowGroup + (r % 8) * interweave + (r % rowGroup) / 8
-    var dc = c
-    // Swizzle each 2×2 block of words: (even row, odd column) and (odd row, even column) swap.
-    if dr & 1 == 0 && dc & 1 == 1 {
-      dr += 1
-      dc -= 1
-    } else if dr & 1 == 1 && dc & 1 == 0 {
-      dr -= 1
-      dc += 1
-    }
-    return (dc >> 1) * rows * 2 + dr * 2 + (dc & 1)
+    CUTLASSLayout(rows: rows, columns: columns, dtype: dtype).storedOffset(row: r, column: c)
   }
 }
 
