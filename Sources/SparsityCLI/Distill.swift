@@ -54,9 +54,8 @@ struct Distill: ParsableCommand {
     guard weightDecay >= 0, weightDecay.isFinite else { throw CLIError("--weight-decay must be ≥ 0, got \(weightDecay)") }
     let corpus = try corpus.load()
     guard !corpus.calibration.isEmpty else { throw CLIError("the corpus has no calibration sentences") }
-    let teacher = try SentenceEmbedder(directory: model)
-    let student = try SentenceEmbedder(directory: model)
-    try student.model.load(weightsFile: weights)
+    let teacher = try SentenceEmbedder(directory: model, holding: .packed)  // inference only
+    let student = try SentenceEmbedder(directory: model, weights: weights)
     let masks = student.model.prunedWeightMasks()
     guard !masks.masks.isEmpty else {
       throw CLIError("\(weights): no encoder Linear weight holds zeros, so there is nothing to keep sparse (prune it first, e.g. with prune-encoder)")

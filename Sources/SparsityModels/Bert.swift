@@ -235,21 +235,6 @@ public final class BertModel: Module {
     self.layers = layers
   }
 
-  /// Replaces the weights with those of `path` (a safetensors file; sparse tensors stored in
-  /// this package's formats are decompressed), which must hold every parameter.
-  public func load(weightsFile path: String) throws(ModelLoadingError) {
-    var tensors: [String: Tensor] = [:]
-    do {
-      let archive = try TensorArchive(contentsOf: path)
-      for (name, stored) in archive.tensors {
-        tensors[name.hasPrefix("bert.") ? String(name.dropFirst(5)) : name] = stored.dense()
-      }
-    } catch {
-      throw .unreadable(path: path, detail: "\(error)")
-    }
-    do { try load(tensors, strict: false) } catch { throw .weights(path: path, error) }
-  }
-
   /// The last hidden states `[batch, tokens, hidden]` of token ids `[batch, tokens]` (row-major)
   /// with their attention mask (1 = token, 0 = padding).
   ///

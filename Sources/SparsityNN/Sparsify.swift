@@ -113,19 +113,3 @@ public func densify(_ model: Module) {
     model.replace(layer, with: Linear(weight: layer.denseWeight(), bias: layer.bias.map { Tensor($0, shape: [$0.count]) }))
   }
 }
-
-/// Swaps every `Linear` layer whose weight has a sparse ``StoredTensor/suitableForm(minimumSparsity:)``
-/// (a pruned model loaded from a file) for a ``PackedLinear`` in that form; the others stay.
-///
-/// - Returns: the layers swapped and their forms.
-@discardableResult
-public func sparsifyPrunedLayers(_ model: Module, minimumSparsity: Double = 0.5) throws(SparsifyError)
-  -> [(name: String, form: WeightForm)]
-{
-  let chosen = model.linearLayers().compactMap { name, layer -> (String, Linear, WeightForm)? in
-    let form = StoredTensor.dense(layer.weight.tensor).suitableForm(minimumSparsity: minimumSparsity)
-    return form.isSparse ? (name, layer, form) : nil
-  }
-  try swapPacked(model, chosen)
-  return chosen.map { ($0.0, $0.2) }
-}

@@ -88,7 +88,7 @@ struct BertTests {
     #expect(throws: ModelLoadingError.self) { try BertModel(directory: "/nonexistent/model") }
   }
 
-  @Test("sparsifyPrunedLayers picks 2:4, BSR or CSR from a weight's zeros, and outputs stay equal")
+  @Test("the packed form suits a weight's zeros: 2:4, BSR or CSR, decided without a dense copy")
   func automaticFormats() throws {
     var g = SeededGenerator(seed: 9)
     let w = Tensor.randomNormal([64, 64], using: &g)
