@@ -99,18 +99,9 @@ struct Train: ParsableCommand {
     if pattern == "none" { return [] }
     let parsed = try parsePattern(pattern)
     guard (0...1).contains(sparsity) else { throw CLIError("--sparsity must be in 0…1, got \(sparsity)") }
-    switch parsed {
-    case .nOfM(2, 4): return [.twoFour(method: method)]
-    case let .block(r, c):
-      return [SparsityPlan(
-        label: "block \(r)x\(c) \(Int((sparsity * 100).rounded()))%",
-        pruning: PruningConfiguration(method: method, pattern: parsed, sparsityLevel: sparsity), format: .bsr(r, c))]
-    case .unstructured:
-      return [SparsityPlan(
-        label: "unstructured \(Int((sparsity * 100).rounded()))%",
-        pruning: PruningConfiguration(method: method, pattern: parsed, sparsityLevel: sparsity), format: .csr)]
-    default:
+    guard let plan = SparsityPlan(pattern: parsed, sparsityLevel: sparsity, method: method) else {
       throw CLIError("--pattern '\(pattern)': training supports 2:4, block:RxC, unstructured and none")
     }
+    return [plan]
   }
 }

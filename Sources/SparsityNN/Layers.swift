@@ -11,7 +11,7 @@ open class LinearLayer: Module {
   /// `out`, the number of output features.
   public let outFeatures: Int
 
-  init(inFeatures: Int, outFeatures: Int) {
+  public init(inFeatures: Int, outFeatures: Int) {
     self.inFeatures = inFeatures
     self.outFeatures = outFeatures
   }

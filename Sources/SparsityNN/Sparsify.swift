@@ -88,23 +88,16 @@ extension Module {
 public func sparsify(
   _ model: Module, form: WeightForm, filter: (_ name: String, _ layer: Linear) -> Bool = { _, _ in true }
 ) throws(SparsifyError) -> [String] {
-  try swapPacked(model, model.linearLayers().filter { filter($0.name, $0.layer) }.map { ($0.name, $0.layer, form) })
-}
-
-/// Packs the given layers and swaps them in, all or none.
-private func swapPacked(_ model: Module, _ layers: [(name: String, layer: Linear, form: WeightForm)]) throws(SparsifyError)
-  -> [String]
-{
-  var swaps: [(old: Linear, new: PackedLinear)] = []
-  for (name, layer, form) in layers {
+  var swaps: [(name: String, old: Linear, new: PackedLinear)] = []
+  for (name, layer) in model.linearLayers() where filter(name, layer) {
     do {
-      swaps.append((layer, try PackedLinear(.dense(layer.weight.tensor), as: form, bias: layer.bias?.value, name: name + ".weight")))
+      swaps.append((name, layer, try PackedLinear(.dense(layer.weight.tensor), as: form, bias: layer.bias?.value, name: name + ".weight")))
     } catch {
       throw SparsifyError(layer: name, reason: "\(error)")
     }
   }
   for swap in swaps { model.replace(swap.old, with: swap.new) }
-  return layers.map(\.name)
+  return swaps.map(\.name)
 }
 
 /// Swaps every ``PackedLinear`` back for a trainable dense `Linear` with the same values.

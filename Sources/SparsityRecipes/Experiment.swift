@@ -34,6 +34,19 @@ public struct SparsityPlan: Sendable, Hashable {
       format: .bsr(side, side))
   }
 
+  /// The plan for a pattern: 2:4 → 2:4, `block:RxC` → BSR with those blocks, unstructured → CSR
+  /// (`sparsityLevel` of the blocks or elements pruned); `nil` for other patterns.
+  public init?(pattern: SparsityPattern, sparsityLevel: Double, method: PruningMethod = .magnitude) {
+    let percent = "\(Int((sparsityLevel * 100).rounded()))%"
+    let pruning = PruningConfiguration(method: method, pattern: pattern, sparsityLevel: sparsityLevel)
+    switch pattern {
+    case .nOfM(2, 4): self = .twoFour(method: method)
+    case let .block(r, c): self.init(label: "block \(r)x\(c) \(percent)", pruning: pruning, format: .bsr(r, c))
+    case .unstructured: self.init(label: "unstructured \(percent)", pruning: pruning, format: .csr)
+    default: return nil
+    }
+  }
+
   /// The demo's three targets: 2:4, and 8×8 blocks at 80% and 90%.
   public static let demo: [SparsityPlan] = [.twoFour(), .blocks(4, level: 0.8), .blocks(4, level: 0.9)]
 }
