@@ -23,10 +23,9 @@
 #   --json FILE       also write every raw sample and derived number as JSON.
 #   --repeats N       runs per command and binary, median reported (default 3).
 #   --digits-cmd T    a command that loads a saved digits model and runs it, with {bin},
-#                     {model} (mlp or vit) and {weights} (a .safetensors file) substituted, e.g.
-#                     '{bin} predict --model {model} --weights {weights}'. Without it the digits
-#                     rows are skipped (no `sparsity` command loads a saved digits model today;
-#                     the report says whether one seems to exist).
+#                     {model} (mlp or vit) and {weights} (a .safetensors file) substituted.
+#                     Default: '{bin} classify --model {model} --weights {weights}' for the
+#                     binaries that have `classify`; without one the digits rows are skipped.
 #
 # Weight bytes: when `embed` takes --verbose and prints on stderr
 #   weights: N bytes (K packed layers …); loaded in S s
@@ -188,11 +187,12 @@ def med(xs):
 samples = {}  # (binary key, measurement) -> list of runs
 
 
-def measure(name, make_cmd):
-    """Interleaved A, B, A, B ... repeats; make_cmd(key, path) -> argv."""
+def measure(name, make_cmd, keys=None):
+    """Interleaved A, B, A, B ... repeats; make_cmd(key, path) -> argv; only the binaries in `keys` (default all)."""
     for _ in range(repeats):
         for k, b in bins:
-            samples.setdefault((k, name), []).append(timed(make_cmd(k, b)))
+            if keys is None or k in keys:
+                samples.setdefault((k, name), []).append(timed(make_cmd(k, b)))
 
 
 t0 = time.time()
@@ -226,7 +226,15 @@ for fname, fdir in forms:
     read[fname] = {"file_bytes": os.path.getsize(path), "samples": ts, "median": statistics.median(ts),
                    "fresh_samples": fresh, "fresh_median": statistics.median(fresh)}
 
-# Digits: is there a command that loads a saved digits model? (None today.)
+# Digits: `sparsity classify` loads a saved digits model and runs it; older builds lack it.
+def subcommands(b):
+    top = help_text(b)
+    return re.findall(r"^\s{2}([a-z][a-z0-9-]*)\s", top.split("SUBCOMMANDS:")[-1], re.M) if "SUBCOMMANDS:" in top else []
+digits_keys = None
+if not digits_cmd:
+    digits_keys = [k for k, b in bins if "classify" in subcommands(b)]
+    if digits_keys:
+        digits_cmd = "{bin} classify --model {model} --weights {weights}"
 top = help_text(binary)
 subs = re.findall(r"^\s{2}([a-z][a-z0-9-]*)\s", top.split("SUBCOMMANDS:")[-1], re.M) if "SUBCOMMANDS:" in top else []
 candidates = [s for s in subs if s not in ("demo", "train", "help") and "digit" in help_text(binary, s).lower()]
@@ -242,7 +250,7 @@ for m in ("mlp", "vit"):
         if digits_cmd:
             name = f"digits:{m}:{form}"
             measure(name, lambda k, b, m=m, path=path: shlex.split(
-                digits_cmd.format(bin=shlex.quote(b), model=m, weights=shlex.quote(path))))
+                digits_cmd.format(bin=shlex.quote(b), model=m, weights=shlex.quote(path))), keys=digits_keys)
         digits.append(row)
 elapsed = time.time() - t0
 
@@ -403,12 +411,13 @@ if baseline:
 p("## Digits demo models (MLP, ViT; trained 1 epoch, 2:4 by magnitude with `--compress auto`)")
 p("")
 if digits_cmd:
-    p(f"Measured command: `{digits_cmd}`; weight bytes = file size.")
+    p(f"Measured command: `{digits_cmd}`"
+      + ("" if digits_keys is None else f" (binaries that have it: {', '.join(who(k) for k in digits_keys)})")
+      + "; weight bytes = file size.")
 else:
     found = ", ".join(candidates) if candidates else "none"
-    p("**Skipped:** no `sparsity` command loads a saved digits model for inference (`demo` and `train` only "
-      f"train and save; candidates found in the help texts: {found}). Pass `--digits-cmd TEMPLATE` once one exists. "
-      "File sizes and limits:")
+    p("**Skipped:** no binary has a command that loads a saved digits model for inference (`classify`; "
+      f"other candidates found in the help texts: {found}). Pass `--digits-cmd TEMPLATE`. File sizes and limits:")
 p("")
 p("| model | form | file KiB | limit MiB | " + " | ".join(f"peak RSS MiB {who(k)} | ≤ limit" for k, _ in bins) + " |")
 p("|---|---|---:|---:|" + "---:|---|" * len(bins))

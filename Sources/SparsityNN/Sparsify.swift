@@ -88,8 +88,22 @@ extension Module {
 public func sparsify(
   _ model: Module, form: WeightForm, filter: (_ name: String, _ layer: Linear) -> Bool = { _, _ in true }
 ) throws(SparsifyError) -> [String] {
+  try sparsify(model) { name, layer in filter(name, layer) ? form : nil }
+}
+
+/// Swaps every `Linear` layer for a ``PackedLinear`` in the form `forms` names for it (`nil`:
+/// the layer stays trainable), all or none.
+///
+/// ```swift
+/// try sparsify(model) { name, _ in name.hasPrefix("blocks.") ? .twoFour : nil }
+/// ```
+@discardableResult
+public func sparsify(_ model: Module, forms: (_ name: String, _ layer: Linear) -> WeightForm?) throws(SparsifyError)
+  -> [String]
+{
   var swaps: [(name: String, old: Linear, new: PackedLinear)] = []
-  for (name, layer) in model.linearLayers() where filter(name, layer) {
+  for (name, layer) in model.linearLayers() {
+    guard let form = forms(name, layer) else { continue }
     do {
       swaps.append((name, layer, try PackedLinear(.dense(layer.weight.tensor), as: form, bias: layer.bias?.value, name: name + ".weight")))
     } catch {

@@ -36,6 +36,27 @@ public enum DigitsModel: String, Sendable, CaseIterable, Codable {
     }
   }
 
+  /// A saved model for inference: every `Linear` packed straight from the file `weights` — in
+  /// the sparse form its zeros suit, else dense — and the other parameters loaded, so only
+  /// packed weights (and the small non-Linear parameters) stay resident.
+  ///
+  /// - Throws: ``ModelLoadingError`` naming the file and the missing or mis-shaped tensor.
+  public static func load(_ kind: DigitsModel, weights path: String) throws -> any Classifier {
+    let model = kind.make(seed: 0)
+    let stored = try StoredWeights(paths: [path])
+    // Each Linear packed straight from its stored arrays (no dense copy of a sparse weight)…
+    for (name, layer) in model.linearLayers() {
+      let packed = try stored.linear(name, in: layer.inFeatures, out: layer.outFeatures, holding: .packed)
+      model.replace(layer, with: packed)
+    }
+    // …then the other parameters (norms, position embeddings).
+    var rest: [String: Tensor] = [:]
+    for (name, parameter) in model.namedParameters() { rest[name] = try stored.values(name, shape: parameter.shape) }
+    do { try model.load(rest) } catch { throw ModelLoadingError.weights(path: path, error) }
+    model.train(false)
+    return model
+  }
+
   /// Dense training from scratch.
   public func denseTraining(seed: UInt64) -> TrainingConfiguration {
     switch self {

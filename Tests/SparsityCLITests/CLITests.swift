@@ -215,3 +215,36 @@ struct CLITests {
     #expect(leftovers.isEmpty, "\(leftovers)")
   }
 }
+
+/// `sparsity classify`: inference with a model `train` saved, packed from the file.
+@Suite(.serialized)
+struct ClassifyCLITests {
+  @Test func classifiesWithTheSavedWeightsInTheirPackedForms() throws {
+    let directory = try makeTemporaryDirectory("sparsity-classify")
+    let trained = try CLITests.run(
+      ["train", "--model", "mlp", "--epochs", "1", "--retrain-epochs", "1", "--pattern", "2:4", "--output", "w.safetensors",
+       "--json"], in: directory)
+    #expect(trained.status == 0, "\(trained.stderr)")
+    let records = try #require(JSONSerialization.jsonObject(with: Data(trained.stdout.utf8)) as? [[String: Any]])
+    let retrained = try #require(records.last { $0["stage"] as? String == "retrained" }?["accuracy"] as? Double)
+
+    let result = try CLITests.run(["classify", "--model", "mlp", "--weights", "w.safetensors", "--json"], in: directory)
+    #expect(result.status == 0, "\(result.stderr)")
+    let report = try #require(JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+    let accuracy = try #require(report["accuracy"] as? Double)
+    // The same weights on the same 360 test images: the packed 2:4 kernels may round a borderline
+    // image differently, never more.
+    #expect(abs(accuracy - retrained) <= 1.0 / 360 + 1e-9, "classify \(accuracy), train \(retrained)")
+    let layers = try #require(report["layers"] as? [String])
+    #expect(layers == ["layers.0: 2:4", "layers.1: 2:4", "layers.2: dense"])
+  }
+
+  @Test func aFileOfAnotherModelIsAnErrorNamingTheTensor() throws {
+    let directory = try makeTemporaryDirectory("sparsity-classify")
+    let trained = try CLITests.run(["train", "--model", "mlp", "--epochs", "1", "--pattern", "none", "--output", "w.safetensors"], in: directory)
+    #expect(trained.status == 0, "\(trained.stderr)")
+    let result = try CLITests.run(["classify", "--model", "vit", "--weights", "w.safetensors"], in: directory)
+    #expect(result.status != 0)
+    #expect(result.stderr.hasPrefix("error: ") && result.stderr.contains("patch_embed"), "\(result.stderr)")
+  }
+}
