@@ -323,6 +323,9 @@ extension CSRMatrix {
   /// For `F8_E8M0`, which has no zero, every element counts, stored or not (`dense()` fills
   /// unstored positions with `0x00`, a nonzero value).
   public var nonzeroCount: Int {
+    if dtype == .float32 {
+      return values.withUnsafeBufferPointer(as: Float.self) { v in v.reduce(0) { $0 + ($1.magnitude != 0 ? 1 : 0) } }
+    }
     let source = StoredElements(.csr(self))
     let stored = source.nonzero.count { $0 }
     return source.absentIsNonzero ? stored + shape[0] * shape[1] - storedValueCount : stored
@@ -341,6 +344,7 @@ extension CSRMatrix {
     precondition(m >= 1, "an N:M group needs m ≥ 1, got \(n):\(m)")
     guard shape[0] > 0, shape[1] > 0 else { return true }
     guard n >= 0 else { return false }  // every group, even an empty one, holds more than n
+    if dtype == .float32 { return float32Conforms(n: n, m: m) }
     return StoredElements(.csr(self)).firstGroupViolation(n: n, m: m) == nil
   }
 
@@ -354,8 +358,49 @@ extension CSRMatrix {
     precondition(
       blockRows >= 1 && blockColumns >= 1 && shape[0] % blockRows == 0 && shape[1] % blockColumns == 0,
       "\(blockRows)x\(blockColumns) blocks do not tile a \(shape[0])x\(shape[1]) matrix")
+    if dtype == .float32 { return float32NonzeroBlockCount(blockRows: blockRows, blockColumns: blockColumns) }
     return StoredElements(.csr(self)).occupiedBlocks(blockRows: blockRows, blockColumns: blockColumns)
       .columns.count
+  }
+
+  /// ``conforms(nOfM:_:)`` for `float32` values in one pass over the arrays (a model loader
+  /// asks it of every stored CSR weight).
+  private func float32Conforms(n: Int, m: Int) -> Bool {
+    values.withUnsafeBufferPointer(as: Float.self) { v in
+      for r in 0..<shape[0] {
+        var group = -1
+        var count = 0
+        for i in Int(rowOffsets[r])..<Int(rowOffsets[r + 1]) where v[i].magnitude != 0 {
+          let g = Int(columnIndices[i]) / m
+          if g != group { (group, count) = (g, 0) }
+          count += 1
+          if count > n { return false }
+        }
+      }
+      return true
+    }
+  }
+
+  /// ``nonzeroBlockCount(blockRows:blockColumns:)`` for `float32` values in one pass.
+  private func float32NonzeroBlockCount(blockRows: Int, blockColumns: Int) -> Int {
+    let blockColumnCount = shape[1] / blockColumns
+    var occupied = [Bool](repeating: false, count: blockColumnCount)
+    var total = 0
+    return values.withUnsafeBufferPointer(as: Float.self) { v in
+      for br in 0..<(shape[0] / blockRows) {
+        for j in occupied.indices { occupied[j] = false }
+        for r in br * blockRows..<(br + 1) * blockRows {
+          for i in Int(rowOffsets[r])..<Int(rowOffsets[r + 1]) where v[i].magnitude != 0 {
+            let b = Int(columnIndices[i]) / blockColumns
+            if !occupied[b] {
+              occupied[b] = true
+              total += 1
+            }
+          }
+        }
+      }
+      return total
+    }
   }
 }
 

@@ -169,6 +169,18 @@ public enum StoredTensor: Sendable, Equatable {
     }
   }
 
+  /// The form a model loader packs this matrix in for the kernels: BSR and 2:4 tensors keep
+  /// their stored form; CSR and dense ones take the form their zeros suit
+  /// (``suitableForm(minimumSparsity:)``: a CSR file of 2:4 zeros packs as 2:4; a dense weight
+  /// needs half its values zero to leave dense, a stored sparse one stays sparse).
+  public var packedForm: WeightForm {
+    switch self {
+    case .bsr, .semiStructured: form
+    case .csr: suitableForm(minimumSparsity: 0)
+    case .dense: suitableForm()
+    }
+  }
+
   /// The sparse form that suits this matrix's zeros, or ``WeightForm/dense`` to keep it dense:
   /// 2:4 when every group of 4 inputs holds at most 2 nonzeros; else BSR with the largest
   /// square block (32, 16, 8, 4) that divides the shape and leaves at most half of the blocks

@@ -136,11 +136,8 @@ package final class StoredWeights {
     }
   }
 
-  /// The form a stored weight is packed in: a sparse stored form or a dense one with enough
-  /// zeros takes the form its zeros suit, others stay dense.
-  package static func packedForm(of stored: StoredTensor) -> WeightForm {
-    stored.form.isSparse ? stored.suitableForm(minimumSparsity: 0) : stored.suitableForm()
-  }
+  /// The form a stored weight is packed in (``StoredTensor/packedForm``).
+  package static func packedForm(of stored: StoredTensor) -> WeightForm { stored.packedForm }
 
   /// The layer `prefix` (`prefix.weight [out, in]`, `prefix.bias [out]`) held as `holding` says.
   package func linear(_ prefix: String, in k: Int, out n: Int, holding: LoadedWeights) throws(ModelLoadingError) -> LinearLayer {
