@@ -58,6 +58,10 @@ public struct Tensor: Sendable {
   /// been packed from them); the values stay readable (see ``TensorStorage/evictPages()``).
   public func evictPages() { storage.evictPages() }
 
+  /// Maps the pages of mapped file bytes this tensor borrows before they are all read
+  /// (see ``TensorStorage/populatePages()``).
+  public func populatePages() { storage.populatePages() }
+
   /// Creates a tensor over existing storage.
   ///
   /// - Precondition: the storage holds exactly the bytes of `shape` × `dtype`.

@@ -141,6 +141,18 @@ public enum StoredTensor: Sendable, Equatable {
     return .csr(try CSRMatrix(shape: [rows, columns], rowOffsets: offsets, columnIndices: indices, values: values, name: name))
   }
 
+  /// Maps the mapped file pages of this tensor's arrays before they are all read (packing).
+  public func populatePages() {
+    switch self {
+    case let .dense(t): t.populatePages()
+    case let .csr(m): m.values.populatePages()
+    case let .bsr(m): m.values.populatePages()
+    case let .semiStructured(m):
+      m.packed.populatePages()
+      m.meta.populatePages()
+    }
+  }
+
   /// The nonzeros as compressed rows, converted without a dense intermediate (a dense tensor is
   /// scanned in place). Requires a matrix.
   public func csr(name: String = "tensor") throws(SparseFormatError) -> CSRMatrix {

@@ -345,6 +345,17 @@ extension FileBytes: PageEvicting {
     guard hi > lo, let address = UnsafeMutableRawPointer(bitPattern: lo) else { return }
     _ = madvise(address, hi - lo, Int32(MADV_DONTNEED))
   }
+
+  /// Populates the page tables for `bytes` (`MADV_POPULATE_READ`, Linux 5.14+; ignored where
+  /// unsupported).
+  func populatePages(_ bytes: UnsafeRawBufferPointer) {
+    guard case .unmap = release, let start = bytes.baseAddress, bytes.count > 0 else { return }
+    let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+    let lo = Int(bitPattern: start) / page * page
+    let hi = (Int(bitPattern: start) + bytes.count + page - 1) / page * page
+    guard let address = UnsafeMutableRawPointer(bitPattern: lo) else { return }
+    _ = madvise(address, hi - lo, 22)  // MADV_POPULATE_READ
+  }
 }
 
 /// The current `errno` as text.

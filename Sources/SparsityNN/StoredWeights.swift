@@ -113,6 +113,7 @@ package final class StoredWeights {
     for (prefix, n) in zip(prefixes, outs) {
       let bias = try values(prefix + ".bias", shape: [n]).floatValues
       let (stored, _) = try stored(prefix + ".weight", shape: [n, k])
+      stored.populatePages()
       parts.append((stored, bias, Self.packedForm(of: stored)))
     }
     defer { for part in parts { part.stored.evictPages() } }
@@ -143,6 +144,7 @@ package final class StoredWeights {
   package func linear(_ prefix: String, in k: Int, out n: Int, holding: LoadedWeights) throws(ModelLoadingError) -> LinearLayer {
     let bias = try values(prefix + ".bias", shape: [n])
     let (stored, path) = try stored(prefix + ".weight", shape: [n, k])
+    stored.populatePages()  // read whole: one call, not a fault per page
     defer { stored.evictPages() }
     switch holding {
     case .trainable:

@@ -15,12 +15,17 @@ package final class PackedDenseWeight: @unchecked Sendable {
     self.n = n
     self.k = k
     panels = (n + 15) / 16
-    data = FloatBuffer(count: panels * k * 16)
+    // Every element is written below (the last panel's missing columns as zeros).
+    data = FloatBuffer(count: panels * k * 16, zeroed: false)
     let d = data.pointer
     for p in 0..<panels {
-      for j in 0..<Swift.min(16, n - p * 16) {
-        let row = w + (p * 16 + j) * k
+      for j in 0..<16 {
         let out = d + p * k * 16 + j
+        guard p * 16 + j < n else {
+          for kk in 0..<k { out[kk * 16] = 0 }
+          continue
+        }
+        let row = w + (p * 16 + j) * k
         for kk in 0..<k { out[kk * 16] = row[kk] }
       }
     }

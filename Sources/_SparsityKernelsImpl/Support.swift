@@ -44,11 +44,12 @@ package final class FloatBuffer: @unchecked Sendable {
   package let pointer: UnsafeMutablePointer<Float>
   package let count: Int
 
-  package init(count: Int) {
+  /// - Parameter zeroed: `false` when the caller writes every element itself (saves a pass).
+  package init(count: Int, zeroed: Bool = true) {
     self.count = count
     MemoryLedger.recordAllocation(bytes: count * 4)
     let raw = UnsafeMutableRawPointer.allocate(byteCount: Swift.max(1, count) * 4, alignment: 64)
-    raw.initializeMemory(as: UInt8.self, repeating: 0, count: Swift.max(1, count) * 4)
+    if zeroed { raw.initializeMemory(as: UInt8.self, repeating: 0, count: Swift.max(1, count) * 4) }
     pointer = raw.bindMemory(to: Float.self, capacity: Swift.max(1, count))
   }
 
