@@ -412,17 +412,22 @@ struct CUTLASSLayout {
     return results.lazy.compactMap { $0 }.first
   }
 
+  /// Metadata word `(row, column)` (row-major order) of the reordered `meta` bytes.
+  @inline(__always)
+  func metaWord(_ raw: UnsafeRawBufferPointer, row r: Int, column c: Int) -> UInt32 {
+    let offset = storedOffset(row: r, column: c)
+    return codesPerWord == 8
+      ? raw.loadUnaligned(fromByteOffset: offset * 4, as: UInt32.self)
+      : UInt32(raw.loadUnaligned(fromByteOffset: offset * 2, as: UInt16.self))
+  }
+
   /// The first metadata code (in row-major dense order) that is not valid, described, or
   /// `nil` when all are valid.
   func firstInvalidCode(_ meta: Tensor) -> String? {
     meta.withUnsafeBytes { raw -> String? in
       for r in 0..<rows {
         for c in 0..<metaColumns {
-          let offset = storedOffset(row: r, column: c)
-          let word: UInt32 =
-            codesPerWord == 8
-            ? raw.loadUnaligned(fromByteOffset: offset * 4, as: UInt32.self)
-            : UInt32(raw.loadUnaligned(fromByteOffset: offset * 2, as: UInt16.self))
+          let word = metaWord(raw, row: r, column: c)
           for q in 0..<codesPerWord {
             let code = Int((word >> UInt32(4 * q)) & 0xF)
             let valid =
@@ -430,6 +435,7 @@ struct CUTLASSLayout {
             if valid { continue }
             let group = c * codesPerWord + q
             let first = group * groupWidth
+            let offset = storedOffset(row: r, column: c)
             let binary = String(code, radix: 2)
             let codeText = "0b" + String(repeating: "0", count: 4 - binary.count) + binary
             let why =

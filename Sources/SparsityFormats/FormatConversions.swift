@@ -426,17 +426,12 @@ extension CUTLASSSemiStructured {
   /// of row `r`, in increasing column order, as ``dense()`` places them.
   fileprivate func forEachKept(row r: Int, _ body: (_ column: Int, _ packedIndex: Int) -> Void) {
     let pairs = dtype == .float32  // 1:2, one value per pair
-    let groupWidth = pairs ? 2 : 4
-    let codesPerWord = dtype == .int8 ? 8 : 4
-    let metaColumns = columns / (groupWidth * codesPerWord)
+    let layout = CUTLASSLayout(rows: rows, columns: columns, dtype: dtype)
+    let codesPerWord = layout.codesPerWord
     let base = r * (columns / 2)
     meta.withUnsafeBytes { raw in
-      for c in 0..<metaColumns {
-        let offset = storedMetaOffset(row: r, column: c)
-        let word: UInt32 =
-          codesPerWord == 8
-          ? raw.loadUnaligned(fromByteOffset: offset * 4, as: UInt32.self)
-          : UInt32(raw.loadUnaligned(fromByteOffset: offset * 2, as: UInt16.self))
+      for c in 0..<layout.metaColumns {
+        let word = layout.metaWord(raw, row: r, column: c)
         for q in 0..<codesPerWord {
           let g = c * codesPerWord + q
           let code = Int((word >> UInt32(4 * q)) & 0xF)
@@ -450,11 +445,6 @@ extension CUTLASSSemiStructured {
         }
       }
     }
-  }
-
-  /// Where metadata word `(row, column)` (row-major) lives in ``meta``, as an element offset.
-  private func storedMetaOffset(row r: Int, column c: Int) -> Int {
-    CUTLASSLayout(rows: rows, columns: columns, dtype: dtype).storedOffset(row: r, column: c)
   }
 }
 

@@ -61,7 +61,7 @@ public struct LinearKernel: Hashable, Sendable, Codable, CustomStringConvertible
 
 /// A weight in one packed form of the kernels: what ``LinearWeight`` holds.
 protocol PackedOperand: Sendable {
-  /// The kernels that run this packed form (the dense ones run a weight's dense fallback).
+  /// The kernels that run this packed form: the panel kernel, then the row-wise one.
   var kernels: [LinearKernel] { get }
   /// Bytes of values and indices.
   var byteCount: Int { get }
@@ -69,10 +69,24 @@ protocol PackedOperand: Sendable {
   func unpack(into w: UnsafeMutablePointer<Float>)
   /// The nonzero values row by row, read from the packed arrays (no dense buffer for a sparse form).
   func nonzeros() -> CSRMatrix
-  /// Runs one of ``kernels`` on raw buffers: `x [m, k]`, `y [m, n]`, `bias [n]` or nil.
+  /// The panel kernel (`kernels[0]`) on raw buffers: `x [m, k]`, `y [m, n]`, `bias [n]` or nil.
+  func multiply(x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, workers: Int)
+  /// The row-wise kernel (`kernels[1]`), one activation row at a time.
+  func multiplyRows(x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, workers: Int)
+}
+
+extension PackedOperand {
+  /// Runs one of ``kernels``: the row-wise one or the panel one.
   func run(
     _ kernel: LinearKernel, x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?,
-    workers: Int)
+    workers: Int
+  ) {
+    if kernel.isRowWise {
+      multiplyRows(x: x, m: m, y: y, bias: bias, workers: workers)
+    } else {
+      multiply(x: x, m: m, y: y, bias: bias, workers: workers)
+    }
+  }
 }
 
 /// The kernel table: for every weight form the kernels run, how a stored matrix is packed for
@@ -239,15 +253,11 @@ extension PackedDenseWeight: PackedOperand {
     }
     return b.matrix()
   }
-  func run(
-    _ kernel: LinearKernel, x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?,
-    workers: Int
-  ) {
-    if kernel.isRowWise {
-      denseLinearRows(weight: self, x: x, m: m, y: y, bias: bias, workers: workers)
-    } else {
-      denseLinear(weight: self, x: x, m: m, y: y, bias: bias, workers: workers)
-    }
+  func multiply(x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, workers: Int) {
+    denseLinear(weight: self, x: x, m: m, y: y, bias: bias, workers: workers)
+  }
+  func multiplyRows(x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, workers: Int) {
+    denseLinearRows(weight: self, x: x, m: m, y: y, bias: bias, workers: workers)
   }
 }
 
@@ -262,22 +272,19 @@ extension PackedSemiStructuredWeight: PackedOperand {
         let code = Int(codes[rb * groups + g] >> (4 * UInt32(lane))) & 0xF
         let (i0, i1) = (code & 3, code >> 2)
         let v0 = v[((rb * groups + g) * 2) * 8 + lane], v1 = v[((rb * groups + g) * 2 + 1) * 8 + lane]
-        let entries = i0 <= i1 ? [(i0, v0), (i1, v1)] : [(i1, v1), (i0, v0)]
-        for (i, value) in entries where 4 * g + i < k { b.append(column: 4 * g + i, value) }
+        let (first, second) = i0 <= i1 ? ((i0, v0), (i1, v1)) : ((i1, v1), (i0, v0))
+        if 4 * g + first.0 < k { b.append(column: 4 * g + first.0, first.1) }
+        if 4 * g + second.0 < k { b.append(column: 4 * g + second.0, second.1) }
       }
       b.endRow()
     }
     return b.matrix()
   }
-  func run(
-    _ kernel: LinearKernel, x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?,
-    workers: Int
-  ) {
-    if kernel.isRowWise {
-      semiStructuredLinearRows(weight: self, x: x, m: m, y: y, bias: bias, workers: workers)
-    } else {
-      semiStructuredPanelLinear(weight: self, x: x, m: m, y: y, bias: bias, workers: workers)
-    }
+  func multiply(x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, workers: Int) {
+    semiStructuredPanelLinear(weight: self, x: x, m: m, y: y, bias: bias, workers: workers)
+  }
+  func multiplyRows(x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, workers: Int) {
+    semiStructuredLinearRows(weight: self, x: x, m: m, y: y, bias: bias, workers: workers)
   }
 }
 
@@ -298,15 +305,11 @@ extension PackedBSRWeight: PackedOperand {
     }
     return b.matrix()
   }
-  func run(
-    _ kernel: LinearKernel, x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?,
-    workers: Int
-  ) {
-    if kernel.isRowWise {
-      bsrLinearRows(weight: self, x: x, m: m, y: y, bias: bias, workers: workers)
-    } else {
-      bsrLinear(weight: self, x: x, m: m, y: y, bias: bias, workers: workers)
-    }
+  func multiply(x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, workers: Int) {
+    bsrLinear(weight: self, x: x, m: m, y: y, bias: bias, workers: workers)
+  }
+  func multiplyRows(x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, workers: Int) {
+    bsrLinearRows(weight: self, x: x, m: m, y: y, bias: bias, workers: workers)
   }
 }
 
@@ -324,14 +327,10 @@ extension PackedCSRWeight: PackedOperand {
     }
     return b.matrix()
   }
-  func run(
-    _ kernel: LinearKernel, x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?,
-    workers: Int
-  ) {
-    if kernel.isRowWise {
-      csrLinearRows(weight: self, x: x, m: m, y: y, bias: bias, workers: workers)
-    } else {
-      csrPanelLinear(weight: self, x: x, m: m, y: y, bias: bias, workers: workers)
-    }
+  func multiply(x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, workers: Int) {
+    csrPanelLinear(weight: self, x: x, m: m, y: y, bias: bias, workers: workers)
+  }
+  func multiplyRows(x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, workers: Int) {
+    csrLinearRows(weight: self, x: x, m: m, y: y, bias: bias, workers: workers)
   }
 }

@@ -30,6 +30,8 @@ public final class LinearWeight: Sendable {
   /// density otherwise.
   public let density: Double
   let packed: any PackedOperand
+  /// The kernels that run this weight's own packed form (its panel kernel, then its row-wise one).
+  public let ownKernels: [LinearKernel]
   private let denseFallback = Mutex<PackedDenseWeight?>(nil)
 
   init(form: WeightForm, n: Int, k: Int, density: Double, packed: any PackedOperand) {
@@ -38,6 +40,7 @@ public final class LinearWeight: Sendable {
     inFeatures = k
     self.density = density
     self.packed = packed
+    ownKernels = packed.kernels
   }
 
   /// Packs a stored matrix `[out, in]` for the kernels of `form` (by default its own form),
@@ -52,15 +55,11 @@ public final class LinearWeight: Sendable {
   ///
   /// - Throws: ``KernelError`` when the CPU cannot run this build's kernels, when ``KernelTable``
   ///   has no kernels for `form`, or when the values do not fit it (naming `name` and the rule).
-  public init(_ stored: StoredTensor, as form: WeightForm? = nil, name: String = "weight") throws(KernelError) {
+  public convenience init(_ stored: StoredTensor, as form: WeightForm? = nil, name: String = "weight") throws(KernelError) {
     try CPUFeatures.requireKernelSupport()
     let form = form ?? stored.form
     let (packed, density) = try KernelTable.pack(stored, as: form, name: name)
-    self.form = form
-    outFeatures = stored.shape[0]
-    inFeatures = stored.shape[1]
-    self.density = density
-    self.packed = packed
+    self.init(form: form, n: stored.shape[0], k: stored.shape[1], density: density, packed: packed)
   }
 
   /// Packs a dense `float32` weight `[out, in]` (other dtypes: ``init(_:as:name:)`` converts).
@@ -108,9 +107,6 @@ public final class LinearWeight: Sendable {
   /// Bytes of the packed weight this object holds (values and indices; the dense fallback,
   /// when it has been created, not included).
   public var byteCount: Int { packed.byteCount }
-
-  /// The kernels that run this weight's own packed form.
-  public var ownKernels: [LinearKernel] { packed.kernels }
 
   /// The kernels worth timing for `tokens` rows: the form's own (the one-row-at-a-time kernels
   /// only for small M) and, for a sparse form, the dense ones on its dense fallback.
