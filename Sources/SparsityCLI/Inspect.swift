@@ -90,7 +90,7 @@ extension Inspect {
     var bytes = 0
     var forms: [String: Int] = [:]
     for (name, stored) in archive.tensors {
-      let form = StoredWeights.packedForm(of: stored)
+      let form = stored.packedForm
       guard stored.shape.count == 2, stored.dtype.isFloatingPoint, stored.dtype.isNumeric,
         let packed = try? LinearWeight(stored, as: form, name: name)
       else {

@@ -104,26 +104,23 @@ package final class StoredWeights {
   package func stackedLinears(_ prefixes: [String], in k: Int, outs: [Int], holding: LoadedWeights) throws(ModelLoadingError)
     -> [LinearLayer]
   {
-    guard holding == .packed else {
+    func oneByOne() throws(ModelLoadingError) -> [LinearLayer] {
       var layers: [LinearLayer] = []
       for (prefix, n) in zip(prefixes, outs) { layers.append(try linear(prefix, in: k, out: n, holding: holding)) }
       return layers
     }
+    guard holding == .packed else { return try oneByOne() }
     var parts: [(stored: StoredTensor, bias: [Float], form: WeightForm)] = []
     for (prefix, n) in zip(prefixes, outs) {
       let bias = try values(prefix + ".bias", shape: [n]).floatValues
       let (stored, _) = try stored(prefix + ".weight", shape: [n, k])
       stored.populatePages()
-      parts.append((stored, bias, Self.packedForm(of: stored)))
+      parts.append((stored, bias, stored.packedForm))
     }
     defer { for part in parts { part.stored.evictPages() } }
     let form = parts[0].form
     let name = prefixes.map { $0 + ".weight" }.joined(separator: " + ")
-    guard parts.allSatisfy({ $0.form == form }) else {
-      var layers: [LinearLayer] = []
-      for (prefix, n) in zip(prefixes, outs) { layers.append(try linear(prefix, in: k, out: n, holding: holding)) }
-      return layers
-    }
+    guard parts.allSatisfy({ $0.form == form }) else { return try oneByOne() }
     let stacked: LinearWeight
     do {
       stacked = try LinearWeight(try StoredTensor.stackingRows(parts.map(\.stored), for: form, name: name), as: form, name: name)
@@ -137,9 +134,6 @@ package final class StoredWeights {
     }
   }
 
-  /// The form a stored weight is packed in (``StoredTensor/packedForm``).
-  package static func packedForm(of stored: StoredTensor) -> WeightForm { stored.packedForm }
-
   /// The layer `prefix` (`prefix.weight [out, in]`, `prefix.bias [out]`) held as `holding` says.
   package func linear(_ prefix: String, in k: Int, out n: Int, holding: LoadedWeights) throws(ModelLoadingError) -> LinearLayer {
     let bias = try values(prefix + ".bias", shape: [n])
@@ -151,7 +145,7 @@ package final class StoredWeights {
       return Linear(weight: stored.dense().converted(to: .float32), bias: bias)
     case .packed:
       do {
-        return try PackedLinear(stored, as: Self.packedForm(of: stored), bias: bias.floatValues, name: prefix + ".weight")
+        return try PackedLinear(stored, as: stored.packedForm, bias: bias.floatValues, name: prefix + ".weight")
       } catch {
         throw .unsupported(path: path, detail: "\(error)")
       }

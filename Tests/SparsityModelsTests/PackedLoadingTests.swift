@@ -135,7 +135,7 @@ struct PackedLoadingTests {
     let pruned = Tensor(w.scalars(as: Float.self).enumerated().map { stored.keeps($0.offset, k: k) ? $0.element : 0 }, shape: [n, k])
     let source = try stored.store(pruned, name: "w")
     let (layer, ledger) = try MemoryLedger.measure {
-      try PackedLinear(source, as: StoredWeights.packedForm(of: source), bias: nil, name: "w")
+      try PackedLinear(source, as: source.packedForm, bias: nil, name: "w")
     }
     #expect(layer.weight.form == stored.expectedForm)
     let dense = n * k * 4
