@@ -251,35 +251,11 @@ extension LinearWeight {
     guard let first = parts.first, parts.allSatisfy({ $0.form == first.form && $0.inFeatures == first.inFeatures }) else {
       throw .unsupportedWeight("stacked weights must share one form and input size")
     }
-    let k = first.inFeatures
-    let rows = parts.reduce(0) { $0 + $1.outFeatures }
-    guard first.form.isSparse else {
-      var dense = Tensor(shape: [rows, k], dtype: .float32, storage: TensorStorage(uninitializedByteCount: rows * k * 4))
-      dense.withUnsafeMutableBufferPointer(as: Float.self) { b in
-        var offset = 0
-        for part in parts {
-          if let base = b.baseAddress { part.unpack(into: base + offset) }
-          offset += part.outFeatures * k
-        }
-      }
-      return try LinearWeight(dense: dense)
-    }
-    var offsets: [Int32] = [0]
-    var indices: [Int32] = []
-    var values: [Float] = []
-    for part in parts {
-      let m = part.nonzeros()
-      let base = Int32(indices.count)
-      offsets += m.rowOffsets.dropFirst().map { $0 + base }
-      indices += m.columnIndices
-      values += m.values.scalars(as: Float.self)
-    }
-    let csr: CSRMatrix
-    do {
-      csr = try CSRMatrix(shape: [rows, k], rowOffsets: offsets, columnIndices: indices, values: Tensor(values, shape: [values.count]), name: "stacked weight")
-    } catch {
+    let stored = parts.map { $0.form.isSparse ? StoredTensor.csr($0.nonzeros()) : .dense($0.dense()) }
+    let stacked: StoredTensor
+    do { stacked = try StoredTensor.stackingRows(stored, for: first.form, name: "stacked weight") } catch {
       throw .unsupportedWeight("\(error)")
     }
-    return try LinearWeight(.csr(csr), as: first.form, name: "stacked weight")
+    return try LinearWeight(stacked, as: first.form, name: "stacked weight")
   }
 }
