@@ -66,6 +66,39 @@ public enum VectorMath {
     }
   }
 
+  /// RMS normalisation of every row of `x [count / d, d]` into `y` (Llama's `RMSNorm`):
+  /// `x / √(mean(x²) + ε) · weight`; `inverseRMS` (one value per row), when given, receives the factor.
+  public static func rmsNorm(
+    _ x: UnsafeBufferPointer<Float>, into y: UnsafeMutableBufferPointer<Float>, d: Int, weight: UnsafeBufferPointer<Float>,
+    epsilon: Float, inverseRMS: UnsafeMutableBufferPointer<Float>? = nil
+  ) {
+    supportChecked
+    precondition(d > 0 && x.count % d == 0 && y.count == x.count && weight.count == d, "rmsNorm: buffer sizes")
+    let rows = x.count / d
+    precondition(inverseRMS == nil || inverseRMS!.count == rows, "rmsNorm: one factor per row")
+    guard rows > 0, let xa = x.baseAddress, let ya = y.baseAddress, let w = weight.baseAddress else { return }
+    let inv = inverseRMS?.baseAddress
+    inParallel(rows, grain: max(1, 32_768 / d)) { r in
+      rmsNormRows(
+        xa + r.lowerBound * d, ya + r.lowerBound * d, rows: r.count, d: d, weight: w, epsilon: epsilon,
+        inverseRMS: inv.map { $0 + r.lowerBound })
+    }
+  }
+
+  /// SwiGLU of a stacked gate/up projection: `gateUp [rows, 2 · count]` holds each row's gate
+  /// values then its up values; `y[r, i] = silu(gate[r, i]) · up[r, i]` with `silu(z) = z · σ(z)`.
+  public static func siluGated(_ gateUp: UnsafeBufferPointer<Float>, into y: UnsafeMutableBufferPointer<Float>, count: Int) {
+    supportChecked
+    precondition(count > 0 && gateUp.count % (2 * count) == 0 && y.count * 2 == gateUp.count, "siluGated: buffer sizes")
+    let rows = y.count / count
+    guard rows > 0, let g = gateUp.baseAddress, let ya = y.baseAddress else { return }
+    inParallel(rows, grain: max(1, 32_768 / count)) { r in
+      siluGatedRows(
+        g + r.lowerBound * 2 * count, upOffset: count, stride: 2 * count, rows: r.count, count: count,
+        into: ya + r.lowerBound * count)
+    }
+  }
+
   /// Runs `body` over `0..<count` split among the workers when each part gets at least `grain`.
   static func inParallel(_ count: Int, grain: Int = 65_536, _ body: (Range<Int>) -> Void) {
     if count < 2 * grain {

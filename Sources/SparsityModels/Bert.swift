@@ -132,7 +132,7 @@ public final class BertLayer: Module {
   }
 
   /// h `[batch, tokens, hidden]` → same shape; `time` records each step's seconds by name.
-  func callAsFunction(_ h: Variable, keyMask: [Int32], time: (String, () -> Variable) -> Variable) -> Variable {
+  package func callAsFunction(_ h: Variable, keyMask: [Int32], time: (String, () -> Variable) -> Variable) -> Variable {
     let context: Variable
     if stackedQKV.isAvailable {
       let qkv = time("attention q/k/v") { self.stackedQKV(h) }

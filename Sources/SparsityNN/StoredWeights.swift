@@ -31,23 +31,46 @@ public enum LoadedWeights: Sendable {
   case packed
 }
 
-/// The tensors of a model's safetensors files by name, decoded one at a time, for building a
-/// model's layers from them: names may carry a prefix the model does not use (`bert.`), a
-/// missing or mis-shaped tensor is an error naming it and the file.
+/// Where a model's stored tensors come from, by name: a safetensors file (``TensorArchive/Reader``),
+/// or a file of another format presented under the model's own tensor names (a GGUF file's
+/// tensors, dequantized, under Hugging Face names).
+package protocol TensorSource {
+  /// Whether a tensor of this name is there.
+  func contains(_ name: String) -> Bool
+  /// The tensor `name` as stored (dense, or a sparse form's arrays).
+  func stored(_ name: String) throws -> StoredTensor
+}
+
+extension TensorArchive.Reader: TensorSource {}
+
+/// The tensors of a model's files by name, decoded one at a time, for building a model's layers
+/// from them: names may carry a prefix the model does not use (`bert.`), a missing or mis-shaped
+/// tensor is an error naming it and the file. Sources are searched in order, so a file of pruned
+/// weights given before the model's own files overrides the tensors it holds.
 package final class StoredWeights {
-  private let readers: [(path: String, reader: TensorArchive.Reader)]
+  private let readers: [(path: String, reader: any TensorSource)]
   private let prefixes: [String]
 
   /// Opens `paths` (shards of one model; a name is looked up in each in turn).
-  package init(paths: [String], prefixes: [String] = []) throws(ModelLoadingError) {
-    var readers: [(String, TensorArchive.Reader)] = []
+  package convenience init(paths: [String], prefixes: [String] = []) throws(ModelLoadingError) {
+    var readers: [(String, any TensorSource)] = []
     for path in paths {
       do { readers.append((path, try TensorArchive.Reader(contentsOf: path))) } catch {
         throw .unreadable(path: path, detail: "\(error)")
       }
     }
-    self.readers = readers
+    self.init(sources: readers, prefixes: prefixes)
+  }
+
+  /// Reads from `sources` (each with the path its errors name), in order.
+  package init(sources: [(path: String, source: any TensorSource)], prefixes: [String] = []) {
+    self.readers = sources.map { ($0.path, $0.source) }
     self.prefixes = prefixes
+  }
+
+  /// Whether any source holds `name` (or a prefixed name).
+  package func contains(_ name: String) -> Bool {
+    readers.contains { r in ([name] + prefixes.map { $0 + name }).contains { r.reader.contains($0) } }
   }
 
   /// The files of a model folder: `model.safetensors`, or the shards of `model.safetensors.index.json`.
@@ -101,21 +124,21 @@ package final class StoredWeights {
   /// as `holding` says. Packed, they share one stacked weight in their common form (they run
   /// as one product, ``StackedLinear``), packed once from the stored arrays — no layer's own
   /// weight is packed first; layers whose forms differ are packed one by one.
-  package func stackedLinears(_ prefixes: [String], in k: Int, outs: [Int], holding: LoadedWeights) throws(ModelLoadingError)
-    -> [LinearLayer]
-  {
+  package func stackedLinears(
+    _ prefixes: [String], in k: Int, outs: [Int], bias hasBias: Bool = true, holding: LoadedWeights
+  ) throws(ModelLoadingError) -> [LinearLayer] {
     func oneByOne() throws(ModelLoadingError) -> [LinearLayer] {
       var layers: [LinearLayer] = []
-      for (prefix, n) in zip(prefixes, outs) { layers.append(try linear(prefix, in: k, out: n, holding: holding)) }
+      for (prefix, n) in zip(prefixes, outs) { layers.append(try linear(prefix, in: k, out: n, bias: hasBias, holding: holding)) }
       return layers
     }
     guard holding == .packed else { return try oneByOne() }
-    var parts: [(stored: StoredTensor, bias: [Float], form: WeightForm)] = []
+    var parts: [(stored: StoredTensor, bias: [Float]?, rows: Int, form: WeightForm)] = []
     for (prefix, n) in zip(prefixes, outs) {
-      let bias = try values(prefix + ".bias", shape: [n]).floatValues
+      let bias = hasBias ? try values(prefix + ".bias", shape: [n]).floatValues : nil
       let (stored, _) = try stored(prefix + ".weight", shape: [n, k])
       stored.populatePages()
-      parts.append((stored, bias, stored.packedForm))
+      parts.append((stored, bias, n, stored.packedForm))
     }
     defer { for part in parts { part.stored.evictPages() } }
     let form = parts[0].form
@@ -129,14 +152,17 @@ package final class StoredWeights {
     }
     var row = 0
     return parts.map { part in
-      defer { row += part.bias.count }
-      return PackedLinear(stacked, rows: row..<row + part.bias.count, bias: part.bias)
+      defer { row += part.rows }
+      return PackedLinear(stacked, rows: row..<row + part.rows, bias: part.bias)
     }
   }
 
-  /// The layer `prefix` (`prefix.weight [out, in]`, `prefix.bias [out]`) held as `holding` says.
-  package func linear(_ prefix: String, in k: Int, out n: Int, holding: LoadedWeights) throws(ModelLoadingError) -> LinearLayer {
-    let bias = try values(prefix + ".bias", shape: [n])
+  /// The layer `prefix` (`prefix.weight [out, in]`, and `prefix.bias [out]` when the layer has
+  /// one) held as `holding` says.
+  package func linear(_ prefix: String, in k: Int, out n: Int, bias hasBias: Bool = true, holding: LoadedWeights)
+    throws(ModelLoadingError) -> LinearLayer
+  {
+    let bias = hasBias ? try values(prefix + ".bias", shape: [n]) : nil
     let (stored, path) = try stored(prefix + ".weight", shape: [n, k])
     stored.populatePages()  // read whole: one call, not a fault per page
     defer { stored.evictPages() }
@@ -145,7 +171,7 @@ package final class StoredWeights {
       return Linear(weight: stored.dense().converted(to: .float32), bias: bias)
     case .packed:
       do {
-        return try PackedLinear(stored, as: stored.packedForm, bias: bias.floatValues, name: prefix + ".weight")
+        return try PackedLinear(stored, as: stored.packedForm, bias: bias?.floatValues, name: prefix + ".weight")
       } catch {
         throw .unsupported(path: path, detail: "\(error)")
       }

@@ -190,3 +190,52 @@ package func layerNormRows(
     for j in i..<d { out[j] = (row[j] - mean) * inv * weight[j] + bias[j] }
   }
 }
+
+/// RMS normalisation of each row of `x [rows, d]` into `y` (Llama's `RMSNorm`):
+/// `x / √(mean(x²) + ε) · weight`; `inverseRMS[r]` receives 1/√(mean(x²) + ε) when given.
+package func rmsNormRows(
+  _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Int, d: Int, weight: UnsafePointer<Float>,
+  epsilon: Float, inverseRMS: UnsafeMutablePointer<Float>?
+) {
+  for r in 0..<rows {
+    let (xr, yr) = (x + r * d, y + r * d)
+    var acc = F8()
+    var i = 0
+    while i + 8 <= d {
+      let v = load(xr + i, 8)
+      acc = fma(acc, v, v)
+      i += 8
+    }
+    var sum = acc.sum()
+    while i < d {
+      sum += xr[i] * xr[i]
+      i += 1
+    }
+    let inverse = 1 / (sum / Float(d) + epsilon).squareRoot()
+    inverseRMS?[r] = inverse
+    let scale = F8(repeating: inverse)
+    i = 0
+    while i < d {
+      let lanes = min(8, d - i)
+      store(load(weight + i, lanes) * (load(xr + i, lanes) * scale), yr + i, lanes)
+      i += 8
+    }
+  }
+}
+
+/// `y[i] = silu(gate[i]) · up[i]` with `silu(z) = z · σ(z)` (SwiGLU) for `rows` rows of `count`
+/// values; row `r` of gate and up starts at `r · stride` (and `+ upOffset` for up), of y at `r · count`.
+package func siluGatedRows(
+  _ gate: UnsafePointer<Float>, upOffset: Int, stride: Int, rows: Int, count: Int, into y: UnsafeMutablePointer<Float>
+) {
+  for r in 0..<rows {
+    let (g, u, out) = (gate + r * stride, gate + r * stride + upOffset, y + r * count)
+    var i = 0
+    while i < count {
+      let lanes = min(8, count - i)
+      let z = load(g + i, lanes)
+      store(z / (1 + exp8(-z)) * load(u + i, lanes), out + i, lanes)
+      i += 8
+    }
+  }
+}

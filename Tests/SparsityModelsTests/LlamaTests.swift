@@ -1,0 +1,40 @@
+import Foundation
+import SparsityCore
+import SparsityKernels
+import SparsityNN
+import Testing
+
+@testable import SparsityModels
+
+let tinyLlama = LlamaConfiguration(
+  vocabularySize: 61, hiddenSize: 24, intermediateSize: 40, layerCount: 2, headCount: 6, kvHeadCount: 2, maxPositions: 64,
+  rmsNormEpsilon: 1e-5, ropeTheta: 10_000)
+
+@Suite("Llama decoder")
+struct LlamaTests {
+  /// Decoding one token at a time through the KV cache gives the logits of the whole-sequence pass.
+  @Test(arguments: [1, 5, 23])
+  func cachedDecodingEqualsTheFullPass(prompt: Int) {
+    let model = LlamaModel(tinyLlama, seed: 3)
+    let ids: [Int32] = (0..<30).map { Int32(($0 * 17 + 5) % 61) }
+    let full = model(ids).value  // gradients on, no cache: the recorded (training) path
+    let cache = KVCache(tinyLlama, capacity: 30)
+    var cached = Gradients.disabled { model(Array(ids[0..<prompt]), cache: cache).value }
+    for t in prompt..<30 { cached += Gradients.disabled { model([ids[t]], cache: cache).value } }
+    #expect(cache.count == 30)
+    let worst = zip(full, cached).map { abs($0 - $1) }.max()!
+    #expect(worst < 1e-4, "max |Δ| \(worst)")
+  }
+}
+
+@Suite("SmolLM2 HF folder (scratch)", .enabled(if: ProcessInfo.processInfo.environment["SMOLHF"] != nil))
+struct SmolScratch {
+  @Test func logits() throws {
+    let model = try LlamaModel(directory: ProcessInfo.processInfo.environment["SMOLHF"]!)
+    let ids: [Int32] = [504, 3575, 282, 4649, 314]
+    let logits = Gradients.disabled { model(ids, cache: KVCache(model.configuration, capacity: 5)).value }
+    let v = model.configuration.vocabularySize
+    let last = Array(logits[4 * v..<5 * v])
+    print("first5", last[0..<5], "argmax", last.indices.max { last[$0] < last[$1] }!)
+  }
+}
