@@ -26,7 +26,7 @@ swiftc "${flags[@]}" -module-name SparsityCore -I "$build/cpuid" -emit-module \
   Sources/SparsityCore/*.swift
 swiftc "${flags[@]}" -module-name SparsityIO -I "$build" -I "$build/cpuid" -emit-module -emit-module-path "$build/SparsityIO.swiftmodule" \
   -emit-library -static -o "$build/libSparsityIO.a" \
-  Sources/SparsityIO/{JSON,SafetensorsError,SafetensorsFile,SafetensorsWriter}.swift
+  Sources/SparsityIO/{JSON,MappedFile,SafetensorsError,SafetensorsFile,SafetensorsWriter}.swift
 swiftc "${flags[@]}" -I "$build" -I "$build/cpuid" -o "$build/safetensors-fuzz" Fuzz/SafetensorsFuzz/main.swift \
   "$build/libSparsityIO.a" "$build/libSparsityCore.a" 2>&1 | grep -v "Cannot export local symbol" >&2 || true
 test -x "$build/safetensors-fuzz"

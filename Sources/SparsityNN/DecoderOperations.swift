@@ -175,64 +175,39 @@ public func causalAttention(query q: Variable, key k: Variable, value v: Variabl
     }
     return Variable(out, shape: [t, heads * d])
   }
-  // The graph: per head, scores = q·kᵀ/√d with −∞ above the diagonal, softmax, · v.
-  let scale = 1 / Float(d).squareRoot()
-  let (qv, kv, vv) = (q.value, k.value, v.value)
-  var probabilities = [Float](repeating: 0, count: heads * t * t)
-  var out = [Float](repeating: 0, count: t * heads * d)
-  for h in 0..<heads {
-    let g = h / group
-    for i in 0..<t {
-      let p = h * t * t + i * t
-      var top = -Float.infinity
-      for j in 0...i {
-        var s: Float = 0
-        for c in 0..<d { s += qv[i * heads * d + h * d + c] * kv[j * kvHeads * d + g * d + c] }
-        probabilities[p + j] = s * scale
-        top = max(top, s * scale)
-      }
-      var sum: Float = 0
-      for j in 0...i {
-        probabilities[p + j] = Foundation.exp(probabilities[p + j] - top)
-        sum += probabilities[p + j]
-      }
-      for j in 0...i {
-        probabilities[p + j] /= sum
-        for c in 0..<d { out[i * heads * d + h * d + c] += probabilities[p + j] * vv[j * kvHeads * d + g * d + c] }
-      }
-    }
+  // The graph, per head on the batched GEMM: softmax(q·kᵀ/√d + causal mask) · v, each kv head
+  // repeated for its group of query heads.
+  func split(_ x: Variable, _ n: Int) -> Variable { permuted(reshaped(x, [t, n, d]), [1, 0, 2]) }
+  let (kh, vh) = (repeatedBlocks(split(k, kvHeads), times: group), repeatedBlocks(split(v, kvHeads), times: group))
+  var mask = [Float](repeating: 0, count: t * t)
+  for i in 0..<t { for j in (i + 1)..<max(i + 1, t) { mask[i * t + j] = -1e9 } }
+  let scores = add(scaled(matmul(split(q, heads), kh, transposeB: true), by: 1 / Float(d).squareRoot()), Variable(mask, shape: [t, t]))
+  let context = matmul(softmax(scores), vh, transposeB: false)
+  return reshaped(permuted(context, [1, 0, 2]), [t, heads * d])
+}
+
+/// `x [n, ...]` with each leading block repeated `times` times in a row → `[n · times, ...]`
+/// (grouped-query attention's kv heads for their query heads).
+public func repeatedBlocks(_ x: Variable, times: Int) -> Variable {
+  precondition(times >= 1 && !x.shape.isEmpty, "repeatedBlocks: \(times) repeats of \(x.shape)")
+  guard times > 1 else { return x }
+  let n = x.shape[0]
+  let block = n == 0 ? 0 : x.count / n
+  var out = [Float]()
+  out.reserveCapacity(x.count * times)
+  for i in 0..<n {
+    for _ in 0..<times { out.append(contentsOf: x.value[i * block..<(i + 1) * block]) }
   }
-  return Variable(out, shape: [t, heads * d], parents: [q, k, v]) { result in
-    let go = result.gradient!
-    var dq = [Float](repeating: 0, count: q.count), dk = [Float](repeating: 0, count: k.count)
-    var dv = [Float](repeating: 0, count: v.count)
-    var dp = [Float](repeating: 0, count: t)
-    for h in 0..<heads {
-      let g = h / group
-      for i in 0..<t {
-        let p = h * t * t + i * t
-        var weighted: Float = 0
-        for j in 0...i {
-          var s: Float = 0
-          for c in 0..<d {
-            s += go[i * heads * d + h * d + c] * vv[j * kvHeads * d + g * d + c]
-            dv[j * kvHeads * d + g * d + c] += probabilities[p + j] * go[i * heads * d + h * d + c]
-          }
-          dp[j] = s
-          weighted += s * probabilities[p + j]
-        }
-        for j in 0...i {
-          let ds = probabilities[p + j] * (dp[j] - weighted) * scale
-          for c in 0..<d {
-            dq[i * heads * d + h * d + c] += ds * kv[j * kvHeads * d + g * d + c]
-            dk[j * kvHeads * d + g * d + c] += ds * qv[i * heads * d + h * d + c]
-          }
+  return Variable(out, shape: [n * times] + x.shape.dropFirst(), parents: [x]) { result in
+    let g = result.gradient!
+    x.accumulate { dx in
+      for i in 0..<n {
+        for r in 0..<times {
+          let from = (i * times + r) * block
+          for j in 0..<block { dx[i * block + j] += g[from + j] }
         }
       }
     }
-    if q.requiresGradient { q.accumulate(dq) }
-    if k.requiresGradient { k.accumulate(dk) }
-    if v.requiresGradient { v.accumulate(dv) }
   }
 }
 

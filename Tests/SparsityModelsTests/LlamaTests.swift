@@ -26,15 +26,3 @@ struct LlamaTests {
     #expect(worst < 1e-4, "max |Δ| \(worst)")
   }
 }
-
-@Suite("SmolLM2 HF folder (scratch)", .enabled(if: ProcessInfo.processInfo.environment["SMOLHF"] != nil))
-struct SmolScratch {
-  @Test func logits() throws {
-    let model = try LlamaModel(directory: ProcessInfo.processInfo.environment["SMOLHF"]!)
-    let ids: [Int32] = [504, 3575, 282, 4649, 314]
-    let logits = Gradients.disabled { model(ids, cache: KVCache(model.configuration, capacity: 5)).value }
-    let v = model.configuration.vocabularySize
-    let last = Array(logits[4 * v..<5 * v])
-    print("first5", last[0..<5], "argmax", last.indices.max { last[$0] < last[$1] }!)
-  }
-}

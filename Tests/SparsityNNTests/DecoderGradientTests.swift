@@ -69,6 +69,12 @@ struct DecoderGradientTests {
     }
   }
 
+  @Test("repeatedBlocks")
+  func repeatedBlocksGradients() {
+    let x = randomVariable([2, 3, 2], seed: 13)
+    expectGradientsMatch([x]) { v in repeatedBlocks(v[0], times: 3) }
+  }
+
   @Test("concatenatedColumns")
   func concatenatedGradients() {
     let a = randomVariable([3, 4], seed: 11)
