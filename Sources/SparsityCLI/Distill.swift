@@ -46,7 +46,17 @@ struct Distill: ParsableCommand {
   @Option(help: "Seed of the batch order.")
   var seed: UInt64 = 0
 
+  @Option(help: "Decoder models: calibration windows to train on.")
+  var windows = 32
+
+  @Option(help: "Decoder models: tokens per window.")
+  var window = 256
+
   func run() throws {
+    if LanguageModelFiles.isDecoderModel(at: model) {
+      try distillDecoder()
+      return
+    }
     guard epochs > 0 else { throw CLIError("--epochs must be positive, got \(epochs)") }
     guard batchSize > 0 else { throw CLIError("--batch-size must be positive, got \(batchSize)") }
     guard learningRate > 0, learningRate.isFinite else { throw CLIError("--learning-rate must be positive, got \(learningRate)") }
@@ -106,5 +116,57 @@ struct Distill: ParsableCommand {
       to: output)
     let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
     say("distilled \(masks.masks.count) masked weights in \(String(format: "%.1f", seconds)) s; wrote \(output)")
+  }
+
+  /// A Llama-family decoder (GGUF file or Hugging Face folder): the student's final hidden states
+  /// toward the dense model's on calibration windows; the gain is the held-out perplexity before
+  /// and after. Writes the decoder layers' tensors (Hugging Face names) for `--weights`.
+  func distillDecoder() throws {
+    guard epochs > 0, batchSize > 0, windows > 0, window >= 2 else {
+      throw CLIError("--epochs, --batch-size and --windows must be positive and --window at least 2")
+    }
+    guard learningRate > 0, learningRate.isFinite, (0...1).contains(warmup), weightDecay >= 0 else {
+      throw CLIError("--learning-rate must be positive, --warmup in 0…1, --weight-decay ≥ 0")
+    }
+    let teacher = try LanguageModel(path: model, holding: .packed)
+    let student = try LanguageModel(path: model, weights: weights, holding: .trainable)
+    let masks = student.model.prunedWeightMasks()
+    guard !masks.masks.isEmpty else {
+      throw CLIError("\(weights): no decoder Linear weight holds zeros, so there is nothing to keep sparse (prune it first with prune-model)")
+    }
+    let text = try LanguageModelText.builtIn()
+    let samples = text.calibrationWindows(student.tokenizer, count: windows, length: window)
+    let heldout = student.tokenizer.encode(text.heldout, addSpecial: false)
+    func perplexity() throws -> Double {
+      try PerplexityMeasurement.measure(student.model, tokens: heldout, context: 512).perplexity
+    }
+    let progress = ProgressLine()
+    progress.stage("held-out perplexity before distillation")
+    let before = try perplexity()
+    progress.finish()
+    say(String(format: "keeping the zeros of %d decoder weights; held-out perplexity before: %.3f", masks.masks.count, before))
+    let start = DispatchTime.now()
+    student.model.distill(
+      toward: teacher.model, windows: samples, masks: masks,
+      configuration: DistillationConfiguration(
+        epochs: epochs, batchSize: batchSize, learningRate: learningRate, warmupFraction: warmup, weightDecay: weightDecay, seed: seed),
+      progress: { epoch, step, steps, loss in
+        if step == 0 { progress.stage("epoch \(epoch + 1)/\(epochs)") }
+        progress.update(fraction: Double(step + 1) / Double(steps), detail: String(format: "step %d/%d  loss %.6f", step + 1, steps, loss))
+      },
+      epochDone: { record in
+        progress.finish()
+        say(String(format: "epoch %d/%d: loss %.6f (%.1f s)", record.epoch + 1, epochs, record.loss, record.seconds))
+      })
+    progress.stage("held-out perplexity after distillation")
+    let after = try perplexity()
+    progress.finish()
+    let tensors = student.model.stateDict().filter { $0.name.hasPrefix("model.layers.") }
+    try SafetensorsFile.write(
+      tensors,
+      metadata: ["source": "sparsity distill --weights \((weights as NSString).lastPathComponent) --epochs \(epochs) --windows \(samples.count)×\(window)"],
+      to: output)
+    let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
+    say(String(format: "held-out perplexity after: %.3f (before %.3f); %.1f s; wrote %@", after, before, seconds, output))
   }
 }

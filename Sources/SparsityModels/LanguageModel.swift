@@ -61,6 +61,16 @@ public struct LanguageModelFiles {
     }
   }
 
+  /// Whether `path` is a GGUF file or a folder whose config.json names a decoder this package runs.
+  public static func isDecoderModel(at path: String) -> Bool {
+    if GGUFFile.hasMagic(atPath: path) { return true }
+    let config = (path as NSString).appendingPathComponent("config.json")
+    guard let data = FileManager.default.contents(atPath: config),
+      let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any], let type = object["model_type"] as? String
+    else { return false }
+    return LlamaConfiguration.supportedModelTypes.contains(type)
+  }
+
   private static func prunedSources(_ pruned: String?) throws(ModelLoadingError) -> [(path: String, source: any TensorSource)] {
     guard let pruned else { return [] }
     do { return [(pruned, try TensorArchive.Reader(contentsOf: pruned))] } catch {
