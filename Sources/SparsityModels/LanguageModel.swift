@@ -28,16 +28,9 @@ public struct LanguageModelFiles {
     guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
       throw .unreadable(path: path, detail: "no such file or folder")
     }
-    let prunedSources = try Self.prunedSources(pruned)
     if isDirectory.boolValue {
       configuration = try LlamaConfiguration(contentsOf: (path as NSString).appendingPathComponent("config.json"))
-      var sources = prunedSources
-      for file in try StoredWeights.files(inModelFolder: path) {
-        do { sources.append((file, try TensorArchive.Reader(contentsOf: file))) } catch {
-          throw .unreadable(path: file, detail: "\(error)")
-        }
-      }
-      weights = StoredWeights(sources: sources)
+      weights = try StoredWeights(paths: (pruned.map { [$0] } ?? []) + StoredWeights.files(inModelFolder: path))
       tokenizer = try Self.folderTokenizer(path)
       (chatTemplate, chatTemplateProblem) = Self.folderChatTemplate(path)
     } else {
@@ -45,7 +38,7 @@ public struct LanguageModelFiles {
       do { file = try GGUFFile(contentsOf: path) } catch { throw .unreadable(path: path, detail: "\(error)") }
       configuration = try LlamaConfiguration(gguf: file, path: path)
       let tensors = GGUFLlamaTensors(file: file, path: path, configuration: configuration, architecture: configuration.modelType)
-      weights = StoredWeights(sources: prunedSources + [(path, tensors)])
+      weights = StoredWeights(sources: try Self.prunedSources(pruned) + [(path, tensors)])
       tokenizer = try Self.ggufTokenizer(file, path: path)
       if let source = try? file.string("tokenizer.chat_template") {
         do { (chatTemplate, chatTemplateProblem) = (try ChatTemplate(jinja: source), nil) } catch {

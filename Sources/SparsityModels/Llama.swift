@@ -282,8 +282,9 @@ public final class LlamaDecoderLayer: Module {
       let rowStride = { (width: Int) in stride == 0 ? width : stride }
       qkv.withUnsafeMutableBufferPointer { b in
         let base = b.baseAddress!
-        rope.rotate(base + qOffset, rows: t, stride: rowStride(qWidth), heads: heads, offset: p0)
-        rope.rotate(base + kOffset, rows: t, stride: rowStride(kvWidth), heads: kvHeads, offset: p0)
+        let angles = rope.table(p0..<p0 + t)  // once for q and k
+        rope.rotate(base + qOffset, rows: t, stride: rowStride(qWidth), heads: heads, angles: angles)
+        rope.rotate(base + kOffset, rows: t, stride: rowStride(kvWidth), heads: kvHeads, angles: angles)
         cache.keys[index].withUnsafeMutableBufferPointer { keys in
           cache.values[index].withUnsafeMutableBufferPointer { values in
             for r in 0..<t {
@@ -400,15 +401,5 @@ public final class LlamaModel: Module {
   public func callAsFunction(_ ids: [Int32], cache: KVCache? = nil) -> Variable {
     let h = hiddenStates(ids, cache: cache)
     return logits(h, rows: 0..<ids.count)
-  }
-}
-
-extension LlamaModel {
-  /// The decoder of a Hugging Face folder (`config.json` + `model.safetensors` or its sharded
-  /// index), with the tensors of `weights` (a pruned file with the same names) used first.
-  public convenience init(directory: String, weights pruned: String? = nil, holding: LoadedWeights = .packed) throws(ModelLoadingError) {
-    let config = try LlamaConfiguration(contentsOf: (directory as NSString).appendingPathComponent("config.json"))
-    let files = (pruned.map { [$0] } ?? []) + (try StoredWeights.files(inModelFolder: directory))
-    try self.init(config, weights: try StoredWeights(paths: files), holding: holding)
   }
 }

@@ -96,7 +96,7 @@ public struct RotaryEmbedding: Sendable {
   }
 
   /// `(cos, sin)`, each `[positions.count, d/2]`.
-  func table(_ positions: Range<Int>) -> (cos: [Float], sin: [Float]) {
+  package func table(_ positions: Range<Int>) -> (cos: [Float], sin: [Float]) {
     let half = headDimension / 2
     var c = [Float](repeating: 0, count: positions.count * half), s = c
     for (row, p) in positions.enumerated() {
@@ -109,18 +109,20 @@ public struct RotaryEmbedding: Sendable {
     return (c, s)
   }
 
-  /// Rotates, in place, every head of rows `0..<rows` (row `t` at position `offset + t`, `stride`
-  /// values apart, `heads` heads of `d` values from `column`): element `i` pairs with `i + d/2`
+  /// Rotates, in place, every head of rows `0..<rows` (row `t` at the position of row `t` of
+  /// `angles`, ``table(_:)``; `stride` values apart, `heads` heads of `d` values): element `i` pairs with `i + d/2`
   /// (`x·cos + rotate_half(x)·sin`); `inverse` rotates back (the transpose, for gradients).
   package func rotate(
-    _ x: UnsafeMutablePointer<Float>, rows: Int, stride: Int, column: Int = 0, heads: Int, offset: Int, inverse: Bool = false
+    _ x: UnsafeMutablePointer<Float>, rows: Int, stride: Int, heads: Int, angles: (cos: [Float], sin: [Float]),
+    inverse: Bool = false
   ) {
     let half = headDimension / 2
-    let (c, s) = table(offset..<offset + rows)
+    let (c, s) = angles
+    precondition(c.count == rows * half, "rotate: the table holds \(c.count / max(half, 1)) positions, \(rows) rows given")
     let sign: Float = inverse ? -1 : 1
     for t in 0..<rows {
       for h in 0..<heads {
-        let head = x + t * stride + column + h * headDimension
+        let head = x + t * stride + h * headDimension
         for i in 0..<half {
           let (co, si) = (c[t * half + i], sign * s[t * half + i])
           let (a, b) = (head[i], head[i + half])
@@ -138,11 +140,12 @@ public func rotary(_ x: Variable, _ rope: RotaryEmbedding, heads: Int, offset: I
   precondition(x.shape.count == 2 && x.shape[1] == heads * d, "rotary: x must be [tokens, \(heads) × \(d)], got \(x.shape)")
   let rows = x.shape[0]
   var y = x.value
-  y.withUnsafeMutableBufferPointer { rope.rotate($0.baseAddress!, rows: rows, stride: heads * d, heads: heads, offset: offset) }
+  let angles = rope.table(offset..<offset + rows)
+  y.withUnsafeMutableBufferPointer { rope.rotate($0.baseAddress!, rows: rows, stride: heads * d, heads: heads, angles: angles) }
   return Variable(y, shape: x.shape, parents: [x]) { out in
     var g = out.gradient!
     g.withUnsafeMutableBufferPointer {
-      rope.rotate($0.baseAddress!, rows: rows, stride: heads * d, heads: heads, offset: offset, inverse: true)
+      rope.rotate($0.baseAddress!, rows: rows, stride: heads * d, heads: heads, angles: angles, inverse: true)
     }
     x.accumulate(g)
   }
