@@ -2,8 +2,12 @@
 //
 // Every input must either be rejected with a SafetensorsError or parse into a file whose
 // tensors re-serialize and re-parse to the same names, dtypes, shapes, bytes and metadata.
-// Anything else (a crash, a trap, another error, a round-trip mismatch) is a bug.
+// Such a file is then read through the sparse-tensor convention (TensorArchive: CSR, BSR,
+// CUTLASS and N:M entries): rejected with one of its typed errors, or decoded into tensors that
+// write and read back equal. Anything else (a crash, a trap, another error, a round-trip
+// mismatch) is a bug.
 import SparsityCore
+import SparsityFormats
 import SparsityIO
 
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -45,5 +49,37 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
   } catch {
     fatalError("a valid file failed to round-trip: \(error)")
   }
+  checkSparseConvention(file)
   return 0
+}
+
+/// Decodes every tensor of a valid file through the sparse convention; what decodes must
+/// re-encode and decode to the same stored tensors.
+func checkSparseConvention(_ file: SafetensorsFile) {
+  let archive: TensorArchive
+  do {
+    archive = try TensorArchive(file: file)
+  } catch let error as TensorArchiveError {
+    guard !"\(error)".contains("\n") else { fatalError("multi-line description: \(error)") }
+    return
+  } catch is SparseFormatError {
+    return
+  } catch is SafetensorsError {
+    return
+  } catch {
+    fatalError("unexpected error type from TensorArchive: \(error)")
+  }
+  do {
+    let (plain, metadata) = try archive.encoded()
+    let again = try TensorArchive(file: try SafetensorsFile(bytes: try SafetensorsFile.serialize(plain, metadata: metadata)))
+    for (name, stored) in archive.tensors {
+      guard let other = again[name], other == stored else { fatalError("sparse tensor \(name) changed in the round trip") }
+      let elements = stored.shape.reduce(into: 1) { $0 = $0.multipliedReportingOverflow(by: $1).overflow ? Int.max : $0 * $1 }
+      if elements <= 1 << 20 { _ = stored.dense() }
+    }
+  } catch is TensorArchiveError {
+    // A decoded name can collide with another tensor's component on writing: refused, typed.
+  } catch {
+    fatalError("a decoded archive failed to round-trip: \(error)")
+  }
 }

@@ -2,15 +2,9 @@ import ArgumentParser
 import Foundation
 import Sparsity
 
-/// The form `text` names for storing a tensor in a file (2:4, csr, bsr:RxC, dense).
+/// The form `text` names for storing a tensor in a file (N:M, csr, bsr:RxC, dense).
 func fileForm(_ text: String, option: String) throws -> WeightForm {
-  do {
-    let form = try WeightForm(parsing: text)
-    guard form.isStorable else { throw CLIError("\(option) \(form): files store \(WeightForm.storableSpellings)") }
-    return form
-  } catch let error as WeightFormSyntaxError {
-    throw CLIError("\(option) \(error)")
-  }
+  do { return try WeightForm(parsing: text) } catch { throw CLIError("\(option) \(error)") }
 }
 
 struct Compress: ParsableCommand {

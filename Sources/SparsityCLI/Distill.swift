@@ -52,6 +52,9 @@ struct Distill: ParsableCommand {
   @Option(help: "Decoder models: tokens per window.")
   var window = 256
 
+  @Option(help: "Decoder models: what the student matches, the teacher's next-token distributions (logits: KL divergence) or its final hidden states (hidden: mean squared error).")
+  var objective = "logits"
+
   func run() throws {
     if LanguageModelFiles.isDecoderModel(at: model) {
       try distillDecoder()
@@ -128,6 +131,12 @@ struct Distill: ParsableCommand {
     guard learningRate > 0, learningRate.isFinite, (0...1).contains(warmup), weightDecay >= 0 else {
       throw CLIError("--learning-rate must be positive, --warmup in 0…1, --weight-decay ≥ 0")
     }
+    let target: DecoderDistillationObjective
+    switch objective {
+    case "logits": target = .logits
+    case "hidden": target = .hiddenStates
+    default: throw CLIError("--objective must be logits or hidden, got '\(objective)'")
+    }
     let teacher = try LanguageModel(path: model, holding: .packed)
     let student = try LanguageModel(path: model, weights: weights, holding: .trainable)
     let masks = student.model.prunedWeightMasks()
@@ -147,7 +156,7 @@ struct Distill: ParsableCommand {
     say(String(format: "keeping the zeros of %d decoder weights; held-out perplexity before: %.3f", masks.masks.count, before))
     let start = DispatchTime.now()
     student.model.distill(
-      toward: teacher.model, windows: samples, masks: masks,
+      toward: teacher.model, windows: samples, masks: masks, objective: target,
       configuration: DistillationConfiguration(
         epochs: epochs, batchSize: batchSize, learningRate: learningRate, warmupFraction: warmup, weightDecay: weightDecay, seed: seed),
       progress: { epoch, step, steps, loss in
@@ -164,7 +173,7 @@ struct Distill: ParsableCommand {
     let tensors = student.model.stateDict().filter { $0.name.hasPrefix("model.layers.") }
     try SafetensorsFile.write(
       tensors,
-      metadata: ["source": "sparsity distill --weights \((weights as NSString).lastPathComponent) --epochs \(epochs) --windows \(samples.count)×\(window)"],
+      metadata: ["source": "sparsity distill --weights \((weights as NSString).lastPathComponent) --objective \(objective) --epochs \(epochs) --learning-rate \(learningRate) --windows \(samples.count)×\(window)"],
       to: output)
     let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
     say(String(format: "held-out perplexity after: %.3f (before %.3f); %.1f s; wrote %@", after, before, seconds, output))

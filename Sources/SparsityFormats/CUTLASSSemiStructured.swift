@@ -84,6 +84,13 @@ public struct CUTLASSSemiStructured: Sendable {
     }
   }
 
+  /// Whether files store a 2:4 matrix of `dtype` and `shape` in this layout: 16- and 8-bit values
+  /// whose shape meets PyTorch's rules. Other 2:4 matrices (f32 above all: this layout holds f32
+  /// only as 1:2) take the logical N:M layout (``SemiStructuredMatrix``).
+  public static func storesTwoFour(dtype: DType, shape: [Int]) -> Bool {
+    [.float16, .bfloat16, .int8].contains(dtype) && (try? CUTLASSLayout.check(dense: shape, dtype: dtype, name: "")) != nil
+  }
+
   // MARK: Compression
 
   /// Compresses a dense 2:4 matrix (1:2 for `float32`).

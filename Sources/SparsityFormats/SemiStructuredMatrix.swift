@@ -112,6 +112,66 @@ public struct SemiStructuredMatrix: SparseMatrix, Equatable {
     try checkInvariants(name: name)
   }
 
+  /// Bytes per row of ``packedPositions``.
+  public var packedPositionBytesPerRow: Int { (groupsPerRow * n * bitsPerIndex + 7) / 8 }
+
+  /// The positions as files store them: ``bitsPerIndex`` bits each (2 for 2:4), row-major, packed
+  /// least significant bits first, each row starting on a new byte, unused bits zero —
+  /// `[rows, ⌈groups · n · bits / 8⌉]` U8 (2:4: one byte holds a row's positions of two groups).
+  public var packedPositions: Tensor {
+    let (rows, perRow, bits, count) = (shape[0], packedPositionBytesPerRow, bitsPerIndex, groupsPerRow * n)
+    var bytes = [UInt8](repeating: 0, count: rows * perRow)
+    for r in 0..<rows {
+      for i in 0..<count {
+        let bit = i * bits
+        let value = UInt16(indices[r * count + i]) << UInt16(bit % 8)
+        bytes[r * perRow + bit / 8] |= UInt8(truncatingIfNeeded: value)
+        if bit % 8 + bits > 8 { bytes[r * perRow + bit / 8 + 1] |= UInt8(truncatingIfNeeded: value >> 8) }
+      }
+    }
+    return Tensor(bytes, shape: [rows, perRow])
+  }
+
+  /// Assembles a matrix from its file arrays (``values`` and ``packedPositions``) and checks
+  /// every invariant, the position bytes' shape and unused bits included.
+  ///
+  /// - Throws: ``SparseFormatError/invalidEncoding(tensor:format:detail:)`` naming the broken rule.
+  public init(shape: [Int], n: Int, m: Int, values: Tensor, packedPositions: Tensor, name: String) throws(SparseFormatError) {
+    try MatrixInput.checkShape(shape, name: name, format: "\(n):\(m)")
+    guard (try? SparsityPattern.nOfM(n: n, m: m).validated()) != nil else {
+      throw .shapeRule(tensor: name, shape: shape, rule: "N:M needs 1 ≤ N ≤ M ≤ 16, got \(n):\(m)")
+    }
+    for extent in shape { try MatrixInput.checkIndexRange(extent, name: name, shape: shape, format: "\(n):\(m)") }
+    let bits = m <= 1 ? 0 : Int.bitWidth - (m - 1).leadingZeroBitCount
+    let (rows, count) = (shape[0], (shape[1] + m - 1) / m * n)
+    let perRow = (count * bits + 7) / 8
+    guard packedPositions.dtype == .uint8, packedPositions.shape == [rows, perRow] else {
+      throw .invalidEncoding(
+        tensor: name, format: "\(n):\(m)",
+        detail: "positions must be U8 [\(rows), \(perRow)] (\(bits)-bit positions of \(count) values per row), got \(packedPositions.dtype) \(packedPositions.shape)")
+    }
+    var indices = [UInt8](repeating: 0, count: rows * count)
+    let fieldMask = UInt16(1 << bits) - 1
+    let unusedBits = perRow * 8 - count * bits
+    let badRow: Int? = packedPositions.withUnsafeBufferPointer(as: UInt8.self) { bytes in
+      for r in 0..<rows {
+        let row = bytes.baseAddress! + r * perRow
+        for i in 0..<count {
+          let bit = i * bits
+          var word = UInt16(row[bit / 8])
+          if bit / 8 + 1 < perRow { word |= UInt16(row[bit / 8 + 1]) << 8 }
+          indices[r * count + i] = UInt8((word >> UInt16(bit % 8)) & fieldMask)
+        }
+        if unusedBits > 0, row[perRow - 1] >> UInt8(8 - unusedBits) != 0 { return r }
+      }
+      return nil
+    }
+    if let badRow {
+      throw .invalidEncoding(tensor: name, format: "\(n):\(m)", detail: "row \(badRow): the unused bits after the last position must be zero")
+    }
+    try self.init(shape: shape, n: n, m: m, values: values, indices: indices, name: name)
+  }
+
   /// Filler positions for groups with fewer than `n` nonzeros: `m − n, …, m − 1, 0, 1, …`.
   static func fillOrder(n: Int, m: Int) -> [Int] { Array((m - n)..<m) + Array(0..<(m - n)) }
 

@@ -28,8 +28,11 @@ public enum StoredTensor: Sendable, Equatable {
   case dense(Tensor)
   case csr(CSRMatrix)
   case bsr(BSRMatrix)
-  /// 2:4 in the CUTLASS layout PyTorch's semi-structured tensors use.
-  case semiStructured(CUTLASSSemiStructured)
+  /// 2:4 in the CUTLASS layout PyTorch's semi-structured tensors use (f16, bf16, i8 values).
+  case cutlass(CUTLASSSemiStructured)
+  /// N:M in its logical form, kept values + bit-packed positions (any value type; the file
+  /// layout of f32 2:4, which CUTLASS stores only as 1:2, and of every other N:M).
+  case nOfM(SemiStructuredMatrix)
 
   /// The dense tensor (a decompression for the sparse cases).
   public func dense() -> Tensor {
@@ -37,7 +40,8 @@ public enum StoredTensor: Sendable, Equatable {
     case let .dense(t): t
     case let .csr(m): m.dense()
     case let .bsr(m): m.dense()
-    case let .semiStructured(m): m.dense()
+    case let .cutlass(m): m.dense()
+    case let .nOfM(m): m.dense()
     }
   }
 
@@ -47,7 +51,8 @@ public enum StoredTensor: Sendable, Equatable {
     case .dense: .dense
     case .csr: .csr
     case let .bsr(m): .bsr(m.blockRows, m.blockColumns)
-    case .semiStructured: .twoFour
+    case .cutlass: .twoFour
+    case let .nOfM(m): WeightForm(.nOfM(n: m.n, m: m.m))
     }
   }
 
@@ -57,7 +62,8 @@ public enum StoredTensor: Sendable, Equatable {
     case let .dense(t): t.shape
     case let .csr(m): m.shape
     case let .bsr(m): m.shape
-    case let .semiStructured(m): [m.rows, m.columns]
+    case let .cutlass(m): [m.rows, m.columns]
+    case let .nOfM(m): m.shape
     }
   }
 
@@ -67,7 +73,8 @@ public enum StoredTensor: Sendable, Equatable {
     case let .dense(t): t.dtype
     case let .csr(m): m.dtype
     case let .bsr(m): m.dtype
-    case let .semiStructured(m): m.packed.dtype
+    case let .cutlass(m): m.packed.dtype
+    case let .nOfM(m): m.dtype
     }
   }
 
@@ -77,7 +84,8 @@ public enum StoredTensor: Sendable, Equatable {
     case let .dense(t): t.byteCount
     case let .csr(m): m.byteCount
     case let .bsr(m): m.byteCount
-    case let .semiStructured(m): m.byteCount
+    case let .cutlass(m): m.byteCount
+    case let .nOfM(m): m.byteCount
     }
   }
 
@@ -88,9 +96,10 @@ public enum StoredTensor: Sendable, Equatable {
     case let .dense(t): t.evictPages()
     case let .csr(m): m.values.evictPages()
     case let .bsr(m): m.values.evictPages()
-    case let .semiStructured(m):
+    case let .cutlass(m):
       m.packed.evictPages()
       m.meta.evictPages()
+    case let .nOfM(m): m.values.evictPages()
     }
   }
 
@@ -147,9 +156,10 @@ public enum StoredTensor: Sendable, Equatable {
     case let .dense(t): t.populatePages()
     case let .csr(m): m.values.populatePages()
     case let .bsr(m): m.values.populatePages()
-    case let .semiStructured(m):
+    case let .cutlass(m):
       m.packed.populatePages()
       m.meta.populatePages()
+    case let .nOfM(m): m.values.populatePages()
     }
   }
 
@@ -160,25 +170,45 @@ public enum StoredTensor: Sendable, Equatable {
     case let .dense(t): try CSRMatrix(dense: t, name: name)
     case let .csr(m): m
     case let .bsr(m): CSRMatrix(m)
-    case let .semiStructured(m): CSRMatrix(m)
+    case let .cutlass(m): CSRMatrix(m)
+    case let .nOfM(m): CSRMatrix(m)
     }
   }
 
-  /// This tensor stored in `form` (the file forms: dense, 2:4 in PyTorch's CUTLASS layout, CSR, BSR).
+  /// This tensor stored in `form`, in the file layout of its value type: 2:4 in PyTorch's CUTLASS
+  /// layout for f16, bf16 and i8 values (what `to_sparse_semi_structured` holds), every other N:M
+  /// (f32 2:4 among them: CUTLASS stores f32 only as 1:2) as kept values + bit-packed positions.
   ///
   /// - Throws: ``SparseFormatError`` naming `name` when the values do not fit the form (a third
-  ///   nonzero in a group of four, a block that does not divide the shape, a dtype CUTLASS lacks)
-  ///   or the form has no file layout (N:M other than 2:4).
+  ///   nonzero in a group of four, a block that does not divide the shape).
   public func stored(as form: WeightForm, name: String) throws(SparseFormatError) -> StoredTensor {
-    if form == self.form { return self }
     switch form.layout {
-    case .dense: return .dense(dense())
-    case .csr: return .csr(try csr(name: name))
-    case let .block(r, c): return .bsr(try BSRMatrix(csr: try csr(name: name), blockRows: r, blockColumns: c, name: name))
-    case .nOfM(2, 4): return .semiStructured(try CUTLASSSemiStructured(compressing: dense(), name: name))
-    case .nOfM:
-      throw .shapeRule(tensor: name, shape: shape, rule: "files store N:M weights only as 2:4 (\(form) has no file layout)")
+    case .dense: return form == self.form ? self : .dense(dense())
+    case .csr: return form == self.form ? self : .csr(try csr(name: name))
+    case let .block(r, c):
+      return form == self.form ? self : .bsr(try BSRMatrix(csr: try csr(name: name), blockRows: r, blockColumns: c, name: name))
+    case let .nOfM(n, m):
+      let cutlass = n == 2 && m == 4 && CUTLASSSemiStructured.storesTwoFour(dtype: dtype, shape: shape)
+      switch self {
+      case .cutlass where cutlass: return self
+      case let .nOfM(matrix) where !cutlass && matrix.n == n && matrix.m == m: return self
+      case let .cutlass(matrix): return .nOfM(try SemiStructuredMatrix(matrix, name: name))
+      default:
+        if cutlass { return .cutlass(try CUTLASSSemiStructured(compressing: dense(), name: name)) }
+        return .nOfM(try SemiStructuredMatrix(csr: try csr(name: name), n: n, m: m, name: name))
+      }
     }
+  }
+
+  /// The fewest bytes among this matrix stored in each of `forms` that fits it (ties go to the
+  /// earlier form), or this tensor when none fits: what `--compress auto` writes.
+  public func compactest(of forms: [WeightForm], name: String) -> StoredTensor {
+    var best: StoredTensor?
+    for form in forms {
+      guard let candidate = try? stored(as: form, name: name) else { continue }
+      if best == nil || candidate.byteCount < best!.byteCount { best = candidate }
+    }
+    return best ?? self
   }
 
   /// The form a model loader packs this matrix in for the kernels: BSR and 2:4 tensors keep
@@ -187,7 +217,8 @@ public enum StoredTensor: Sendable, Equatable {
   /// needs half its values zero to leave dense, a stored sparse one stays sparse).
   public var packedForm: WeightForm {
     switch self {
-    case .bsr, .semiStructured: form
+    case .bsr, .cutlass: form
+    case let .nOfM(m): m.n == 2 && m.m == 4 ? form : suitableForm(minimumSparsity: 0)
     case .csr: suitableForm(minimumSparsity: 0)
     case .dense: suitableForm()
     }

@@ -73,22 +73,12 @@ public struct WeightForm: Hashable, Sendable, CustomStringConvertible {
     }
   }
 
-  /// Whether a safetensors file can hold a matrix in this form (``StoredTensor``): dense, 2:4
-  /// (PyTorch's CUTLASS layout), CSR and BSR.
-  public var isStorable: Bool {
-    if case let .nOfM(n, m) = layout { return n == 2 && m == 4 }
-    return true
-  }
-
-  /// The storable forms, for messages.
-  public static let storableSpellings = "dense, 2:4, csr or bsr:RxC"
-
-  /// The file form `--compress auto` picks for a matrix pruned to `pattern`: 2:4 where PyTorch's
-  /// CUTLASS layout stores 2:4 (f16, bf16, i8 values; f32 is 1:2 there), BSR with the pattern's
-  /// blocks, else CSR.
-  public static func fileForm(forPruned pattern: SparsityPattern, dtype: DType) -> WeightForm {
+  /// The file form that suits a matrix pruned to `pattern`: its N:M (2:4 in
+  /// PyTorch's CUTLASS layout where that holds the dtype, else values + packed positions), BSR
+  /// with the pattern's blocks, else CSR.
+  public static func fileForm(forPruned pattern: SparsityPattern) -> WeightForm {
     switch pattern {
-    case .nOfM(2, 4) where [.float16, .bfloat16, .int8].contains(dtype): .twoFour
+    case let .nOfM(n, m): WeightForm(.nOfM(n: n, m: m))
     case let .block(r, c): .bsr(r, c)
     default: .csr
     }

@@ -10,7 +10,8 @@ import SparsityFormats
 ///
 /// | format | tensors | `__metadata__["sparsity:NAME"]` |
 /// |---|---|---|
-/// | 2:4 | `NAME.packed` (values, `[rows, cols/2]`), `NAME.meta` (I16, or I32 for I8 values; CUTLASS layout) | `{"format":"semi_structured_cutlass","shape":[rows,cols]}` |
+/// | 2:4 (f16, bf16, i8) | `NAME.packed` (values, `[rows, cols/2]`), `NAME.meta` (I16, or I32 for I8 values; CUTLASS layout) | `{"format":"semi_structured_cutlass","shape":[rows,cols]}` |
+/// | N:M (f32 2:4, any other N:M) | `NAME.values` (`[rows, ⌈cols/M⌉·N]`, the kept values of each group in column order), `NAME.positions` (U8 `[rows, ⌈⌈cols/M⌉·N·b/8⌉]`: each value's position in its group, b = ⌈log2 M⌉ bits, LSB first, rows byte-aligned) | `{"format":"n_of_m","shape":[rows,cols],"n_of_m":[N,M]}` |
 /// | CSR | `NAME.crow_indices`, `NAME.col_indices` (I32), `NAME.values` | `{"format":"csr","shape":[rows,cols]}` |
 /// | BSR | `NAME.crow_indices`, `NAME.col_indices` (I32), `NAME.values` (`[blocks, R, C]`) | `{"format":"bsr","shape":[rows,cols],"blocksize":[R,C]}` |
 ///
@@ -163,9 +164,12 @@ public struct TensorArchive: Sendable {
         ]
         formatMetadata[key] =
           #"{"format":"bsr","shape":[\#(m.shape[0]),\#(m.shape[1])],"blocksize":[\#(m.blockRows),\#(m.blockColumns)]}"#
-      case let .semiStructured(m):
+      case let .cutlass(m):
         plain += [("\(name).packed", m.packed), ("\(name).meta", m.meta)]
         formatMetadata[key] = #"{"format":"semi_structured_cutlass","shape":[\#(m.rows),\#(m.columns)]}"#
+      case let .nOfM(m):
+        plain += [("\(name).values", m.values), ("\(name).positions", m.packedPositions)]
+        formatMetadata[key] = #"{"format":"n_of_m","shape":[\#(m.shape[0]),\#(m.shape[1])],"n_of_m":[\#(m.n),\#(m.m)]}"#
       }
     }
     var seen = Set<String>()
@@ -184,9 +188,8 @@ public struct TensorArchive: Sendable {
     switch info.format {
     case "csr", "bsr": suffixes = ["crow_indices", "col_indices", "values"]
     case "semi_structured_cutlass": suffixes = ["packed", "meta"]
-    default:
-      throw TensorArchiveError.invalidFormatDescription(
-        tensor: name, detail: "unknown format '\(info.format)' (expected csr, bsr or semi_structured_cutlass)")
+    case "n_of_m": suffixes = ["values", "positions"]
+    default: throw unknownFormat(name, info.format)
     }
     return suffixes.map { "\(name).\($0)" }
   }
@@ -246,11 +249,21 @@ public struct TensorArchive: Sendable {
         throw TensorArchiveError.invalidFormatDescription(
           tensor: name, detail: "shape \(info.shape) does not match packed/meta of a \(m.rows)×\(m.columns) matrix")
       }
-      return .semiStructured(m)
-    default:
-      throw TensorArchiveError.invalidFormatDescription(
-        tensor: name, detail: "unknown format '\(info.format)' (expected csr, bsr or semi_structured_cutlass)")
+      return .cutlass(m)
+    case "n_of_m":
+      guard let pattern = info.nOfM else {
+        throw TensorArchiveError.invalidFormatDescription(tensor: name, detail: "format n_of_m needs \"n_of_m\":[N,M]")
+      }
+      let m = try SemiStructuredMatrix(
+        shape: info.shape, n: pattern[0], m: pattern[1], values: try component("values"), packedPositions: try component("positions"),
+        name: name)
+      return .nOfM(m)
+    default: throw unknownFormat(name, info.format)
     }
+  }
+
+  private static func unknownFormat(_ name: String, _ format: String) -> TensorArchiveError {
+    .invalidFormatDescription(tensor: name, detail: "unknown format '\(format)' (expected csr, bsr, semi_structured_cutlass or n_of_m)")
   }
 }
 
@@ -259,6 +272,7 @@ private struct FormatDescription {
   var format: String
   var shape: [Int]
   var blocksize: [Int]?
+  var nOfM: [Int]?
 
   init(name: String, text: String) throws {
     func fail(_ detail: String) -> TensorArchiveError {
@@ -289,6 +303,7 @@ private struct FormatDescription {
         format = s
       case "shape": shape = try integers(v, "shape")
       case "blocksize": blocksize = try integers(v, "blocksize")
+      case "n_of_m": nOfM = try integers(v, "n_of_m")
       default: throw fail("unknown key '\(key)'")
       }
     }

@@ -97,7 +97,7 @@ extension PackedOperand {
 /// | form | packed from | kernels |
 /// |---|---|---|
 /// | `dense` | any stored form (a dense f32 tensor is read in place) | `dense-gemm`, `dense-gemv` |
-/// | `2:4` | CUTLASS 2:4, or the nonzeros of any other form | `2:4-panel`, `2:4-gemv` |
+/// | `2:4` | logical 2:4 or CUTLASS 2:4, or the nonzeros of any other form | `2:4-panel`, `2:4-gemv` |
 /// | `bsr:RxC` (R a multiple of 8) | BSR with the same blocks, or the nonzeros of any form | `bsr`, `bsr-gemv` |
 /// | `bsr:RxC` (other R) | as above; runs the CSR kernels on the nonzeros | `csr-panel`, `csr-spmv` |
 /// | `csr` | the nonzeros of any form | `csr-panel`, `csr-spmv` |
@@ -144,9 +144,10 @@ public enum KernelTable {
       return (p, 1)
     case .nOfM:
       let matrix: SemiStructuredMatrix
-      if case let .semiStructured(cutlass) = stored {
-        matrix = try convert { () throws(SparseFormatError) in try SemiStructuredMatrix(cutlass) }
-      } else {
+      switch stored {
+      case let .nOfM(m) where m.n == 2 && m.m == 4: matrix = m
+      case let .cutlass(cutlass): matrix = try convert { () throws(SparseFormatError) in try SemiStructuredMatrix(cutlass) }
+      default:
         matrix = try convert { () throws(SparseFormatError) in try SemiStructuredMatrix(csr: try stored.csr(name: name), n: 2, m: 4, name: name) }
       }
       return (packSemiStructured(float32(matrix.values), n: n, k: k, positions: matrix.indices), 0.5)

@@ -397,6 +397,54 @@ public func crossEntropy(_ logits: Variable, labels: [Int32]) -> Variable {
   }
 }
 
+/// The mean over rows of the Kullback–Leibler divergence `KL(softmax(target) ‖ softmax(logits))`
+/// of `logits [rows, classes]` from constant `targetLogits` of the same layout, both at temperature
+/// `temperature` (knowledge distillation: `Σ_j p_j (log p_j − log q_j)` with `p` the target's and
+/// `q` the input's probabilities), scaled by `temperature²` as Hinton et al. do so that gradients
+/// keep their size. A one-element variable; ∂/∂logits = `T (q − p) / rows`.
+public func klDivergence(_ logits: Variable, targetLogits: [Float], temperature: Float = 1) -> Variable {
+  precondition(logits.shape.count == 2 && targetLogits.count == logits.count, "klDivergence: \(targetLogits.count) target logits for \(logits.shape)")
+  precondition(temperature > 0, "klDivergence: temperature must be positive")
+  let (rows, classes) = (logits.shape[0], logits.shape[1])
+  let (logQ, q) = logSoftmaxRows(logits.value, classes: classes, temperature: temperature)
+  let (logP, p) = logSoftmaxRows(targetLogits, classes: classes, temperature: temperature)
+  var loss = 0.0
+  for r in 0..<rows {
+    var row: Float = 0
+    for j in r * classes..<(r + 1) * classes where p[j] > 0 { row += p[j] * (logP[j] - logQ[j]) }
+    loss += Double(row)
+  }
+  let scale = temperature * temperature / Float(max(rows, 1))
+  return Variable([Float(loss) * scale], shape: [], parents: [logits]) { out in
+    let g = out.gradient![0] * scale / temperature
+    logits.accumulate { dl in
+      for i in 0..<dl.count { dl[i] += g * (q[i] - p[i]) }
+    }
+  }
+}
+
+/// Row-wise log-softmax of `x / temperature` viewed as `[rows, classes]`, and its exponential.
+func logSoftmaxRows(_ x: [Float], classes: Int, temperature: Float) -> (log: [Float], probabilities: [Float]) {
+  var log = temperature == 1 ? x : x.map { $0 / temperature }
+  var probabilities = log
+  for start in stride(from: 0, to: log.count, by: max(classes, 1)) {
+    let range = start..<start + classes
+    let top = log[range].max()!
+    for j in range { log[j] -= top }
+    probabilities[range].withUnsafeMutableBufferPointer { row in
+      for j in 0..<classes { row[j] = log[start + j] }
+      VectorMath.exp(row)
+    }
+    let sum = probabilities[range].reduce(Float(0), +)
+    let logSum = Foundation.log(sum)
+    for j in range {
+      log[j] -= logSum
+      probabilities[j] /= sum
+    }
+  }
+  return (log, probabilities)
+}
+
 /// Mean squared error of `x [..., d]` against a constant `target` of the same layout, over the
 /// rows of `x` viewed as `[rows, d]` whose `rowMask` entry is nonzero (real tokens, not padding):
 /// `Σ_{r: rowMask[r] ≠ 0} Σ_j (x[r, j] − target[r, j])² / (kept rows · d)`. A one-element

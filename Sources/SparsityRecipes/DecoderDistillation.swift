@@ -18,19 +18,21 @@ extension LlamaModel {
     return ParameterMasks(masks)
   }
 
-  /// Fine-tunes this pruned decoder (trainable `Linear`s) so that its final hidden states (after
-  /// the last norm, what the LM head reads) match `teacher`'s on `windows` of calibration tokens:
-  /// the talk's "prune once, retrain" with the dense model as the target. Every decoder-layer
+  /// Fine-tunes this pruned decoder (trainable `Linear`s) toward `teacher` on `windows` of
+  /// calibration tokens: the talk's "prune once, retrain" with the dense model as the target.
+  /// `objective` says what is matched: the next-token distributions (KL divergence of the logits)
+  /// or the final hidden states (after the last norm, what the LM head reads). Every decoder-layer
   /// parameter trains (AdamW, warmup + cosine); the embeddings and the LM head stay frozen; pruned
-  /// weights stay exactly zero (`masks`, ``MaskedTrainingMode/fixed``). The teacher's states are
-  /// computed once per window and kept.
+  /// weights stay exactly zero (`masks`, ``MaskedTrainingMode/fixed``). The teacher's final hidden
+  /// states are computed once per window and kept (its logits are made from them per step: one
+  /// LM-head product, instead of `vocabulary` floats per token held for the whole run).
   ///
   /// - Parameters:
   ///   - configuration: `batchSize` counts windows per step.
   ///   - progress: after each step: (epoch, step, steps per epoch, running mean loss).
   @discardableResult
   public func distill(
-    toward teacher: LlamaModel, windows: [[Int]], masks: ParameterMasks,
+    toward teacher: LlamaModel, windows: [[Int]], masks: ParameterMasks, objective: DecoderDistillationObjective = .logits,
     configuration c: DistillationConfiguration = DistillationConfiguration(),
     progress: ((_ epoch: Int, _ step: Int, _ steps: Int, _ loss: Double) -> Void)? = nil,
     epochDone: ((DistillationEpoch) -> Void)? = nil
@@ -58,7 +60,7 @@ extension LlamaModel {
         optimizer.zeroGradients()
         var batchLoss = 0.0
         for w in batches[b] {
-          let loss = distillationLoss(windows[w], target: targets[w])
+          let loss = distillationLoss(windows[w], target: targets[w], teacher: teacher, objective: objective)
           loss.backward(seed: [1 / Float(batches[b].count)])
           batchLoss += Double(loss.scalar)
         }
@@ -77,11 +79,30 @@ extension LlamaModel {
     return records
   }
 
-  /// The mean squared error between this model's final hidden states on `window` and `target`.
-  func distillationLoss(_ window: [Int], target: [Float]) -> Variable {
+  /// The distillation loss on `window` against the teacher's final hidden states `target`: the
+  /// mean KL divergence of the next-token distributions, or the mean squared error of the states.
+  func distillationLoss(_ window: [Int], target: [Float], teacher: LlamaModel, objective: DecoderDistillationObjective) -> Variable {
     let ids = window.map(Int32.init)
     var h = Gradients.disabled { embedTokens(ids) }
     for (i, layer) in layers.enumerated() { h = layer(h, layer: i, cache: nil) }
-    return maskedMeanSquaredError(norm(h), target: target, rowMask: [Int32](repeating: 1, count: window.count))
+    let states = norm(h)
+    switch objective {
+    case .hiddenStates:
+      return maskedMeanSquaredError(states, target: target, rowMask: [Int32](repeating: 1, count: window.count))
+    case .logits(let temperature):
+      let teacherLogits = Gradients.disabled { teacher.lmHead(Variable(target, shape: states.shape)).value }
+      return klDivergence(lmHead(states), targetLogits: teacherLogits, temperature: temperature)
+    }
   }
+}
+
+/// What decoder distillation matches: the teacher's next-token distributions (KL divergence of
+/// the logits at a temperature, Hinton et al.; what perplexity measures) or its final hidden states
+/// (mean squared error; cheaper, no LM-head products).
+public enum DecoderDistillationObjective: Sendable, Equatable {
+  case logits(temperature: Float)
+  case hiddenStates
+
+  /// KL divergence of the logits at temperature 1.
+  public static let logits = DecoderDistillationObjective.logits(temperature: 1)
 }

@@ -19,21 +19,25 @@ import SparsityText
 /// let report = try FilePruning.prune("model.safetensors", to: "pruned.safetensors", options: options)
 /// ```
 public enum FilePruning {
-  /// How pruned tensors are written: dense with zeros, a given form, or the file form the
-  /// pattern suits (``WeightForm/fileForm(forPruned:dtype:)``).
+  /// How pruned tensors are written: dense with zeros, a given form, or the smallest of the
+  /// forms that could hold them.
   public struct Storage: Sendable, Equatable {
     private let fixed: WeightForm?
 
     /// Dense, in their dtype, with zeros.
     public static let dense = Storage(fixed: .dense)
-    /// The file form the pattern suits: 2:4 (f16/bf16/i8), BSR with the pattern's blocks, else CSR.
+    /// The fewest bytes among the pattern's own file form (``WeightForm/fileForm(forPruned:)``:
+    /// N:M, BSR with the pattern's blocks), CSR and dense: never a form larger than another of them.
     public static let auto = Storage(fixed: nil)
-    /// This form (2:4, CSR, BSR).
+    /// This form (N:M, CSR, BSR).
     public static func form(_ form: WeightForm) -> Storage { Storage(fixed: form) }
 
-    /// The form a matrix pruned to `pattern` with values of `dtype` is stored in.
-    public func form(forPruned pattern: SparsityPattern, dtype: DType) -> WeightForm {
-      fixed ?? .fileForm(forPruned: pattern, dtype: dtype)
+    /// `pruned` (a matrix pruned to `pattern`) as it is written.
+    ///
+    /// - Throws: ``SparseFormatError`` naming `name` when it does not fit the fixed form.
+    public func store(_ pruned: Tensor, pattern: SparsityPattern, name: String) throws -> StoredTensor {
+      if let fixed { return try StoredTensor.dense(pruned).stored(as: fixed, name: name) }
+      return StoredTensor.dense(pruned).compactest(of: [.fileForm(forPruned: pattern), .csr, .dense], name: name)
     }
   }
 
@@ -67,8 +71,6 @@ public enum FilePruning {
         throw FilePruningError("--method \(configuration.method) needs --calibration FILE with a W:input tensor per weight")
       }
       if permute { _ = try permutationGroup() }
-      let form = storage.form(forPruned: configuration.pattern, dtype: .float32)
-      guard form.isStorable else { throw FilePruningError("\(form): files store \(WeightForm.storableSpellings)") }
       return checked
     }
 
@@ -176,8 +178,7 @@ public enum FilePruning {
       guard let pruned = model.parameter(named: name), let reference = dense.parameter(named: name), let mask = masks[name] else {
         continue
       }
-      let form = options.storage.form(forPruned: configuration.pattern, dtype: pruned.dtype)
-      let stored = try StoredTensor.dense(pruned).stored(as: form, name: name)
+      let stored = try options.storage.store(pruned, pattern: configuration.pattern, name: name)
       archive.tensors[index].value = stored
       let search = permutations[name]
       reports.append(

@@ -93,7 +93,7 @@ public enum LanguageModelPruning {
           zeros += values.count(where: { $0 == 0 })
           total += values.count
           let fullName = "model.layers.\(index).\(name).weight"
-          written.append((fullName, options.format == .hf ? .dense(weight) : try compactest(weight, pattern: configuration.pattern, name: fullName)))
+          written.append((fullName, options.format == .hf ? .dense(weight) : try FilePruning.Storage.auto.store(weight, pattern: configuration.pattern, name: fullName)))
         }
         if options.format == .hf {
           for norm in ["input_layernorm", "post_attention_layernorm"] {
@@ -124,14 +124,6 @@ public enum LanguageModelPruning {
       calibrationTokens: windows.count * options.window, layers: rows,
       seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9, peakResidentBytes: peakResidentBytes(),
       outputBytes: bytes)
-  }
-
-  /// `weight` in the sparse file layout its pattern suits when that is smaller than dense, else dense.
-  static func compactest(_ weight: Tensor, pattern: SparsityPattern, name: String) throws -> StoredTensor {
-    let dense = StoredTensor.dense(weight)
-    let form = WeightForm.fileForm(forPruned: pattern, dtype: weight.dtype)
-    guard let sparse = try? dense.stored(as: form, name: name), sparse.byteCount < dense.byteCount else { return dense }
-    return sparse
   }
 
   /// A Hugging Face folder: config.json, model.safetensors, tokenizer files; written into a

@@ -158,10 +158,10 @@ struct CLITests {
   static let errorCases: [ErrorCase] = [
     ErrorCase(
       arguments: ["compress", "model.safetensors", "-o", "o.safetensors", "--format", "2:4"],
-      message: "tensor 'blocks.weight' is not 1:2", output: "o.safetensors"),
+      message: "tensor 'blocks.weight' is not 2:4: row 0, columns 0..<4 hold 4 nonzeros", output: "o.safetensors"),
     ErrorCase(
       arguments: ["compress", "model.safetensors", "-o", "o.safetensors", "--format", "2:4", "--include", "loose"],
-      message: "tensor 'loose.weight' is not 1:2 (f32 2:4 is stored as 1:2, as in PyTorch): row 0", output: "o.safetensors"),
+      message: "tensor 'loose.weight' is not 2:4: row 0, columns 52..<56 hold 3 nonzeros", output: "o.safetensors"),
     ErrorCase(
       arguments: ["compress", "model.safetensors", "-o", "o.safetensors", "--format", "bsr:3x3"],
       message: "needs rows divisible by 3", output: "o.safetensors"),

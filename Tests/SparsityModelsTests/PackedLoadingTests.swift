@@ -39,7 +39,7 @@ struct PackedLoadingTests {
     func store(_ w: Tensor, name: String) throws -> StoredTensor {
       switch self {
       case .dense, .denseWithZeros: .dense(w)
-      case .twoFour: .semiStructured(try CUTLASSSemiStructured(compressing: w, name: name))
+      case .twoFour: .cutlass(try CUTLASSSemiStructured(compressing: w, name: name))
       case .bsr: .bsr(try BSRMatrix(dense: w, blockRows: 8, blockColumns: 8, name: name))
       case .csr: .csr(try CSRMatrix(dense: w, name: name))
       }

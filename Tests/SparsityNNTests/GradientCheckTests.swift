@@ -1,3 +1,4 @@
+import Foundation
 import SparsityCore
 import SparsityTestSupport
 import Testing
@@ -120,6 +121,26 @@ struct GradientCheckTests {
   @Test("cross-entropy")
   func crossEntropyGradients() {
     expectGradientsMatch([randomVariable([5, 4], seed: 19, scale: 2)]) { crossEntropy($0[0], labels: [0, 3, 1, 1, 2]) }
+  }
+
+  @Test("KL divergence toward target logits: gradients at temperatures 1 and 2, the value, zero at the target")
+  func klDivergenceGradients() {
+    var g = SeededGenerator(seed: 40)
+    let target = (0..<28).map { _ in Float(g.nextNormal()) * 2 }
+    for temperature: Float in [1, 2] {
+      expectGradientsMatch([randomVariable([4, 7], seed: 41, scale: 2)]) {
+        klDivergence($0[0], targetLogits: target, temperature: temperature)
+      }
+    }
+    // By hand: one row, logits (0, log 3) → q = (1/4, 3/4); target (0, 0) → p = (1/2, 1/2).
+    let x = Variable([0, log(3)], shape: [1, 2], requiresGradient: true)
+    let loss = klDivergence(x, targetLogits: [0, 0])
+    let expected = 0.5 * log(0.5 / 0.25) + 0.5 * log(0.5 / 0.75)
+    #expect(abs(Double(loss.scalar) - expected) < 1e-6)
+    loss.backward()
+    #expect(zip(x.gradient!, [-0.25, 0.25] as [Float]).allSatisfy { abs($0 - $1) < 1e-6 })
+    let same = klDivergence(Variable(target, shape: [4, 7]), targetLogits: target.map { $0 + 5 })  // shift-invariant
+    #expect(abs(same.scalar) < 1e-6)
   }
 
   @Test("masked mean squared error: 2-D and 3-D, padding rows ignored")

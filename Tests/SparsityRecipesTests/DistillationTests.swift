@@ -78,3 +78,39 @@ struct DistillationTests {
     #expect(try run() == run())
   }
 }
+
+@Suite("Masked distillation of a pruned Llama decoder toward the dense one")
+struct DecoderDistillationTests {
+  static let c = LlamaConfiguration(
+    vocabularySize: 40, hiddenSize: 16, intermediateSize: 24, layerCount: 2, headCount: 4, kvHeadCount: 2, maxPositions: 64)
+  static let windows = (0..<6).map { s in (0..<12).map { ($0 * 7 + s * 5) % 40 } }
+
+  @Test("both objectives lower their loss and keep every pruned weight zero", arguments: [
+    DecoderDistillationObjective.logits, .logits(temperature: 2), .hiddenStates,
+  ])
+  func lowersLossKeepsZeros(objective: DecoderDistillationObjective) throws {
+    let teacher = LlamaModel(Self.c, seed: 3)
+    let student = LlamaModel(Self.c, seed: 3)
+    let masks = try prune(student, PruningConfiguration(pattern: .twoFour, sparsityLevel: 1)) { name, _ in name.hasPrefix("model.layers.") }
+    #expect(Set(student.prunedWeightMasks().masks.keys) == Set(masks.masks.keys) && masks.masks.count == 14)
+    func loss() -> Double {
+      Self.windows.reduce(0) { sum, w in
+        let target = Gradients.disabled { teacher.hiddenStates(w.map(Int32.init), cache: nil).value }
+        return sum + Double(Gradients.disabled { student.distillationLoss(w, target: target, teacher: teacher, objective: objective) }.scalar)
+      }
+    }
+    let before = loss()
+    let records = student.distill(
+      toward: teacher, windows: Self.windows, masks: masks, objective: objective,
+      configuration: DistillationConfiguration(epochs: 8, batchSize: 2, learningRate: 1e-2, warmupFraction: 0.1, seed: 1))
+    let after = loss()
+    #expect(records.count == 8 && before > 0)
+    #expect(after < 0.5 * before, "loss \(before) → \(after)")
+    let parameters = Dictionary(uniqueKeysWithValues: student.namedParameters().map { ($0.name, $0.parameter) })
+    for (name, mask) in masks.masks {
+      let keep = mask.tensor.scalars(as: Bool.self)
+      let value = parameters[name]!.value
+      #expect(keep.indices.allSatisfy { keep[$0] || value[$0] == 0 }, "\(name): a pruned weight became nonzero")
+    }
+  }
+}
