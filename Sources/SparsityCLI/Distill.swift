@@ -5,9 +5,12 @@ import Sparsity
 /// Masked distillation of a pruned sentence encoder toward its dense original.
 struct Distill: ParsableCommand {
   static let configuration = CommandConfiguration(
-    abstract: "Fine-tune a pruned sentence encoder so its hidden states match the dense model's, keeping its zeros.",
+    abstract: "Fine-tune a pruned model toward its dense original (encoder hidden states, decoder next-token distributions), keeping its zeros.",
     discussion: """
-      The masks are the nonzero pattern of every encoder Linear weight of --weights that holds zeros: those \
+      Decoders (a GGUF file or Hugging Face Llama folder as --model): the student matches the dense model's \
+      next-token distributions (KL divergence of the logits; --objective hidden for the final hidden states) on \
+      --windows calibration windows of --window tokens, every decoder-layer parameter training, pruned weights \
+      staying zero; the gain is the held-out perplexity before and after. Encoders: the masks are the nonzero pattern of every encoder Linear weight of --weights that holds zeros: those \
       weights stay exactly as sparse (pruned weights stay zero). Every encoder-layer parameter trains (AdamW, \
       warmup + cosine schedule) to minimise the mean squared error between the last hidden states of real \
       tokens and the dense model's; the embeddings stay frozen. Trains on the corpus' calibration sentences \
@@ -26,14 +29,14 @@ struct Distill: ParsableCommand {
   @OptionGroup var outputFile: OutputFileOption
   var output: String { outputFile.output }
 
-  @Option(help: "Passes over the calibration sentences.")
-  var epochs = 8
+  @Option(name: .customLong("epochs"), help: "Passes over the calibration data (default: 8 for encoders, 1 for decoders).")
+  var epochsOption: Int?
 
   @Option(help: "Peak learning rate (warmup, then cosine decay to 0).")
   var learningRate = 2e-4
 
-  @Option(help: "Sentences per step.")
-  var batchSize = 16
+  @Option(name: .customLong("batch-size"), help: "Sentences per step for encoders (default 16), windows per step for decoders (default 4).")
+  var batchSizeOption: Int?
 
   @Option(help: "Share of the steps spent warming up.")
   var warmup = 0.1
@@ -47,7 +50,7 @@ struct Distill: ParsableCommand {
   var seed: UInt64 = 0
 
   @Option(help: "Decoder models: calibration windows to train on.")
-  var windows = 32
+  var windows = 64
 
   @Option(help: "Decoder models: tokens per window.")
   var window = 256
@@ -56,8 +59,11 @@ struct Distill: ParsableCommand {
   var objective = "logits"
 
   func run() throws {
-    if LanguageModelFiles.isDecoderModel(at: model) {
-      try distillDecoder()
+    let decoder = LanguageModelFiles.isDecoderModel(at: model)
+    let epochs = epochsOption ?? (decoder ? 1 : 8)
+    let batchSize = batchSizeOption ?? (decoder ? 4 : 16)
+    if decoder {
+      try distillDecoder(epochs: epochs, batchSize: batchSize)
       return
     }
     guard epochs > 0 else { throw CLIError("--epochs must be positive, got \(epochs)") }
@@ -124,7 +130,7 @@ struct Distill: ParsableCommand {
   /// A Llama-family decoder (GGUF file or Hugging Face folder): the student's final hidden states
   /// toward the dense model's on calibration windows; the gain is the held-out perplexity before
   /// and after. Writes the decoder layers' tensors (Hugging Face names) for `--weights`.
-  func distillDecoder() throws {
+  func distillDecoder(epochs: Int, batchSize: Int) throws {
     guard epochs > 0, batchSize > 0, windows > 0, window >= 2 else {
       throw CLIError("--epochs, --batch-size and --windows must be positive and --window at least 2")
     }
