@@ -52,6 +52,12 @@ var checkDefines: [SwiftSetting] = []
     ]
     // znver4 code may use every AVX-512 extension of Zen 4; the runtime check then asks for them.
     if kernelCPU == "znver4" { checkDefines.append(.define("SPARSITY_CPU_ZNVER4")) }
+    // CPUs with AVX512-VNNI (`vpdpbusd`): the int8 kernels use it; the others widen to int16.
+    let vnniCPUs: Set<String> = avx512CPUs.subtracting(["skylake-avx512", "skx", "cannonlake"])
+    if vnniCPUs.contains(kernelCPU) {
+      kernelSwiftSettings.append(.define("SPARSITY_VNNI"))
+      checkDefines.append(.define("SPARSITY_VNNI"))
+    }
   }
 #endif
 

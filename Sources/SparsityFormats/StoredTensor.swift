@@ -33,6 +33,8 @@ public enum StoredTensor: Sendable, Equatable {
   /// N:M in its logical form, kept values + bit-packed positions (any value type; the file
   /// layout of f32 2:4, which CUTLASS stores only as 1:2, and of every other N:M).
   case nOfM(SemiStructuredMatrix)
+  /// Int8 values (in any of the layouts above) with one scale per row.
+  indirect case quantized(QuantizedMatrix)
 
   /// The dense tensor (a decompression for the sparse cases).
   public func dense() -> Tensor {
@@ -42,6 +44,7 @@ public enum StoredTensor: Sendable, Equatable {
     case let .bsr(m): m.dense()
     case let .cutlass(m): m.dense()
     case let .nOfM(m): m.dense()
+    case let .quantized(m): m.dequantized()
     }
   }
 
@@ -53,6 +56,7 @@ public enum StoredTensor: Sendable, Equatable {
     case let .bsr(m): .bsr(m.blockRows, m.blockColumns)
     case .cutlass: .twoFour
     case let .nOfM(m): WeightForm(.nOfM(n: m.n, m: m.m))
+    case let .quantized(m): WeightForm(m.values.form.layout, encoding: m.encoding)
     }
   }
 
@@ -64,6 +68,7 @@ public enum StoredTensor: Sendable, Equatable {
     case let .bsr(m): m.shape
     case let .cutlass(m): [m.rows, m.columns]
     case let .nOfM(m): m.shape
+    case let .quantized(m): m.shape
     }
   }
 
@@ -75,6 +80,7 @@ public enum StoredTensor: Sendable, Equatable {
     case let .bsr(m): m.dtype
     case let .cutlass(m): m.packed.dtype
     case let .nOfM(m): m.dtype
+    case let .quantized(m): m.values.dtype
     }
   }
 
@@ -86,6 +92,7 @@ public enum StoredTensor: Sendable, Equatable {
     case let .bsr(m): m.byteCount
     case let .cutlass(m): m.byteCount
     case let .nOfM(m): m.byteCount
+    case let .quantized(m): m.values.byteCount + m.scales.byteCount
     }
   }
 
@@ -100,6 +107,7 @@ public enum StoredTensor: Sendable, Equatable {
       m.packed.evictPages()
       m.meta.evictPages()
     case let .nOfM(m): m.values.evictPages()
+    case let .quantized(m): m.values.evictPages()
     }
   }
 
@@ -114,6 +122,21 @@ public enum StoredTensor: Sendable, Equatable {
     }
     let columns = first.shape[1]
     let rows = parts.reduce(0) { $0 + $1.shape[0] }
+    if form.encoding != .float32 {
+      // Quantized: the int8 values stacked in the layout, the scales one after the other (never
+      // requantized, so every value and scale is kept exactly).
+      let quantized = parts.compactMap { part -> QuantizedMatrix? in
+        if case let .quantized(q) = part { return q }
+        return nil
+      }
+      guard quantized.count == parts.count else {
+        throw .shapeRule(tensor: name, shape: first.shape, rule: "stacking \(form) needs quantized parts")
+      }
+      let values = try stackingRows(quantized.map(\.values), for: WeightForm(form.layout), name: name)
+      let scales = Tensor(quantized.flatMap { $0.scales.scalars(as: Float.self) }, shape: [rows])
+      let activations: ActivationQuantization = form.encoding == .int8Dynamic ? .dynamic : .none
+      return .quantized(try QuantizedMatrix(values: values, scales: scales, activations: activations, name: name))
+    }
     if !form.isSparse {
       let dtype = Set(parts.map(\.dtype)).count == 1 ? first.dtype : .float32
       var stacked = Tensor(zeros: [rows, columns], dtype: dtype)
@@ -160,6 +183,7 @@ public enum StoredTensor: Sendable, Equatable {
       m.packed.populatePages()
       m.meta.populatePages()
     case let .nOfM(m): m.values.populatePages()
+    case let .quantized(m): m.values.populatePages()
     }
   }
 
@@ -172,6 +196,7 @@ public enum StoredTensor: Sendable, Equatable {
     case let .bsr(m): CSRMatrix(m)
     case let .cutlass(m): CSRMatrix(m)
     case let .nOfM(m): CSRMatrix(m)
+    case let .quantized(m): try CSRMatrix(dense: m.dequantized(), name: name)
     }
   }
 
@@ -182,6 +207,17 @@ public enum StoredTensor: Sendable, Equatable {
   /// - Throws: ``SparseFormatError`` naming `name` when the values do not fit the form (a third
   ///   nonzero in a group of four, a block that does not divide the shape).
   public func stored(as form: WeightForm, name: String) throws(SparseFormatError) -> StoredTensor {
+    switch (form.encoding, self) {
+    case (.float32, .quantized): return try StoredTensor.dense(dense()).stored(as: form, name: name)
+    case (.int8, let .quantized(m)), (.int8Dynamic, let .quantized(m)):
+      let activations: ActivationQuantization = form.encoding == .int8Dynamic ? .dynamic : .none
+      let values = try m.values.stored(as: WeightForm(form.layout), name: name)
+      return .quantized(try QuantizedMatrix(values: values, scales: m.scales, activations: activations, name: name))
+    case (.int8, _), (.int8Dynamic, _):
+      let activations: ActivationQuantization = form.encoding == .int8Dynamic ? .dynamic : .none
+      return .quantized(try QuantizedMatrix(quantizing: dense(), layout: form.layout, activations: activations, name: name))
+    case (.float32, _): break
+    }
     switch form.layout {
     case .dense: return form == self.form ? self : .dense(dense())
     case .csr: return form == self.form ? self : .csr(try csr(name: name))
@@ -220,6 +256,7 @@ public enum StoredTensor: Sendable, Equatable {
     case .bsr, .cutlass: form
     case let .nOfM(m): m.n == 2 && m.m == 4 ? form : suitableForm(minimumSparsity: 0)
     case .csr: suitableForm(minimumSparsity: 0)
+    case let .quantized(m): WeightForm(m.values.packedForm.layout, encoding: m.encoding)
     case .dense: suitableForm()
     }
   }

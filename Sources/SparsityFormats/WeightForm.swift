@@ -5,7 +5,7 @@ import SparsityCore
 ///
 /// One type names a form everywhere — files, kernels, layers, the command line, benchmarks —
 /// and one spelling prints and parses it: `dense`, `2:4`, `bsr:32x32`, `csr`, with the encoding
-/// in front when it is not `float32` (`bf16+2:4`, once that encoding exists).
+/// in front when it is not `float32` (`w8a8+2:4`: int8 weights and dynamic int8 activations, 2:4).
 ///
 /// ```swift
 /// let form = try WeightForm(parsing: "bsr:32x32")
@@ -28,10 +28,16 @@ public struct WeightForm: Hashable, Sendable, CustomStringConvertible {
     case csr
   }
 
-  /// How one stored value is held.
+  /// How one stored value is held, and what the kernels do with the activations.
   public enum Encoding: String, Hashable, Sendable, CaseIterable {
     /// IEEE single precision.
     case float32 = "f32"
+    /// Symmetric int8 with one float32 scale per output row; float32 activations (weight-only,
+    /// torchao's `Int8WeightOnlyConfig`). See ``Int8Quantization``.
+    case int8 = "int8"
+    /// The same int8 weights with activations quantized per token at run time and int8 × int8
+    /// products summed in int32 (W8A8, torchao's `Int8DynamicActivationInt8WeightConfig`).
+    case int8Dynamic = "w8a8"
   }
 
   public var layout: Layout

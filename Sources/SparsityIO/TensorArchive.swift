@@ -11,6 +11,7 @@ import SparsityFormats
 /// | format | tensors | `__metadata__["sparsity:NAME"]` |
 /// |---|---|---|
 /// | 2:4 (f16, bf16, i8) | `NAME.packed` (values, `[rows, cols/2]`), `NAME.meta` (I16, or I32 for I8 values; CUTLASS layout) | `{"format":"semi_structured_cutlass","shape":[rows,cols]}` |
+/// | int8, per-row scales (any layout above, or `dense`) | the layout's tensors (`NAME.values` for `dense`: I8 `[rows, cols]`) + `NAME.scale` (F32 `[rows]`) | the layout's entry + `"quantization":{"scheme":"int8_symmetric_per_row","activations":"none"\|"dynamic"}` (`"format":"dense"` for dense values) |
 /// | N:M (f32 2:4, any other N:M) | `NAME.values` (`[rows, ⌈cols/M⌉·N]`, the kept values of each group in column order), `NAME.positions` (U8 `[rows, ⌈⌈cols/M⌉·N·b/8⌉]`: each value's position in its group, b = ⌈log2 M⌉ bits, LSB first, rows byte-aligned) | `{"format":"n_of_m","shape":[rows,cols],"n_of_m":[N,M]}` |
 /// | CSR | `NAME.crow_indices`, `NAME.col_indices` (I32), `NAME.values` | `{"format":"csr","shape":[rows,cols]}` |
 /// | BSR | `NAME.crow_indices`, `NAME.col_indices` (I32), `NAME.values` (`[blocks, R, C]`) | `{"format":"bsr","shape":[rows,cols],"blocksize":[R,C]}` |
@@ -147,30 +148,13 @@ public struct TensorArchive: Sendable {
     var plain: [(name: String, tensor: Tensor)] = []
     var formatMetadata: [String: String] = [:]
     for (name, value) in tensors {
-      let key = TensorArchive.formatKeyPrefix + name
-      switch value {
-      case let .dense(t):
+      if case let .dense(t) = value {
         plain.append((name, t))
-      case let .csr(m):
-        plain += [
-          ("\(name).crow_indices", Tensor(m.rowOffsets)), ("\(name).col_indices", Tensor(m.columnIndices)),
-          ("\(name).values", m.values),
-        ]
-        formatMetadata[key] = #"{"format":"csr","shape":[\#(m.shape[0]),\#(m.shape[1])]}"#
-      case let .bsr(m):
-        plain += [
-          ("\(name).crow_indices", Tensor(m.rowOffsets)), ("\(name).col_indices", Tensor(m.columnIndices)),
-          ("\(name).values", m.values),
-        ]
-        formatMetadata[key] =
-          #"{"format":"bsr","shape":[\#(m.shape[0]),\#(m.shape[1])],"blocksize":[\#(m.blockRows),\#(m.blockColumns)]}"#
-      case let .cutlass(m):
-        plain += [("\(name).packed", m.packed), ("\(name).meta", m.meta)]
-        formatMetadata[key] = #"{"format":"semi_structured_cutlass","shape":[\#(m.rows),\#(m.columns)]}"#
-      case let .nOfM(m):
-        plain += [("\(name).values", m.values), ("\(name).positions", m.packedPositions)]
-        formatMetadata[key] = #"{"format":"n_of_m","shape":[\#(m.shape[0]),\#(m.shape[1])],"n_of_m":[\#(m.n),\#(m.m)]}"#
+        continue
       }
+      let (parts, fields) = TensorArchive.components(of: value)
+      plain += parts.map { ("\(name).\($0.suffix)", $0.tensor) }
+      formatMetadata[TensorArchive.formatKeyPrefix + name] = "{" + fields.joined(separator: ",") + "}"
     }
     var seen = Set<String>()
     for (name, _) in plain where !seen.insert(name).inserted {
@@ -179,23 +163,66 @@ public struct TensorArchive: Sendable {
     return (plain, formatMetadata)
   }
 
+  /// The component tensors (by suffix) and the JSON fields of the `sparsity:NAME` entry of a
+  /// stored tensor (a dense one as the `dense` format: only quantized values take it).
+  static func components(of value: StoredTensor) -> (parts: [(suffix: String, tensor: Tensor)], fields: [String]) {
+    let shape = #""shape":[\#(value.shape.map(String.init).joined(separator: ","))]"#
+    switch value {
+    case let .dense(t):
+      return ([("values", t)], [#""format":"dense""#, shape])
+    case let .csr(m):
+      return (
+        [("crow_indices", Tensor(m.rowOffsets)), ("col_indices", Tensor(m.columnIndices)), ("values", m.values)],
+        [#""format":"csr""#, shape]
+      )
+    case let .bsr(m):
+      return (
+        [("crow_indices", Tensor(m.rowOffsets)), ("col_indices", Tensor(m.columnIndices)), ("values", m.values)],
+        [#""format":"bsr""#, shape, #""blocksize":[\#(m.blockRows),\#(m.blockColumns)]"#]
+      )
+    case let .cutlass(m):
+      return ([("packed", m.packed), ("meta", m.meta)], [#""format":"semi_structured_cutlass""#, shape])
+    case let .nOfM(m):
+      return ([("values", m.values), ("positions", m.packedPositions)], [#""format":"n_of_m""#, shape, #""n_of_m":[\#(m.n),\#(m.m)]"#])
+    case let .quantized(q):
+      let (parts, fields) = components(of: q.values)
+      let quantization = #""quantization":{"scheme":"\#(quantizationScheme)","activations":"\#(q.activations.rawValue)"}"#
+      return (parts + [("scale", q.scales)], fields + [quantization])
+    }
+  }
+
+  /// The `scheme` of a quantized tensor's `quantization` entry: int8 values, one float32 scale
+  /// per row, no zero point (``Int8Quantization``).
+  static let quantizationScheme = "int8_symmetric_per_row"
+
   // MARK: Decoding
 
   /// The component tensor names of sparse tensor `name` with the `sparsity:NAME` entry `description`.
   static func components(name: String, description: String) throws -> [String] {
     let info = try FormatDescription(name: name, text: description)
-    let suffixes: [String]
+    var suffixes: [String]
     switch info.format {
     case "csr", "bsr": suffixes = ["crow_indices", "col_indices", "values"]
     case "semi_structured_cutlass": suffixes = ["packed", "meta"]
     case "n_of_m": suffixes = ["values", "positions"]
+    case "dense" where info.activations != nil: suffixes = ["values"]
     default: throw unknownFormat(name, info.format)
     }
+    if info.activations != nil { suffixes.append("scale") }
     return suffixes.map { "\(name).\($0)" }
   }
 
   private static func decode(name: String, description: String, file: SafetensorsFile) throws -> StoredTensor {
     let info = try FormatDescription(name: name, text: description)
+    guard let activations = info.activations else { return try decodeLayout(name: name, info: info, file: file) }
+    let values = try decodeLayout(name: name, info: info, file: file)
+    let scaleName = "\(name).scale"
+    guard file.entry(named: scaleName) != nil else { throw TensorArchiveError.missingComponent(tensor: name, component: scaleName) }
+    return .quantized(try QuantizedMatrix(values: values, scales: try file.tensor(named: scaleName), activations: activations, name: name))
+  }
+
+  /// The values of a `sparsity:NAME` entry in their layout (a quantized tensor's int8 values).
+  private static func decodeLayout(name: String, info: FormatDescription, file: SafetensorsFile) throws -> StoredTensor {
     func component(_ suffix: String) throws -> Tensor {
       let componentName = "\(name).\(suffix)"
       guard file.entry(named: componentName) != nil else {
@@ -250,6 +277,13 @@ public struct TensorArchive: Sendable {
           tensor: name, detail: "shape \(info.shape) does not match packed/meta of a \(m.rows)×\(m.columns) matrix")
       }
       return .cutlass(m)
+    case "dense" where info.activations != nil:
+      let values = try component("values")
+      guard values.shape == info.shape else {
+        throw TensorArchiveError.invalidComponent(
+          tensor: name, component: "\(name).values", detail: "has shape \(values.shape) but the entry says \(info.shape)")
+      }
+      return .dense(values)
     case "n_of_m":
       guard let pattern = info.nOfM else {
         throw TensorArchiveError.invalidFormatDescription(tensor: name, detail: "format n_of_m needs \"n_of_m\":[N,M]")
@@ -273,6 +307,8 @@ private struct FormatDescription {
   var shape: [Int]
   var blocksize: [Int]?
   var nOfM: [Int]?
+  /// Set when the tensor is quantized (the `quantization` entry).
+  var activations: ActivationQuantization?
 
   init(name: String, text: String) throws {
     func fail(_ detail: String) -> TensorArchiveError {
@@ -304,6 +340,25 @@ private struct FormatDescription {
       case "shape": shape = try integers(v, "shape")
       case "blocksize": blocksize = try integers(v, "blocksize")
       case "n_of_m": nOfM = try integers(v, "n_of_m")
+      case "quantization":
+        guard case let .object(q) = v else { throw fail("quantization must be a JSON object") }
+        var scheme: String?
+        for (qk, qv) in q {
+          guard case let .string(text) = qv else { throw fail("quantization.\(qk) must be a string") }
+          switch qk {
+          case "scheme": scheme = text
+          case "activations":
+            guard let a = ActivationQuantization(rawValue: text) else {
+              throw fail("quantization.activations must be none or dynamic, got '\(text)'")
+            }
+            activations = a
+          default: throw fail("unknown key 'quantization.\(qk)'")
+          }
+        }
+        guard scheme == TensorArchive.quantizationScheme else {
+          throw fail("quantization.scheme must be \(TensorArchive.quantizationScheme), got \(scheme.map { "'\($0)'" } ?? "none")")
+        }
+        guard activations != nil else { throw fail("quantization needs activations (none or dynamic)") }
       default: throw fail("unknown key '\(key)'")
       }
     }

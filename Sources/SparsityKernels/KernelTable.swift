@@ -54,6 +54,15 @@ public struct LinearKernel: Hashable, Sendable, Codable, CustomStringConvertible
   /// 2:4 for small M: 8 output rows per vector, x values picked with in-lane permutes.
   public static let semiStructuredGEMV = LinearKernel("2:4-gemv", rowWise: true)
 
+  /// Int8 weights × int8 activations quantized per token (W8A8), int32 sums: register tiles of
+  /// 6 rows × 32 columns (`vpdpbusd` with AVX512-VNNI; `vpmaddwd` on int16 without it).
+  public static let int8DynamicGEMM = LinearKernel("w8a8-gemm")
+  /// W8A8 one activation row at a time, 64 columns per pass.
+  public static let int8DynamicGEMV = LinearKernel("w8a8-gemv", rowWise: true)
+  /// Int8 weights × float32 activations (weight-only), one activation row at a time: the bytes
+  /// widen to float32 in registers.
+  public static let int8WeightOnlyGEMV = LinearKernel("int8-gemv", rowWise: true)
+
   /// Whether the kernel runs a dense packed weight (a weight's own, or a sparse one's fallback).
   public var isDense: Bool { self == .denseGEMM || self == .denseGEMV }
   public var description: String { name }
@@ -65,8 +74,11 @@ protocol PackedOperand: Sendable {
   var kernels: [LinearKernel] { get }
   /// Bytes of values and indices.
   var byteCount: Int { get }
-  /// Writes the dense row-major weight.
+  /// Writes the dense row-major weight (quantized forms: the dequantized values).
   func unpack(into w: UnsafeMutablePointer<Float>)
+  /// The weight as a file would store it, from the packed arrays: the exact values (int8 and
+  /// scales for quantized forms), in CSR for sparse float forms.
+  func stored() -> StoredTensor
   /// The nonzero values row by row, read from the packed arrays (no dense buffer for a sparse form).
   func nonzeros() -> CSRMatrix
   /// The panel kernel (`kernels[0]`) on raw buffers: `x [m, k]`, `y [m, n]`, `bias [n]` or nil.
@@ -101,20 +113,28 @@ extension PackedOperand {
 /// | `bsr:RxC` (R a multiple of 8) | BSR with the same blocks, or the nonzeros of any form | `bsr`, `bsr-gemv` |
 /// | `bsr:RxC` (other R) | as above; runs the CSR kernels on the nonzeros | `csr-panel`, `csr-spmv` |
 /// | `csr` | the nonzeros of any form | `csr-panel`, `csr-spmv` |
+/// | `w8a8+dense` | int8 values + row scales (quantized stored forms), or any float form quantized per row | `w8a8-gemm`, `w8a8-gemv` |
+/// | `int8+dense` | as above | `int8-gemv` |
 public enum KernelTable {
   /// Every kernel, in table order.
   public static let allKernels: [LinearKernel] = [
     .denseGEMM, .denseGEMV, .semiStructuredPanel, .semiStructuredGEMV, .bsr, .bsrGEMV, .csrPanel, .csrSpMV,
+    .int8DynamicGEMM, .int8DynamicGEMV, .int8WeightOnlyGEMV,
   ]
 
   /// The forms the kernels run, as examples of each row (block shapes and N:M vary).
-  public static let forms: [WeightForm] = [.dense, .twoFour, .bsr(32, 32), .csr]
+  public static let forms: [WeightForm] = [
+    .dense, .twoFour, .bsr(32, 32), .csr, WeightForm(.dense, encoding: .int8Dynamic), WeightForm(.dense, encoding: .int8),
+  ]
 
-  /// Whether the kernels run `form` (2:4 and no other N:M; float32 values).
+  /// Whether the kernels run `form` (2:4 and no other N:M; float32 values, int8 dense).
   public static func supports(_ form: WeightForm) -> Bool {
-    guard form.encoding == .float32 else { return false }
-    if case let .nOfM(n, m) = form.layout { return n == 2 && m == 4 }
-    return true
+    switch (form.encoding, form.layout) {
+    case (.float32, let .nOfM(n, m)): n == 2 && m == 4
+    case (.float32, _): true
+    case (.int8, .dense), (.int8Dynamic, .dense): true
+    default: false
+    }
   }
 
   /// Packs `stored` for the kernels of `form`, without a dense intermediate for sparse forms:
@@ -129,12 +149,27 @@ public enum KernelTable {
     guard stored.shape.count == 2 else {
       throw .unsupportedWeight("'\(name)' must be a matrix, got shape \(stored.shape)")
     }
-    guard stored.dtype.isFloatingPoint, stored.dtype.isNumeric else {
+    let quantized: Bool
+    if case .quantized = stored { quantized = true } else { quantized = false }
+    guard quantized || (stored.dtype.isFloatingPoint && stored.dtype.isNumeric) else {
       throw .unsupportedWeight("'\(name)' must hold floating-point values, not \(stored.dtype)")
     }
     let (n, k) = (stored.shape[0], stored.shape[1])
     func convert<T>(_ body: () throws(SparseFormatError) -> T) throws(KernelError) -> T {
       do { return try body() } catch { throw .unsupportedWeight("\(error)") }
+    }
+    if form.encoding != .float32 {
+      // Int8 (dense): quantized values as stored, or float values quantized per row now.
+      let q = try convert { () throws(SparseFormatError) in try stored.stored(as: form, name: name) }
+      guard case let .quantized(matrix) = q else { preconditionFailure("stored(as: \(form)) is quantized") }
+      let values = matrix.values.dense()
+      let packed = values.withUnsafeBufferPointer(as: Int8.self) { v in
+        matrix.scales.withUnsafeBufferPointer(as: Float.self) { s in
+          PackedInt8Weight(values: v.baseAddress ?? UnsafePointer(bitPattern: 16)!, scales: s.baseAddress ?? UnsafePointer(bitPattern: 16)!, n: n, k: k)
+        }
+      }
+      let operand: any PackedOperand = form.encoding == .int8Dynamic ? Int8DynamicOperand(weight: packed) : Int8WeightOnlyOperand(weight: packed)
+      return (operand, 1)
     }
     switch form.layout {
     case .dense:
@@ -244,6 +279,11 @@ struct CSRBuilder {
 
 extension PackedDenseWeight: PackedOperand {
   var kernels: [LinearKernel] { [.denseGEMM, .denseGEMV] }
+  func stored() -> StoredTensor {
+    var t = Tensor(zeros: [n, k], dtype: .float32)
+    t.withUnsafeMutableBufferPointer(as: Float.self) { if let base = $0.baseAddress { unpack(into: base) } }
+    return .dense(t)
+  }
   func nonzeros() -> CSRMatrix {
     var b = CSRBuilder(rows: n, columns: k, reserve: n * k)
     var row = [Float](repeating: 0, count: n * k)
@@ -263,6 +303,7 @@ extension PackedDenseWeight: PackedOperand {
 }
 
 extension PackedSemiStructuredWeight: PackedOperand {
+  func stored() -> StoredTensor { .csr(nonzeros()) }
   var kernels: [LinearKernel] { [.semiStructuredPanel, .semiStructuredGEMV] }
   func nonzeros() -> CSRMatrix {
     var b = CSRBuilder(rows: n, columns: k, reserve: n * groups * 2)
@@ -290,6 +331,7 @@ extension PackedSemiStructuredWeight: PackedOperand {
 }
 
 extension PackedBSRWeight: PackedOperand {
+  func stored() -> StoredTensor { .csr(nonzeros()) }
   var kernels: [LinearKernel] { [.bsr, .bsrGEMV] }
   func nonzeros() -> CSRMatrix {
     var b = CSRBuilder(rows: n, columns: k, reserve: blockCount * r * c)
@@ -315,6 +357,7 @@ extension PackedBSRWeight: PackedOperand {
 }
 
 extension PackedCSRWeight: PackedOperand {
+  func stored() -> StoredTensor { .csr(nonzeros()) }
   var kernels: [LinearKernel] { [.csrPanel, .csrSpMV] }
   func nonzeros() -> CSRMatrix {
     var b = CSRBuilder(rows: n, columns: k, reserve: nonzeroCount)
@@ -333,5 +376,71 @@ extension PackedCSRWeight: PackedOperand {
   }
   func multiplyRows(x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, workers: Int) {
     csrLinearRows(weight: self, x: x, m: m, y: y, bias: bias, workers: workers)
+  }
+}
+
+/// An int8 dense weight run with dynamic int8 activations (W8A8).
+struct Int8DynamicOperand: PackedOperand {
+  let weight: PackedInt8Weight
+  var kernels: [LinearKernel] { [.int8DynamicGEMM, .int8DynamicGEMV] }
+  var byteCount: Int { weight.byteCount }
+  func unpack(into w: UnsafeMutablePointer<Float>) { weight.unpackDequantized(into: w) }
+  func nonzeros() -> CSRMatrix { weight.dequantizedNonzeros() }
+  func stored() -> StoredTensor { weight.stored(activations: .dynamic) }
+  func multiply(x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, workers: Int) {
+    int8DynamicLinear(weight: weight, x: x, m: m, y: y, bias: bias, workers: workers)
+  }
+  func multiplyRows(x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, workers: Int) {
+    int8DynamicLinearRows(weight: weight, x: x, m: m, y: y, bias: bias, workers: workers)
+  }
+}
+
+/// An int8 dense weight run with float32 activations (weight-only).
+struct Int8WeightOnlyOperand: PackedOperand {
+  let weight: PackedInt8Weight
+  var kernels: [LinearKernel] { [.int8WeightOnlyGEMV] }
+  var byteCount: Int { weight.byteCount }
+  func unpack(into w: UnsafeMutablePointer<Float>) { weight.unpackDequantized(into: w) }
+  func nonzeros() -> CSRMatrix { weight.dequantizedNonzeros() }
+  func stored() -> StoredTensor { weight.stored(activations: .none) }
+  func multiply(x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, workers: Int) {
+    int8WeightOnlyLinear(weight: weight, x: x, m: m, y: y, bias: bias, workers: workers)
+  }
+  func multiplyRows(x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, workers: Int) {
+    int8WeightOnlyLinear(weight: weight, x: x, m: m, y: y, bias: bias, workers: workers)
+  }
+}
+
+extension PackedInt8Weight {
+  /// The int8 values `[n, k]` row-major.
+  func values() -> [Int8] {
+    var q = [Int8](repeating: 0, count: n * k)
+    for r in 0..<n {
+      for c in 0..<k { q[r * k + c] = value(row: r, column: c) }
+    }
+    return q
+  }
+
+  func unpackDequantized(into w: UnsafeMutablePointer<Float>) {
+    for r in 0..<n {
+      let s = scales.pointer[r]
+      for c in 0..<k { w[r * k + c] = Float(value(row: r, column: c)) * s }
+    }
+  }
+
+  func dequantizedNonzeros() -> CSRMatrix {
+    var b = CSRBuilder(rows: n, columns: k, reserve: n * k)
+    for r in 0..<n {
+      let s = scales.pointer[r]
+      for c in 0..<k { b.append(column: c, Float(value(row: r, column: c)) * s) }
+      b.endRow()
+    }
+    return b.matrix()
+  }
+
+  func stored(activations: ActivationQuantization) -> StoredTensor {
+    let scales = Tensor(Array(UnsafeBufferPointer(start: self.scales.pointer, count: n)), shape: [n])
+    // The packed arrays were checked when they were made: the parts agree.
+    return .quantized(try! QuantizedMatrix(values: .dense(Tensor(values(), shape: [n, k])), scales: scales, activations: activations, name: "packed weight"))
   }
 }

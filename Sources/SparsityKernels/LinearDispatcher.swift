@@ -124,17 +124,17 @@ public final class LinearDispatcher: Sendable {
     let timing = InterleavedTiming.measure(
       candidates.map { kernel in { _ = weight.apply(x: x, kernel: kernel) } }, rounds: 5, minimumSeconds: 0.05)
     let times = candidates.indices.map(timing.best)
-    var bestDense = (LinearKernel.denseGEMM, Double.infinity)
-    var bestSparse = (LinearKernel.denseGEMM, Double.infinity)
+    // The weight's own kernels against the dense fallback's (when a sparse form has one).
+    var bestOwn = (candidates[0], Double.infinity)
+    var bestFallback = (candidates[0], Double.infinity)
     for (kernel, t) in zip(candidates, times) {
-      if kernel.isDense {
-        if t < bestDense.1 { bestDense = (kernel, t) }
-      } else if t < bestSparse.1 {
-        bestSparse = (kernel, t)
+      if weight.ownKernels.contains(kernel) {
+        if t < bestOwn.1 { bestOwn = (kernel, t) }
+      } else if t < bestFallback.1 {
+        bestFallback = (kernel, t)
       }
     }
-    if !weight.form.isSparse { return bestDense.0 }
-    return bestSparse.1 * denseBias <= bestDense.1 ? bestSparse.0 : bestDense.0
+    return bestOwn.1 * denseBias <= bestFallback.1 ? bestOwn.0 : bestFallback.0
   }
 
   /// The rules used without timing: the one-row kernels for M ≤ 2; a weight's own kernels,

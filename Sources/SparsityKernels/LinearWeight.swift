@@ -109,13 +109,17 @@ public final class LinearWeight: Sendable {
   public var byteCount: Int { packed.byteCount }
 
   /// The kernels worth timing for `tokens` rows: the form's own (the one-row-at-a-time kernels
-  /// only for small M) and, for a sparse form, the dense ones on its dense fallback.
+  /// only for small M, unless the form has no other) and, for a sparse float form, the dense
+  /// ones on its dense fallback.
   public func candidateKernels(tokens m: Int) -> [LinearKernel] {
-    let all = ownKernels + (form.isSparse ? [.denseGEMM, .denseGEMV] : [])
-    return all.filter { kernel in
+    // Float sparse forms may fall back to dense float kernels; quantized forms keep their own
+    // numerics (and bytes).
+    let all = ownKernels + (form.isSparse && form.encoding == .float32 ? [.denseGEMM, .denseGEMV] : [])
+    let kept = all.filter { kernel in
       if kernel.isRowWise && m > 16 { return false }
       return !(kernel == .denseGEMM && m == 1)
     }
+    return kept.isEmpty ? [ownKernels[0]] : kept
   }
 
   // MARK: Apply
@@ -251,7 +255,7 @@ extension LinearWeight {
     guard let first = parts.first, parts.allSatisfy({ $0.form == first.form && $0.inFeatures == first.inFeatures }) else {
       throw .unsupportedWeight("stacked weights must share one form and input size")
     }
-    let stored = parts.map { $0.form.isSparse ? StoredTensor.csr($0.nonzeros()) : .dense($0.dense()) }
+    let stored = parts.map { $0.packed.stored() }
     let stacked: StoredTensor
     do { stacked = try StoredTensor.stackingRows(stored, for: first.form, name: "stacked weight") } catch {
       throw .unsupportedWeight("\(error)")

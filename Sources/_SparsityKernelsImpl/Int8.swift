@@ -1,0 +1,519 @@
+import SparsityCore
+#if SPARSITY_ISA_AVX2 || SPARSITY_ISA_AVX512
+  import _Builtin_intrinsics.intel
+#endif
+
+// Int8 linear layers with torchao's semantics (`Int8DynamicActivationInt8WeightConfig` and
+// `Int8WeightOnlyConfig`, torchao 0.18): weights symmetric per output row in −128…127 with
+// `scale = max(amax / 127.5, ε_f32)`; activations quantized the same way per token at run time.
+//
+//   dynamic:      y[m, n] = (Float(Σ_k xq[m, k] · wq[n, k]) · sx[m]) · sw[n] + b[n]   (int32 sum, exact)
+//   weight-only:  y[m, n] = (Σ_k x[m, k] · Float(wq[n, k])) · sw[n] + b[n]            (fp32 sum)
+//
+// The products run on `vpdpbusd` (AVX512-VNNI: unsigned × signed bytes into int32, no
+// intermediate saturation) with the activations shifted by +128 into unsigned bytes and the
+// shift taken back out per output column (`128 · Σ_k wq[n, k]`, fixed at packing: oneDNN's
+// compensation). Without VNNI (AVX2) both operands are widened to int16 and multiplied with
+// `vpmaddwd` (exact: |x·w| ≤ 2¹⁴, pair sums ≤ 2¹⁵ — `vpmaddubsw` would saturate); the portable
+// build runs scalar loops.
+
+/// A 64-byte-aligned byte buffer that frees itself (accounted in ``MemoryLedger``).
+package final class ByteBuffer: @unchecked Sendable {
+  package let pointer: UnsafeMutableRawPointer
+  package let count: Int
+
+  package init(count: Int) {
+    self.count = count
+    MemoryLedger.recordAllocation(bytes: count)
+    pointer = .allocate(byteCount: Swift.max(1, count), alignment: 64)
+    pointer.initializeMemory(as: UInt8.self, repeating: 0, count: Swift.max(1, count))
+  }
+
+  deinit { pointer.deallocate() }
+}
+
+// MARK: - Quantization
+
+/// torchao's symmetric int8 scale for a row whose largest magnitude is `amax`.
+@inline(__always)
+package func int8Scale(amax: Float) -> Float { Swift.max(amax / 127.5, Float.ulpOfOne) }
+
+/// `round_half_even(v · reciprocal)` clamped to −128…127 (NaN → 0).
+@inline(__always)
+package func int8Quantized(_ v: Float, reciprocal: Float) -> Int8 {
+  let r = (v * reciprocal).rounded(.toNearestOrEven)
+  guard !r.isNaN else { return 0 }
+  return Int8(Swift.max(-128, Swift.min(127, r)))
+}
+
+/// Quantizes the rows of `x [m, k]` (row stride `ldx`) per row: `q` gets the int8 values with
+/// row stride `ldq` (bytes `k..<ldq` of a row set to zero), `scales[m]` the row scales.
+package func quantizeRowsInt8(
+  x: UnsafePointer<Float>, m: Int, k: Int, ldx: Int, q: UnsafeMutablePointer<Int8>, ldq: Int, scales: UnsafeMutablePointer<Float>
+) {
+  typealias V = SIMD16<Float>
+  for r in 0..<m {
+    let row = x + r * ldx
+    var top = V(repeating: 0)
+    var i = 0
+    while i + 16 <= k {
+      top = pointwiseMaxFast(top, abs16(UnsafeRawPointer(row + i).loadUnaligned(as: V.self)))
+      i += 16
+    }
+    var amax = top.max()
+    while i < k {
+      amax = Swift.max(amax, row[i].magnitude)
+      i += 1
+    }
+    let scale = int8Scale(amax: amax)
+    scales[r] = scale
+    let reciprocal = 1 / scale
+    let out = q + r * ldq
+    i = 0
+    let rv = V(repeating: reciprocal)
+    while i + 16 <= k {
+      let v = (UnsafeRawPointer(row + i).loadUnaligned(as: V.self) * rv).rounded(.toNearestOrEven)
+      let clamped = pointwiseMaxFast(V(repeating: -128), pointwiseMinFast(V(repeating: 127), v))
+      let ints = SIMD16<Int32>(truncatingIfNeeded: SIMD16<Int32>(clamped, rounding: .towardZero))
+      UnsafeMutableRawPointer(out + i).storeBytes(of: SIMD16<Int8>(truncatingIfNeeded: ints), as: SIMD16<Int8>.self)
+      i += 16
+    }
+    while i < k {
+      out[i] = int8Quantized(row[i], reciprocal: reciprocal)
+      i += 1
+    }
+    if ldq > k { (out + k).update(repeating: 0, count: ldq - k) }
+  }
+}
+
+@inline(__always)
+private func abs16(_ v: SIMD16<Float>) -> SIMD16<Float> {
+  unsafeBitCast(unsafeBitCast(v, to: SIMD16<UInt32>.self) & SIMD16<UInt32>(repeating: 0x7FFF_FFFF), to: SIMD16<Float>.self)
+}
+
+/// Lane-wise max/min by compare and blend (the standard library's `pointwiseMax` is not
+/// inlined for SIMD16 and runs lane by lane). A NaN lane yields the first operand.
+@inline(__always)
+private func pointwiseMaxFast(_ a: SIMD16<Float>, _ b: SIMD16<Float>) -> SIMD16<Float> { a.replacing(with: b, where: b .> a) }
+@inline(__always)
+private func pointwiseMinFast(_ a: SIMD16<Float>, _ b: SIMD16<Float>) -> SIMD16<Float> { a.replacing(with: b, where: b .< a) }
+
+// MARK: - Packed weight
+
+/// An int8 weight `[n, k]` with one scale per output row, packed for the int8 kernels: panels
+/// of 16 output columns; within a panel, groups of 4 consecutive inputs, each column's 4 bytes
+/// together (`data[((p·groups + g)·16 + j)·4 + i] = wq[16p + j][4g + i]`, zero past `n` and `k`) —
+/// the operand layout of `vpdpbusd`. Also holds `128 · Σ_k wq[n, k]` per column (the +128
+/// activation shift's compensation). 1 byte per weight + 8 bytes per row.
+package final class PackedInt8Weight: @unchecked Sendable {
+  package let n: Int
+  package let k: Int
+  package let groups: Int
+  package let panels: Int
+  package let data: ByteBuffer
+  /// `[panels · 16]` row scales (zero past `n`).
+  package let scales: FloatBuffer
+  /// `[panels · 16]` `128 · Σ_k wq[n, k]`.
+  package let compensation: ByteBuffer
+
+  /// Packs row-major int8 values `q [n, k]` and their row scales.
+  package init(values q: UnsafePointer<Int8>, scales s: UnsafePointer<Float>, n: Int, k: Int) {
+    self.n = n
+    self.k = k
+    groups = (k + 3) / 4
+    panels = (n + 15) / 16
+    data = ByteBuffer(count: panels * groups * 64)
+    scales = FloatBuffer(count: panels * 16)
+    compensation = ByteBuffer(count: panels * 16 * 4)
+    let d = data.pointer.assumingMemoryBound(to: Int8.self)
+    let comp = compensation.pointer.assumingMemoryBound(to: Int32.self)
+    for r in 0..<n {
+      let (p, j) = (r / 16, r % 16)
+      var sum: Int32 = 0
+      for c in 0..<k {
+        let v = q[r * k + c]
+        d[((p * groups + c / 4) * 16 + j) * 4 + c % 4] = v
+        sum += Int32(v)
+      }
+      comp[r] = 128 * sum
+      scales.pointer[r] = s[r]
+    }
+  }
+
+  /// Bytes held: the values, scales and compensation.
+  package var byteCount: Int { data.count + scales.count * 4 + compensation.count }
+
+  /// The int8 value of row `r`, column `c`.
+  @inline(__always)
+  package func value(row r: Int, column c: Int) -> Int8 {
+    data.pointer.assumingMemoryBound(to: Int8.self)[((r / 16 * groups + c / 4) * 16 + r % 16) * 4 + c % 4]
+  }
+}
+
+// MARK: - Dynamic activations (int8 × int8)
+
+/// The activations of one call quantized for the int8 kernels: per row, the scale and the
+/// int8 values (VNNI: shifted into unsigned bytes; AVX2: widened to int16), rows padded to
+/// whole groups of 4 with zeros.
+private struct QuantizedActivations {
+  let rows: UnsafeMutableRawPointer
+  let stride: Int  // bytes per row
+  let scales: UnsafeMutablePointer<Float>
+}
+
+/// Quantizes `x [m, k]` per row into scratch memory and runs `body` with it.
+private func withQuantizedActivations<R>(
+  x: UnsafePointer<Float>, m: Int, k: Int, groups: Int, workers: Int, _ body: (QuantizedActivations) -> R
+) -> R {
+  #if SPARSITY_VNNI
+    let elementBytes = 1
+  #else
+    let elementBytes = 2
+  #endif
+  let stride = (groups * 4 * elementBytes + 63) / 64 * 64
+  let floats = (m * stride + 3) / 4 + m
+  return Scratch.with(count: floats) { scratch in
+    let raw = UnsafeMutableRawPointer(scratch)
+    let scales = scratch + (m * stride + 3) / 4
+    let parts = Swift.max(1, Swift.min(workers, m / 8))
+    let shared = Unchecked((raw, scales))
+    parallelFor(parts) { w in
+      let (raw, scales) = shared.value
+      let rows = (m * w / parts)..<(m * (w + 1) / parts)
+      withUnsafeTemporaryAllocation(of: Int8.self, capacity: groups * 4) { q in
+        for r in rows {
+          quantizeRowsInt8(
+            x: x + r * k, m: 1, k: k, ldx: k, q: q.baseAddress!, ldq: groups * 4, scales: scales + r)
+          let out = raw + r * stride
+          #if SPARSITY_VNNI
+            // x + 128 as unsigned bytes (flipping the top bit).
+            let u = out.assumingMemoryBound(to: UInt8.self)
+            for i in 0..<groups * 4 { u[i] = UInt8(bitPattern: q[i]) ^ 0x80 }
+          #else
+            let h = out.assumingMemoryBound(to: Int16.self)
+            for i in 0..<groups * 4 { h[i] = Int16(q[i]) }
+          #endif
+        }
+      }
+    }
+    return body(QuantizedActivations(rows: raw, stride: stride, scales: scales))
+  }
+}
+
+/// `y = x · Wᵀ + bias` with int8 weights and per-token int8 activations (torchao's dynamic
+/// recipe, see the top of this file), on `workers` threads.
+package func int8DynamicLinear(
+  weight: PackedInt8Weight, x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>,
+  bias: UnsafePointer<Float>?, workers: Int
+) {
+  let (n, groups, np) = (weight.n, weight.groups, weight.panels)
+  guard m > 0, n > 0 else { return }
+  withPaddedBias(bias, count: n, padded: np * 16) { biasP in
+    withQuantizedActivations(x: x, m: m, k: weight.k, groups: groups, workers: workers) { a in
+      let tiles = (m + 5) / 6
+      let pairs = (np + 1) / 2
+      // Split column-panel pairs when there are enough, else row tiles.
+      let splitColumns = pairs >= 2 * workers || tiles < workers
+      let parts = Swift.max(1, Swift.min(workItems(workers), splitColumns ? pairs : tiles))
+      let out = Unchecked(y)
+      parallelFor(parts) { w in
+        let cr = splitColumns ? (pairs * w / parts)..<(pairs * (w + 1) / parts) : 0..<pairs
+        let rr = splitColumns ? 0..<tiles : (tiles * w / parts)..<(tiles * (w + 1) / parts)
+        withUnsafeTemporaryAllocation(of: Int32.self, capacity: 6 * 32) { acc in
+          for pair in cr {
+            for tile in rr {
+              let rows = Swift.min(6, m - tile * 6)
+              let columns = Swift.min(32, n - pair * 32)
+              int8Tile(weight: weight, a: a, row: tile * 6, rows: rows, panel: pair * 2, acc: acc.baseAddress!)
+              int8DynamicEpilogue(
+                weight: weight, acc: acc.baseAddress!, ldacc: 32, a: a, row: tile * 6, rows: rows, column: pair * 32, columns: columns,
+                y: out.value, ldy: n, bias: biasP)
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+/// ``int8DynamicLinear`` one activation row at a time (decode): each thread streams its share
+/// of the weight panels once per row, four panels (64 columns) at a time.
+package func int8DynamicLinearRows(
+  weight: PackedInt8Weight, x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>,
+  bias: UnsafePointer<Float>?, workers: Int
+) {
+  let (n, groups, np) = (weight.n, weight.groups, weight.panels)
+  guard m > 0, n > 0 else { return }
+  withPaddedBias(bias, count: n, padded: np * 16) { biasP in
+    withQuantizedActivations(x: x, m: m, k: weight.k, groups: groups, workers: 1) { a in
+      let quads = (np + 3) / 4
+      let parts = Swift.max(1, Swift.min(workItems(workers), quads))
+      let out = Unchecked(y)
+      let b = UnsafePointer(weight.data.pointer.assumingMemoryBound(to: Int8.self))
+      parallelFor(parts) { w in
+        withUnsafeTemporaryAllocation(of: Int32.self, capacity: 64) { acc in
+          for quad in (quads * w / parts)..<(quads * (w + 1) / parts) {
+            let panels = Swift.min(4, np - quad * 4)
+            for r in 0..<m {
+              let row = UnsafeRawPointer(a.rows + r * a.stride)
+              #if SPARSITY_VNNI
+                int8VNNIKernel1x64(groups: groups, a: row, b: b + quad * 4 * groups * 64, panels: panels, acc: acc.baseAddress!)
+              #else
+                for p in 0..<panels { int8RowPanel(groups: groups, a: row, b: b + (quad * 4 + p) * groups * 64, acc: acc.baseAddress! + p * 16) }
+              #endif
+              let column = quad * 64
+              int8DynamicEpilogue(
+                weight: weight, acc: acc.baseAddress!, ldacc: 64, a: a, row: r, rows: 1, column: column,
+                columns: Swift.min(64, n - column), y: out.value, ldy: n, bias: biasP)
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+#if SPARSITY_VNNI
+  /// One row of unsigned activations against up to 4 consecutive 16-column panels (`panels`):
+  /// `acc[16p + j] = Σ_k u[k] · w_p[j][k]`, two groups per step into two accumulator sets.
+  @inline(never)
+  private func int8VNNIKernel1x64(groups: Int, a: UnsafeRawPointer, b: UnsafePointer<Int8>, panels: Int, acc: UnsafeMutablePointer<Int32>) {
+    var c0 = _mm512_setzero_si512(), c1 = _mm512_setzero_si512(), c2 = _mm512_setzero_si512(), c3 = _mm512_setzero_si512()
+    var d0 = _mm512_setzero_si512(), d1 = _mm512_setzero_si512(), d2 = _mm512_setzero_si512(), d3 = _mm512_setzero_si512()
+    let stride = groups * 64
+    // Missing panels read panel 0 again (their sums are not stored).
+    let p1 = b + (panels > 1 ? stride : 0), p2 = b + (panels > 2 ? 2 * stride : 0), p3 = b + (panels > 3 ? 3 * stride : 0)
+    var g = 0
+    while g + 2 <= groups {
+      let o = g * 64
+      let x = _mm512_set1_epi32(a.loadUnaligned(fromByteOffset: g * 4, as: Int32.self))
+      let x2 = _mm512_set1_epi32(a.loadUnaligned(fromByteOffset: g * 4 + 4, as: Int32.self))
+      c0 = _mm512_dpbusd_epi32(c0, x, _mm512_loadu_si512(b + o))
+      c1 = _mm512_dpbusd_epi32(c1, x, _mm512_loadu_si512(p1 + o))
+      c2 = _mm512_dpbusd_epi32(c2, x, _mm512_loadu_si512(p2 + o))
+      c3 = _mm512_dpbusd_epi32(c3, x, _mm512_loadu_si512(p3 + o))
+      d0 = _mm512_dpbusd_epi32(d0, x2, _mm512_loadu_si512(b + o + 64))
+      d1 = _mm512_dpbusd_epi32(d1, x2, _mm512_loadu_si512(p1 + o + 64))
+      d2 = _mm512_dpbusd_epi32(d2, x2, _mm512_loadu_si512(p2 + o + 64))
+      d3 = _mm512_dpbusd_epi32(d3, x2, _mm512_loadu_si512(p3 + o + 64))
+      g += 2
+    }
+    if g < groups {
+      let o = g * 64
+      let x = _mm512_set1_epi32(a.loadUnaligned(fromByteOffset: g * 4, as: Int32.self))
+      c0 = _mm512_dpbusd_epi32(c0, x, _mm512_loadu_si512(b + o))
+      c1 = _mm512_dpbusd_epi32(c1, x, _mm512_loadu_si512(p1 + o))
+      c2 = _mm512_dpbusd_epi32(c2, x, _mm512_loadu_si512(p2 + o))
+      c3 = _mm512_dpbusd_epi32(c3, x, _mm512_loadu_si512(p3 + o))
+    }
+    let out = UnsafeMutableRawPointer(acc)
+    _mm512_storeu_si512(out, _mm512_add_epi32(c0, d0))
+    _mm512_storeu_si512(out + 64, _mm512_add_epi32(c1, d1))
+    _mm512_storeu_si512(out + 128, _mm512_add_epi32(c2, d2))
+    _mm512_storeu_si512(out + 192, _mm512_add_epi32(c3, d3))
+  }
+#endif
+
+/// `acc[i][j] = Σ_k xq[row + i][k] · wq[32·(panel/2) + j][k]` for a 6 × 32 tile (rows past `rows`
+/// read a zero row, columns past `n` are zero weights).
+private func int8Tile(
+  weight: PackedInt8Weight, a: QuantizedActivations, row: Int, rows: Int, panel: Int, acc: UnsafeMutablePointer<Int32>
+) {
+  let groups = weight.groups
+  let b = weight.data.pointer.assumingMemoryBound(to: Int8.self)
+  #if SPARSITY_VNNI
+    withUnsafeTemporaryAllocation(of: UInt8.self, capacity: groups * 4 + 64) { zero in
+      // A row of +128 bytes: the shifted zero activation (its products are compensated away).
+      zero.initialize(repeating: 0x80)
+      var rowPointers: [UnsafeRawPointer] = []
+      rowPointers.reserveCapacity(6)
+      for i in 0..<6 { rowPointers.append(i < rows ? UnsafeRawPointer(a.rows + (row + i) * a.stride) : UnsafeRawPointer(zero.baseAddress!)) }
+      let b1 = panel + 1 < weight.panels ? b + (panel + 1) * groups * 64 : nil
+      int8VNNIKernel6x32(
+        groups: groups, a0: rowPointers[0], a1: rowPointers[1], a2: rowPointers[2], a3: rowPointers[3],
+        a4: rowPointers[4], a5: rowPointers[5], b0: b + panel * groups * 64, b1: b1, acc: acc)
+    }
+  #else
+    for i in 0..<6 {
+      for j in 0..<32 { acc[i * 32 + j] = 0 }
+      guard i < rows else { continue }
+      for half in 0..<2 where panel + half < weight.panels {
+        int8RowPanel(
+          groups: groups, a: a.rows + (row + i) * a.stride, b: b + (panel + half) * groups * 64, acc: acc + i * 32 + half * 16)
+      }
+    }
+  #endif
+}
+
+#if SPARSITY_VNNI
+  /// 6 rows × 32 columns of `vpdpbusd`: per group of 4 inputs, two 64-byte weight loads and,
+  /// per row, one broadcast dword of unsigned activations; 12 zmm accumulators. `b1` nil: the
+  /// second panel does not exist (its accumulators stay zero).
+  @inline(never)
+  private func int8VNNIKernel6x32(
+    groups: Int, a0: UnsafeRawPointer, a1: UnsafeRawPointer, a2: UnsafeRawPointer, a3: UnsafeRawPointer,
+    a4: UnsafeRawPointer, a5: UnsafeRawPointer, b0: UnsafePointer<Int8>, b1: UnsafePointer<Int8>?,
+    acc: UnsafeMutablePointer<Int32>
+  ) {
+    var c00 = _mm512_setzero_si512(), c01 = _mm512_setzero_si512(), c10 = _mm512_setzero_si512()
+    var c11 = _mm512_setzero_si512(), c20 = _mm512_setzero_si512(), c21 = _mm512_setzero_si512()
+    var c30 = _mm512_setzero_si512(), c31 = _mm512_setzero_si512(), c40 = _mm512_setzero_si512()
+    var c41 = _mm512_setzero_si512(), c50 = _mm512_setzero_si512(), c51 = _mm512_setzero_si512()
+    let second = b1 ?? b0
+    let useSecond = b1 != nil
+    for g in 0..<groups {
+      let w0 = _mm512_loadu_si512(b0 + g * 64)
+      let w1 = useSecond ? _mm512_loadu_si512(second + g * 64) : _mm512_setzero_si512()
+      let offset = g * 4
+      var x = _mm512_set1_epi32(a0.loadUnaligned(fromByteOffset: offset, as: Int32.self))
+      c00 = _mm512_dpbusd_epi32(c00, x, w0); c01 = _mm512_dpbusd_epi32(c01, x, w1)
+      x = _mm512_set1_epi32(a1.loadUnaligned(fromByteOffset: offset, as: Int32.self))
+      c10 = _mm512_dpbusd_epi32(c10, x, w0); c11 = _mm512_dpbusd_epi32(c11, x, w1)
+      x = _mm512_set1_epi32(a2.loadUnaligned(fromByteOffset: offset, as: Int32.self))
+      c20 = _mm512_dpbusd_epi32(c20, x, w0); c21 = _mm512_dpbusd_epi32(c21, x, w1)
+      x = _mm512_set1_epi32(a3.loadUnaligned(fromByteOffset: offset, as: Int32.self))
+      c30 = _mm512_dpbusd_epi32(c30, x, w0); c31 = _mm512_dpbusd_epi32(c31, x, w1)
+      x = _mm512_set1_epi32(a4.loadUnaligned(fromByteOffset: offset, as: Int32.self))
+      c40 = _mm512_dpbusd_epi32(c40, x, w0); c41 = _mm512_dpbusd_epi32(c41, x, w1)
+      x = _mm512_set1_epi32(a5.loadUnaligned(fromByteOffset: offset, as: Int32.self))
+      c50 = _mm512_dpbusd_epi32(c50, x, w0); c51 = _mm512_dpbusd_epi32(c51, x, w1)
+    }
+    let out = UnsafeMutableRawPointer(acc)
+    _mm512_storeu_si512(out, c00); _mm512_storeu_si512(out + 64, c01)
+    _mm512_storeu_si512(out + 128, c10); _mm512_storeu_si512(out + 192, c11)
+    _mm512_storeu_si512(out + 256, c20); _mm512_storeu_si512(out + 320, c21)
+    _mm512_storeu_si512(out + 384, c30); _mm512_storeu_si512(out + 448, c31)
+    _mm512_storeu_si512(out + 512, c40); _mm512_storeu_si512(out + 576, c41)
+    _mm512_storeu_si512(out + 640, c50); _mm512_storeu_si512(out + 704, c51)
+  }
+#else
+  /// One activation row (int16) against one 16-column panel: `acc[j] = Σ_k x[k] · w[j][k]`.
+  @inline(never)
+  private func int8RowPanel(groups: Int, a: UnsafeRawPointer, b: UnsafePointer<Int8>, acc: UnsafeMutablePointer<Int32>) {
+    let x = a.assumingMemoryBound(to: Int16.self)
+    #if SPARSITY_ISA_AVX2 || SPARSITY_ISA_AVX512
+      // Per group: 4 chunks of 4 columns × 4 inputs, widened to int16 and multiplied by the
+      // row's 4 inputs with vpmaddwd (pairs of products in int32; exact).
+      var s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256(), s2 = _mm256_setzero_si256(), s3 = _mm256_setzero_si256()
+      for g in 0..<groups {
+        let xv = _mm256_set1_epi64x(UnsafeRawPointer(x + g * 4).loadUnaligned(as: Int64.self))
+        let w = UnsafeRawPointer(b + g * 64)
+        s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128(w)), xv))
+        s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128(w + 16)), xv))
+        s2 = _mm256_add_epi32(s2, _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128(w + 32)), xv))
+        s3 = _mm256_add_epi32(s3, _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128(w + 48)), xv))
+      }
+      // Each sum holds, per column of its chunk, two partial sums side by side.
+      withUnsafeTemporaryAllocation(of: Int32.self, capacity: 32) { t in
+        let raw = UnsafeMutableRawPointer(t.baseAddress!)
+        _mm256_storeu_si256(raw, s0); _mm256_storeu_si256(raw + 32, s1)
+        _mm256_storeu_si256(raw + 64, s2); _mm256_storeu_si256(raw + 96, s3)
+        for j in 0..<16 { acc[j] = t[2 * j] &+ t[2 * j + 1] }
+      }
+    #else
+      for j in 0..<16 {
+        var s: Int32 = 0
+        for g in 0..<groups {
+          for i in 0..<4 { s &+= Int32(x[g * 4 + i]) &* Int32(b[(g * 16 + j) * 4 + i]) }
+        }
+        acc[j] = s
+      }
+    #endif
+  }
+#endif
+
+/// `y[row + i][column + j] = (Float(acc[i][j] − comp[j]) · sx[i]) · sw[j] + bias[j]` for the
+/// valid part of a tile (row stride `ldacc`) (the order of torchao's operations, so results match it bit for bit).
+@inline(__always)
+private func int8DynamicEpilogue(
+  weight: PackedInt8Weight, acc: UnsafeMutablePointer<Int32>, ldacc: Int, a: QuantizedActivations, row: Int, rows: Int, column: Int,
+  columns: Int, y: UnsafeMutablePointer<Float>, ldy: Int, bias: UnsafePointer<Float>?
+) {
+  let sw = weight.scales.pointer + column
+  #if SPARSITY_VNNI
+    let comp = UnsafePointer(weight.compensation.pointer.assumingMemoryBound(to: Int32.self)) + column
+  #endif
+  for i in 0..<rows {
+    let sx = a.scales[row + i]
+    let out = y + (row + i) * ldy + column
+    for j in 0..<columns {
+      #if SPARSITY_VNNI
+        let dot = acc[i * ldacc + j] &- comp[j]
+      #else
+        let dot = acc[i * ldacc + j]
+      #endif
+      let v = (Float(dot) * sx) * sw[j]
+      out[j] = bias.map { v + $0[column + j] } ?? v
+    }
+  }
+}
+
+// MARK: - Weight-only (fp32 activations)
+
+/// `y = x · Wᵀ + bias` with int8 weights and fp32 activations (torchao's weight-only recipe:
+/// `(x · float(wq)ᵀ) · sw + b`), one activation row at a time: per 16 columns and group of 4
+/// inputs, the 64 weight bytes widen to fp32 and meet the row's 4 inputs repeated across the
+/// vector; each column's 4 partial sums are added at the end.
+package func int8WeightOnlyLinear(
+  weight: PackedInt8Weight, x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>,
+  bias: UnsafePointer<Float>?, workers: Int
+) {
+  let (n, k, groups, np) = (weight.n, weight.k, weight.groups, weight.panels)
+  guard m > 0, n > 0 else { return }
+  let parts = Swift.max(1, Swift.min(workItems(workers), np))
+  let out = Unchecked(y)
+  let b = UnsafePointer(weight.data.pointer.assumingMemoryBound(to: Int8.self))
+  withUnsafeTemporaryAllocation(of: Float.self, capacity: groups * 4 * m) { padded in
+    // The rows padded to whole groups with zeros.
+    for r in 0..<m {
+      let dst = padded.baseAddress! + r * groups * 4
+      dst.update(from: x + r * k, count: k)
+      (dst + k).update(repeating: 0, count: groups * 4 - k)
+    }
+    let xp = Unchecked(UnsafePointer(padded.baseAddress!))
+    parallelFor(parts) { w in
+      for p in (np * w / parts)..<(np * (w + 1) / parts) {
+        for r in 0..<m {
+          let columns = Swift.min(16, n - p * 16)
+          withUnsafeTemporaryAllocation(of: Float.self, capacity: 16) { sums in
+            int8WeightOnlyRowPanel(groups: groups, x: xp.value + r * groups * 4, b: b + p * groups * 64, out: sums.baseAddress!)
+            let o = out.value + r * n + p * 16
+            for j in 0..<columns {
+              let v = sums[j] * weight.scales.pointer[p * 16 + j]
+              o[j] = bias.map { v + $0[p * 16 + j] } ?? v
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+/// `out[j] = Σ_k x[k] · Float(w[j][k])` for one 16-column panel (x padded to whole groups).
+@inline(never)
+private func int8WeightOnlyRowPanel(groups: Int, x: UnsafePointer<Float>, b: UnsafePointer<Int8>, out: UnsafeMutablePointer<Float>) {
+  typealias V = SIMD16<Float>
+  // Lanes 4c…4c+3 of chunk q hold column 4q + c's 4 inputs of the group.
+  var s0 = V(), s1 = V(), s2 = V(), s3 = V()
+  for g in 0..<groups {
+    let x4 = UnsafeRawPointer(x + g * 4).loadUnaligned(as: SIMD4<Float>.self)
+    let xv = V(lowHalf: SIMD8(lowHalf: x4, highHalf: x4), highHalf: SIMD8(lowHalf: x4, highHalf: x4))
+    let w = UnsafeRawPointer(b + g * 64)
+    s0 = fma16(s0, xv, V(SIMD16<Int32>(truncatingIfNeeded: w.loadUnaligned(as: SIMD16<Int8>.self))))
+    s1 = fma16(s1, xv, V(SIMD16<Int32>(truncatingIfNeeded: w.loadUnaligned(fromByteOffset: 16, as: SIMD16<Int8>.self))))
+    s2 = fma16(s2, xv, V(SIMD16<Int32>(truncatingIfNeeded: w.loadUnaligned(fromByteOffset: 32, as: SIMD16<Int8>.self))))
+    s3 = fma16(s3, xv, V(SIMD16<Int32>(truncatingIfNeeded: w.loadUnaligned(fromByteOffset: 48, as: SIMD16<Int8>.self))))
+  }
+  for (q, s) in [s0, s1, s2, s3].enumerated() {
+    for c in 0..<4 { out[4 * q + c] = (s[4 * c] + s[4 * c + 1]) + (s[4 * c + 2] + s[4 * c + 3]) }
+  }
+}
+
+@inline(__always)
+private func fma16(_ acc: SIMD16<Float>, _ a: SIMD16<Float>, _ b: SIMD16<Float>) -> SIMD16<Float> {
+  #if SPARSITY_FMA
+    return acc.addingProduct(a, b)
+  #else
+    return acc + a * b
+  #endif
+}

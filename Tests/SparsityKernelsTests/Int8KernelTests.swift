@@ -1,0 +1,117 @@
+import SparsityCore
+import SparsityFormats
+import Testing
+
+@testable import SparsityKernels
+import _SparsityKernelsImpl
+
+/// The int8 kernels against naive references: W8A8 bit for bit (the int32 sums are exact and
+/// the float epilogue follows torchao's order), weight-only within fp32 rounding.
+@Suite struct Int8KernelTests {
+  static let shapes = [
+    Shape(n: 1, k: 1), Shape(n: 16, k: 16), Shape(n: 17, k: 3), Shape(n: 40, k: 37), Shape(n: 33, k: 300), Shape(n: 70, k: 129),
+  ]
+
+  /// torchao's dynamic recipe computed naively from the reference quantizer.
+  static func referenceDynamic(x: Tensor, weight: Tensor, bias: Tensor?) throws -> [Float] {
+    let (xq, sx) = try Int8Quantization.quantizeRows(x, name: "x")
+    let (wq, sw) = try Int8Quantization.quantizeRows(weight, name: "w")
+    let (m, k, n) = (x.shape[0], x.shape[1], weight.shape[0])
+    let (a, b, s, t) = (xq.scalars(as: Int8.self), wq.scalars(as: Int8.self), sx.floatValues, sw.floatValues)
+    let bias = bias?.floatValues
+    var y = [Float](repeating: 0, count: m * n)
+    for i in 0..<m {
+      for j in 0..<n {
+        var dot: Int32 = 0
+        for c in 0..<k { dot += Int32(a[i * k + c]) * Int32(b[j * k + c]) }
+        let v = (Float(dot) * s[i]) * t[j]
+        y[i * n + j] = bias.map { v + $0[j] } ?? v
+      }
+    }
+    return y
+  }
+
+  @Test("W8A8 equals the naive int32 reference bit for bit", arguments: shapes)
+  func dynamicMatchesReference(shape: Shape) throws {
+    let w = SyntheticWeights.dense(rows: shape.n, columns: shape.k, seed: 11)
+    let weight = try LinearWeight(.dense(w), as: WeightForm(.dense, encoding: .int8Dynamic), name: "w")
+    #expect(weight.ownKernels == [.int8DynamicGEMM, .int8DynamicGEMV])
+    for m in tokenCounts {
+      let x = activations(m, shape.k, seed: UInt64(m))
+      let b = biasVector(shape.n, seed: UInt64(m) &+ 7)
+      for bias in [nil, b] {
+        let expected = try Self.referenceDynamic(x: x, weight: w, bias: bias)
+        for kernel in weight.ownKernels {
+          let y = weight.apply(x: x, bias: bias, kernel: kernel).floatValues
+          if let i = y.indices.first(where: { y[$0].bitPattern != expected[$0].bitPattern }) {
+            Issue.record("\(shape.testDescription) m=\(m) \(kernel) bias=\(bias != nil): element \(i) is \(y[i]), reference \(expected[i])")
+          }
+        }
+      }
+    }
+  }
+
+  @Test("W8A8 at the extremes: ±128 products over 4,096 inputs do not saturate")
+  func dynamicExtremes() throws {
+    let (n, k, m) = (24, 4096, 3)
+    // Rows alternate +1 and −1: activations quantize to 127 and −128, weights likewise.
+    let w = Tensor((0..<(n * k)).map { i in (i / k + i % k) % 2 == 0 ? Float(1) : -1 }, shape: [n, k])
+    let x = Tensor((0..<(m * k)).map { i in (i % k) % 2 == 0 ? Float(-3) : 3 }, shape: [m, k])
+    let weight = try LinearWeight(.dense(w), as: WeightForm(.dense, encoding: .int8Dynamic), name: "w")
+    let expected = try Self.referenceDynamic(x: x, weight: w, bias: nil)
+    for kernel in weight.ownKernels {
+      #expect(weight.apply(x: x, kernel: kernel).floatValues == expected, "\(kernel)")
+    }
+  }
+
+  @Test("weight-only int8 equals the dequantized reference within fp32 rounding", arguments: shapes)
+  func weightOnlyMatchesReference(shape: Shape) throws {
+    let w = SyntheticWeights.dense(rows: shape.n, columns: shape.k, seed: 12)
+    let weight = try LinearWeight(.dense(w), as: WeightForm(.dense, encoding: .int8), name: "w")
+    let dequantized = try QuantizedMatrix(quantizing: w, layout: .dense, activations: .none, name: "w").dequantized()
+    #expect(weight.dense() == dequantized)
+    for m in tokenCounts {
+      let x = activations(m, shape.k, seed: UInt64(m))
+      let b = biasVector(shape.n, seed: UInt64(m) &+ 3)
+      for bias in [nil, b] {
+        expectMatchesReference(
+          weight.apply(x: x, bias: bias, kernel: .int8WeightOnlyGEMV), x: x, weight: dequantized, bias: bias,
+          "int8 \(shape.testDescription) m=\(m)")
+      }
+    }
+  }
+
+  @Test("the kernels' activation quantizer equals the reference: ties, zero rows, ragged tails")
+  func activationQuantizer() throws {
+    let (m, k) = (5, 37)
+    var values = SyntheticWeights.dense(rows: m, columns: k, seed: 9).floatValues.map { $0 * 3 }
+    for c in 0..<k { values[c] = 0 }  // a zero row
+    for c in 0..<k { values[k + c] = Float(c) - 18 }  // integers: x · 127.5/18 hits many .5 ties
+    values[2 * k + 5] = 1e6  // an outlier
+    let x = Tensor(values, shape: [m, k])
+    let (q, s) = try Int8Quantization.quantizeRows(x, name: "x")
+    var got = [Int8](repeating: 0, count: m * 40)
+    var scales = [Float](repeating: 0, count: m)
+    values.withUnsafeBufferPointer { xp in
+      quantizeRowsInt8(x: xp.baseAddress!, m: m, k: k, ldx: k, q: &got, ldq: 40, scales: &scales)
+    }
+    #expect(scales == s.floatValues)
+    let expected = q.scalars(as: Int8.self)
+    for r in 0..<m {
+      #expect(Array(got[r * 40..<r * 40 + k]) == Array(expected[r * k..<(r + 1) * k]), "row \(r)")
+      #expect(got[r * 40 + k..<r * 40 + 40].allSatisfy { $0 == 0 }, "row \(r) padding")
+    }
+  }
+
+  @Test("int8 weights stack without requantizing; the packed weight is smaller than fp32")
+  func stackingKeepsValues() throws {
+    let a = SyntheticWeights.dense(rows: 20, columns: 48, seed: 1)
+    let b = SyntheticWeights.dense(rows: 12, columns: 48, seed: 2)
+    let form = WeightForm(.dense, encoding: .int8Dynamic)
+    let (wa, wb) = (try LinearWeight(.dense(a), as: form, name: "a"), try LinearWeight(.dense(b), as: form, name: "b"))
+    let stacked = try LinearWeight.stacking([wa, wb])
+    #expect(stacked.form == form)
+    #expect(stacked.dense().floatValues == wa.dense().floatValues + wb.dense().floatValues)
+    #expect(stacked.byteCount * 3 < 32 * 48 * 4)
+  }
+}
