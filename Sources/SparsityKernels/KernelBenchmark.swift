@@ -52,9 +52,18 @@ public struct BenchPlan: Sendable {
   ///
   /// - Throws: ``KernelBenchmarkError`` naming the option and the item that does not parse.
   public init(formats: String, shapes: String?, tokens: String?, sparsities: String?, blocks: String?) throws {
-    let wanted = Set(formats.lowercased().split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) })
-    for f in wanted where !["dense", "2:4", "bsr", "csr"].contains(f) {
-      throw KernelBenchmarkError("--formats: unknown format '\(f)' (use dense, 2:4, bsr, csr)")
+    var wanted = Set<String>()
+    // Encoded forms (`w8a8+dense`, `int8+2:4`, …) each run as a table of their own.
+    var encoded: [WeightForm] = []
+    for f in formats.lowercased().split(separator: ",").map({ String($0).trimmingCharacters(in: .whitespaces) }) {
+      if ["dense", "2:4", "bsr", "csr"].contains(f) {
+        wanted.insert(f)
+      } else if f.contains("+"), let form = try? WeightForm(parsing: f), KernelTable.supports(form) {
+        encoded.append(form)
+      } else {
+        throw KernelBenchmarkError(
+          "--formats: unknown format '\(f)' (use dense, 2:4, bsr, csr, or an encoded form the kernels run: \(KernelTable.forms.filter { $0.encoding != .float32 }.map(\.description).joined(separator: ", ")))")
+      }
     }
     func ints(_ text: String?, _ option: String) throws -> [Int]? {
       guard let text else { return nil }
@@ -112,6 +121,12 @@ public struct BenchPlan: Sendable {
         for sp in sparsityList ?? [0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99] {
           cases.append(Case(form: .csr, shape: s, tokens: m ?? [1, 128, 1024], sparsity: sp, block: nil))
         }
+      }
+    }
+    for form in encoded {
+      for s in shapeList ?? Self.semiShapes {
+        let sparsity = form.layout == .dense ? 0 : 0.5
+        cases.append(Case(form: form, shape: s, tokens: m ?? [1, 16, 128, 512, 2048], sparsity: sparsity, block: nil))
       }
     }
   }
@@ -219,7 +234,7 @@ public struct BenchRunner {
         // Dense and sparse kernels timed in alternating rounds, so that a busy machine (other
         // processes, frequency changes) slows both alike and the ratio stays meaningful.
         var contenders: [(LinearWeight, LinearKernel)] = denseWeight.candidateKernels(tokens: m).map { (denseWeight, $0) }
-        if c.form.isSparse {
+        if c.form != .dense {
           contenders += weight.candidateKernels(tokens: m).filter { !$0.isDense }.map { (weight, $0) }
         }
         let times = measureInterleaved(
@@ -234,7 +249,7 @@ public struct BenchRunner {
             best = (t, kernel, times[i])
           }
         }
-        if !c.form.isSparse { best = dense }
+        if c.form == .dense { best = dense }
         records.append(
           record(c, m: m, weight: weight, kernel: best.kernel, times: best.times, dense: (dense.ms, dense.kernel.name)))
         done += 1
@@ -266,7 +281,7 @@ public struct BenchRunner {
   }
 
   private mutating func makeWeight(_ c: BenchPlan.Case) -> LinearWeight {
-    guard c.form.isSparse else { return denseWeight(c.shape) }
+    guard c.form != .dense else { return denseWeight(c.shape) }
     let (n, k) = (c.shape.out, c.shape.inp)
     let seed = UInt64(n &* 31 &+ k) &+ UInt64(c.sparsity * 1000) &+ UInt64(c.block ?? 0)
     do {
@@ -304,11 +319,11 @@ public struct BenchRunner {
     let speedup = dense.ms / ms
     let stored = c.form.isSparse ? weight.density : 1.0
     return BenchRecord(
-      table: c.form.family, kernel: kernel.name, format: c.form.description, m: m, n: n, k: k, shapeName: c.shape.name,
+      table: c.form.encoding == .float32 ? c.form.family : "\(c.form.encoding.rawValue)+\(c.form.family)", kernel: kernel.name, format: c.form.description, m: m, n: n, k: k, shapeName: c.shape.name,
       sparsity: c.sparsity, block: c.block, medianMs: ms, minMs: times.min() ?? ms,
       effectiveGflops: flops / ms / 1e6, usefulGflops: flops * stored / ms / 1e6, denseMs: dense.ms,
       denseKernel: dense.kernel, speedup: speedup, bestDenseMs: bestDense.ms, bestDense: bestDense.name,
       speedupVsBestDense: bestDense.ms / ms, bytes: weight.byteCount, denseBytes: n * k * 4,
-      dispatch: !c.form.isSparse || speedup >= 1.1 ? kernel.name : dense.kernel)
+      dispatch: c.form == .dense || speedup >= 1.1 ? kernel.name : dense.kernel)
   }
 }

@@ -245,6 +245,10 @@ extension LinearWeight {
   /// expanded to a dense buffer).
   public func nonzeros() -> CSRMatrix { packed.nonzeros() }
 
+  /// The weight as a file stores it, from the packed arrays: exact (int8 values and scales for
+  /// quantized forms; CSR for sparse float forms, dense otherwise).
+  public func stored() -> StoredTensor { packed.stored() }
+
   /// The weights of `parts` stacked row-wise (`[Σ out, in]`) in their common form, packed once:
   /// layers that read the same input then run as one product. A sparse form is stacked through
   /// its nonzeros, never through a dense buffer.
@@ -255,7 +259,7 @@ extension LinearWeight {
     guard let first = parts.first, parts.allSatisfy({ $0.form == first.form && $0.inFeatures == first.inFeatures }) else {
       throw .unsupportedWeight("stacked weights must share one form and input size")
     }
-    let stored = parts.map { $0.packed.stored() }
+    let stored = parts.map { $0.stored() }
     let stacked: StoredTensor
     do { stacked = try StoredTensor.stackingRows(stored, for: first.form, name: "stacked weight") } catch {
       throw .unsupportedWeight("\(error)")

@@ -101,11 +101,75 @@ public func sparsify(
 public func sparsify(_ model: Module, forms: (_ name: String, _ layer: Linear) -> WeightForm?) throws(SparsifyError)
   -> [String]
 {
-  var swaps: [(name: String, old: Linear, new: PackedLinear)] = []
-  for (name, layer) in model.linearLayers() {
-    guard let form = forms(name, layer) else { continue }
+  try repack(model) { name, layer in
+    guard let linear = layer as? Linear else { return nil }
+    return forms(name, linear)
+  }
+}
+
+/// Swaps the layout of the weights of every layer that `filter` accepts, keeping each one's
+/// encoding: trainable `Linear`s are packed in `layout` (float32), ``PackedLinear``s are
+/// repacked in `layout` with their own encoding — so `sparsify` and ``quantize(_:encoding:filter:)``
+/// compose in either order. The weights must already have the layout's zeros (prune first).
+///
+/// ```swift
+/// try quantize(model, encoding: .int8Dynamic)     // W8A8, dense
+/// try sparsify(model, layout: .nOfM(n: 2, m: 4))  // then 2:4 (the int8 values keep their zeros)
+/// ```
+///
+/// - Throws: ``SparsifyError`` for the first accepted layer whose weight does not fit (nothing
+///   is swapped then).
+@discardableResult
+public func sparsify(
+  _ model: Module, layout: WeightForm.Layout, filter: (_ name: String, _ layer: LinearLayer) -> Bool = { _, _ in true }
+) throws(SparsifyError) -> [String] {
+  try repack(model) { name, layer in
+    guard filter(name, layer) else { return nil }
+    return WeightForm(layout, encoding: (layer as? PackedLinear)?.weight.form.encoding ?? .float32)
+  }
+}
+
+/// Quantizes the weights of every layer that `filter` accepts (mlx-swift's `quantize(model:)`
+/// pattern, torchao's `quantize_`): trainable `Linear`s become dense ``PackedLinear``s of
+/// `encoding`, packed ones keep their layout (a 2:4 layer becomes an int8 2:4 layer). Int8
+/// weights are quantized per output row with torchao's semantics (``Int8Quantization``); a
+/// pruned weight keeps its zeros.
+///
+/// ```swift
+/// try quantize(model, encoding: .int8Dynamic) { name, _ in !name.hasSuffix("lm_head") }
+/// ```
+///
+/// - Throws: ``SparsifyError`` for the first accepted layer the encoding cannot hold (nothing
+///   is swapped then).
+@discardableResult
+public func quantize(
+  _ model: Module, encoding: WeightForm.Encoding, filter: (_ name: String, _ layer: LinearLayer) -> Bool = { _, _ in true }
+) throws(SparsifyError) -> [String] {
+  try repack(model) { name, layer in
+    guard filter(name, layer) else { return nil }
+    return WeightForm((layer as? PackedLinear)?.weight.form.layout ?? .dense, encoding: encoding)
+  }
+}
+
+/// Packs every layer's weight in the form `forms` names for it (`nil`: unchanged): trainable
+/// `Linear`s from their values, ``PackedLinear``s from their packed arrays (exactly: int8 values
+/// and scales are kept, never requantized). Layers sharing a stacked weight are repacked
+/// together and keep sharing one. All or none.
+@discardableResult
+func repack(_ model: Module, forms: (_ name: String, _ layer: LinearLayer) -> WeightForm?) throws(SparsifyError) -> [String] {
+  var swaps: [(name: String, old: LinearLayer, new: PackedLinear)] = []
+  var stacks: [ObjectIdentifier: LinearWeight] = [:]
+  for (name, module) in model.namedModules() {
+    guard let layer = module as? LinearLayer, let form = forms(name, layer) else { continue }
     do {
-      swaps.append((name, layer, try PackedLinear(.dense(layer.weight.tensor), as: form, bias: layer.bias?.value, name: name + ".weight")))
+      if let linear = layer as? Linear {
+        swaps.append((name, linear, try PackedLinear(.dense(linear.weight.tensor), as: form, bias: linear.bias?.value, name: name + ".weight")))
+      } else if let packed = layer as? PackedLinear, packed.weight.form != form {
+        let key = ObjectIdentifier(packed.weight)
+        let weight = try stacks[key] ?? LinearWeight(packed.weight.stored(), as: form, name: name + ".weight")
+        stacks[key] = weight
+        swaps.append((name, packed, PackedLinear(weight, rows: packed.rows, bias: packed.bias)))
+      }
     } catch {
       throw SparsifyError(layer: name, reason: "\(error)")
     }

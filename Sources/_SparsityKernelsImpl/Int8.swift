@@ -46,12 +46,27 @@ package func int8Quantized(_ v: Float, reciprocal: Float) -> Int8 {
   return Int8(Swift.max(-128, Swift.min(127, r)))
 }
 
-/// Quantizes the rows of `x [m, k]` (row stride `ldx`) per row: `q` gets the int8 values with
-/// row stride `ldq` (bytes `k..<ldq` of a row set to zero), `scales[m]` the row scales.
+/// How ``quantizeRowsInt8`` writes each quantized value.
+package enum Int8Output {
+  /// `Int8` (the reference layout).
+  case int8
+  /// `UInt8`, the value + 128 (the unsigned operand of `vpdpbusd`).
+  case shiftedUInt8
+  /// `Int16` (the operand of `vpmaddwd`).
+  case int16
+}
+
+/// Quantizes the rows of `x [m, k]` (row stride `ldx`) per row: `q` gets the values as `output`
+/// says, with row stride `ldq` elements (elements `k..<ldq` of a row are the quantized zero),
+/// `scales[m]` the row scales. Equal to ``int8Quantized(_:reciprocal:)`` element by element for
+/// finite inputs.
 package func quantizeRowsInt8(
-  x: UnsafePointer<Float>, m: Int, k: Int, ldx: Int, q: UnsafeMutablePointer<Int8>, ldq: Int, scales: UnsafeMutablePointer<Float>
+  x: UnsafePointer<Float>, m: Int, k: Int, ldx: Int, q: UnsafeMutableRawPointer, ldq: Int, output: Int8Output = .int8,
+  scales: UnsafeMutablePointer<Float>
 ) {
   typealias V = SIMD16<Float>
+  let width = output == .int16 ? 2 : 1
+  let zero: UInt8 = output == .shiftedUInt8 ? 0x80 : 0
   for r in 0..<m {
     let row = x + r * ldx
     var top = V(repeating: 0)
@@ -68,21 +83,50 @@ package func quantizeRowsInt8(
     let scale = int8Scale(amax: amax)
     scales[r] = scale
     let reciprocal = 1 / scale
-    let out = q + r * ldq
+    let out = q + r * ldq * width
     i = 0
-    let rv = V(repeating: reciprocal)
-    while i + 16 <= k {
-      let v = (UnsafeRawPointer(row + i).loadUnaligned(as: V.self) * rv).rounded(.toNearestOrEven)
-      let clamped = pointwiseMaxFast(V(repeating: -128), pointwiseMinFast(V(repeating: 127), v))
-      let ints = SIMD16<Int32>(truncatingIfNeeded: SIMD16<Int32>(clamped, rounding: .towardZero))
-      UnsafeMutableRawPointer(out + i).storeBytes(of: SIMD16<Int8>(truncatingIfNeeded: ints), as: SIMD16<Int8>.self)
-      i += 16
-    }
+    #if SPARSITY_ISA_AVX512
+      let rv = _mm512_set1_ps(reciprocal)
+      let flip = _mm_set1_epi8(Int8(bitPattern: zero))
+      while i + 16 <= k {
+        // x · (1/scale), rounded half to even (the MXCSR default) and saturated to int8.
+        let v = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(row + i), rv))
+        if output == .int16 {
+          let clamped = _mm512_max_epi32(_mm512_min_epi32(v, _mm512_set1_epi32(127)), _mm512_set1_epi32(-128))
+          let words: __m256i = _mm512_cvtsepi32_epi16(clamped)
+          out.storeBytes(of: words, toByteOffset: 2 * i, as: __m256i.self)
+        } else {
+          let bytes: __m128i = _mm_xor_si128(_mm512_cvtsepi32_epi8(v), flip)
+          out.storeBytes(of: bytes, toByteOffset: i, as: __m128i.self)
+        }
+        i += 16
+      }
+    #elseif SPARSITY_ISA_AVX2
+      let rv = _mm256_set1_ps(reciprocal)
+      while i + 8 <= k {
+        var v = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(row + i), rv))
+        v = _mm256_max_epi32(_mm256_min_epi32(v, _mm256_set1_epi32(127)), _mm256_set1_epi32(-128))
+        // Narrow the 8 int32 to int16 (in order), then to bytes when asked.
+        let words = _mm256_castsi256_si128(_mm256_permute4x64_epi64(_mm256_packs_epi32(v, v), 0b1000))
+        if output == .int16 {
+          out.storeBytes(of: words, toByteOffset: 2 * i, as: __m128i.self)
+        } else {
+          let bytes = _mm_xor_si128(_mm_packs_epi16(words, words), _mm_set1_epi8(Int8(bitPattern: zero)))
+          out.storeBytes(of: _mm_cvtsi128_si64(bytes), toByteOffset: i, as: Int64.self)
+        }
+        i += 8
+      }
+    #endif
     while i < k {
-      out[i] = int8Quantized(row[i], reciprocal: reciprocal)
+      let v = int8Quantized(row[i], reciprocal: reciprocal)
+      switch output {
+      case .int8: out.storeBytes(of: v, toByteOffset: i, as: Int8.self)
+      case .shiftedUInt8: out.storeBytes(of: UInt8(bitPattern: v) ^ 0x80, toByteOffset: i, as: UInt8.self)
+      case .int16: out.storeBytes(of: Int16(v), toByteOffset: 2 * i, as: Int16.self)
+      }
       i += 1
     }
-    if ldq > k { (out + k).update(repeating: 0, count: ldq - k) }
+    if ldq > k { (out + k * width).initializeMemory(as: UInt8.self, repeating: zero, count: (ldq - k) * width) }
   }
 }
 
@@ -180,21 +224,14 @@ private func withQuantizedActivations<R>(
     parallelFor(parts) { w in
       let (raw, scales) = shared.value
       let rows = (m * w / parts)..<(m * (w + 1) / parts)
-      withUnsafeTemporaryAllocation(of: Int8.self, capacity: groups * 4) { q in
-        for r in rows {
-          quantizeRowsInt8(
-            x: x + r * k, m: 1, k: k, ldx: k, q: q.baseAddress!, ldq: groups * 4, scales: scales + r)
-          let out = raw + r * stride
-          #if SPARSITY_VNNI
-            // x + 128 as unsigned bytes (flipping the top bit).
-            let u = out.assumingMemoryBound(to: UInt8.self)
-            for i in 0..<groups * 4 { u[i] = UInt8(bitPattern: q[i]) ^ 0x80 }
-          #else
-            let h = out.assumingMemoryBound(to: Int16.self)
-            for i in 0..<groups * 4 { h[i] = Int16(q[i]) }
-          #endif
-        }
-      }
+      #if SPARSITY_VNNI
+        let output = Int8Output.shiftedUInt8
+      #else
+        let output = Int8Output.int16
+      #endif
+      quantizeRowsInt8(
+        x: x + rows.lowerBound * k, m: rows.count, k: k, ldx: k, q: raw + rows.lowerBound * stride, ldq: stride / elementBytes,
+        output: output, scales: scales + rows.lowerBound)
     }
     return body(QuantizedActivations(rows: raw, stride: stride, scales: scales))
   }
@@ -219,15 +256,26 @@ package func int8DynamicLinear(
       parallelFor(parts) { w in
         let cr = splitColumns ? (pairs * w / parts)..<(pairs * (w + 1) / parts) : 0..<pairs
         let rr = splitColumns ? 0..<tiles : (tiles * w / parts)..<(tiles * (w + 1) / parts)
-        withUnsafeTemporaryAllocation(of: Int32.self, capacity: 6 * 32) { acc in
+        // Per column-panel pair, k-blocks of `int8GroupsPerBlock` groups: the pair's slice of
+        // the weight (32 columns × 4 inputs × 96 = 12 KiB… 24 KiB) stays in L1 while every row
+        // tile passes over it; the tiles' int32 sums wait in a buffer between blocks.
+        withUnsafeTemporaryAllocation(of: Int32.self, capacity: rr.count * 192) { sums in
+          let acc = sums.baseAddress!
           for pair in cr {
-            for tile in rr {
-              let rows = Swift.min(6, m - tile * 6)
-              let columns = Swift.min(32, n - pair * 32)
-              int8Tile(weight: weight, a: a, row: tile * 6, rows: rows, panel: pair * 2, acc: acc.baseAddress!)
+            var g0 = 0
+            while g0 < groups {
+              let length = Swift.min(int8GroupsPerBlock, groups - g0)
+              for (t, tile) in rr.enumerated() {
+                int8Tile(
+                  weight: weight, a: a, row: tile * 6, rows: Swift.min(6, m - tile * 6), panel: pair * 2, groups: g0..<g0 + length,
+                  acc: acc + t * 192)
+              }
+              g0 += length
+            }
+            for (t, tile) in rr.enumerated() {
               int8DynamicEpilogue(
-                weight: weight, acc: acc.baseAddress!, ldacc: 32, a: a, row: tile * 6, rows: rows, column: pair * 32, columns: columns,
-                y: out.value, ldy: n, bias: biasP)
+                weight: weight, acc: acc + t * 192, ldacc: 32, a: a, row: tile * 6, rows: Swift.min(6, m - tile * 6), column: pair * 32,
+                columns: Swift.min(32, n - pair * 32), y: out.value, ldy: n, bias: biasP)
             }
           }
         }
@@ -235,6 +283,9 @@ package func int8DynamicLinear(
     }
   }
 }
+
+/// Groups of 4 inputs per k-block of the W8A8 GEMM (384 inputs).
+let int8GroupsPerBlock = 96
 
 /// ``int8DynamicLinear`` one activation row at a time (decode): each thread streams its share
 /// of the weight panels once per row, four panels (64 columns) at a time.
@@ -259,6 +310,7 @@ package func int8DynamicLinearRows(
               #if SPARSITY_VNNI
                 int8VNNIKernel1x64(groups: groups, a: row, b: b + quad * 4 * groups * 64, panels: panels, acc: acc.baseAddress!)
               #else
+                acc.initialize(repeating: 0)
                 for p in 0..<panels { int8RowPanel(groups: groups, a: row, b: b + (quad * 4 + p) * groups * 64, acc: acc.baseAddress! + p * 16) }
               #endif
               let column = quad * 64
@@ -314,32 +366,36 @@ package func int8DynamicLinearRows(
   }
 #endif
 
-/// `acc[i][j] = Σ_k xq[row + i][k] · wq[32·(panel/2) + j][k]` for a 6 × 32 tile (rows past `rows`
-/// read a zero row, columns past `n` are zero weights).
+/// `acc[i][j] (+)= Σ_{k in groups} xq[row + i][k] · wq[32·(panel/2) + j][k]` for a 6 × 32 tile
+/// (the first block writes, later ones add; rows past `rows` read a zero row, columns past `n`
+/// are zero weights).
 private func int8Tile(
-  weight: PackedInt8Weight, a: QuantizedActivations, row: Int, rows: Int, panel: Int, acc: UnsafeMutablePointer<Int32>
+  weight: PackedInt8Weight, a: QuantizedActivations, row: Int, rows: Int, panel: Int, groups range: Range<Int>,
+  acc: UnsafeMutablePointer<Int32>
 ) {
   let groups = weight.groups
   let b = weight.data.pointer.assumingMemoryBound(to: Int8.self)
+  let first = range.lowerBound == 0
   #if SPARSITY_VNNI
-    withUnsafeTemporaryAllocation(of: UInt8.self, capacity: groups * 4 + 64) { zero in
+    withUnsafeTemporaryAllocation(of: UInt8.self, capacity: range.count * 4) { zero in
       // A row of +128 bytes: the shifted zero activation (its products are compensated away).
       zero.initialize(repeating: 0x80)
-      var rowPointers: [UnsafeRawPointer] = []
-      rowPointers.reserveCapacity(6)
-      for i in 0..<6 { rowPointers.append(i < rows ? UnsafeRawPointer(a.rows + (row + i) * a.stride) : UnsafeRawPointer(zero.baseAddress!)) }
-      let b1 = panel + 1 < weight.panels ? b + (panel + 1) * groups * 64 : nil
+      func rowPointer(_ i: Int) -> UnsafeRawPointer {
+        i < rows ? UnsafeRawPointer(a.rows + (row + i) * a.stride + range.lowerBound * 4) : UnsafeRawPointer(zero.baseAddress!)
+      }
+      let b1 = panel + 1 < weight.panels ? b + ((panel + 1) * groups + range.lowerBound) * 64 : nil
       int8VNNIKernel6x32(
-        groups: groups, a0: rowPointers[0], a1: rowPointers[1], a2: rowPointers[2], a3: rowPointers[3],
-        a4: rowPointers[4], a5: rowPointers[5], b0: b + panel * groups * 64, b1: b1, acc: acc)
+        groups: range.count, a0: rowPointer(0), a1: rowPointer(1), a2: rowPointer(2), a3: rowPointer(3), a4: rowPointer(4),
+        a5: rowPointer(5), b0: b + (panel * groups + range.lowerBound) * 64, b1: b1, acc: acc, accumulate: !first)
     }
   #else
     for i in 0..<6 {
-      for j in 0..<32 { acc[i * 32 + j] = 0 }
+      if first { for j in 0..<32 { acc[i * 32 + j] = 0 } }
       guard i < rows else { continue }
       for half in 0..<2 where panel + half < weight.panels {
         int8RowPanel(
-          groups: groups, a: a.rows + (row + i) * a.stride, b: b + (panel + half) * groups * 64, acc: acc + i * 32 + half * 16)
+          groups: range.count, a: a.rows + (row + i) * a.stride + range.lowerBound * 8,
+          b: b + ((panel + half) * groups + range.lowerBound) * 64, acc: acc + i * 32 + half * 16)
       }
     }
   #endif
@@ -347,23 +403,32 @@ private func int8Tile(
 
 #if SPARSITY_VNNI
   /// 6 rows × 32 columns of `vpdpbusd`: per group of 4 inputs, two 64-byte weight loads and,
-  /// per row, one broadcast dword of unsigned activations; 12 zmm accumulators. `b1` nil: the
-  /// second panel does not exist (its accumulators stay zero).
+  /// per row, one broadcast dword of unsigned activations; 12 zmm accumulators, starting from
+  /// `acc` when `accumulate`. `b1` nil: the second panel does not exist (its sums stay zero).
   @inline(never)
   private func int8VNNIKernel6x32(
     groups: Int, a0: UnsafeRawPointer, a1: UnsafeRawPointer, a2: UnsafeRawPointer, a3: UnsafeRawPointer,
     a4: UnsafeRawPointer, a5: UnsafeRawPointer, b0: UnsafePointer<Int8>, b1: UnsafePointer<Int8>?,
-    acc: UnsafeMutablePointer<Int32>
+    acc: UnsafeMutablePointer<Int32>, accumulate: Bool
   ) {
+    let out = UnsafeMutableRawPointer(acc)
     var c00 = _mm512_setzero_si512(), c01 = _mm512_setzero_si512(), c10 = _mm512_setzero_si512()
     var c11 = _mm512_setzero_si512(), c20 = _mm512_setzero_si512(), c21 = _mm512_setzero_si512()
     var c30 = _mm512_setzero_si512(), c31 = _mm512_setzero_si512(), c40 = _mm512_setzero_si512()
     var c41 = _mm512_setzero_si512(), c50 = _mm512_setzero_si512(), c51 = _mm512_setzero_si512()
+    if accumulate {
+      c00 = _mm512_loadu_si512(out); c01 = _mm512_loadu_si512(out + 64)
+      c10 = _mm512_loadu_si512(out + 128); c11 = _mm512_loadu_si512(out + 192)
+      c20 = _mm512_loadu_si512(out + 256); c21 = _mm512_loadu_si512(out + 320)
+      c30 = _mm512_loadu_si512(out + 384); c31 = _mm512_loadu_si512(out + 448)
+      c40 = _mm512_loadu_si512(out + 512); c41 = _mm512_loadu_si512(out + 576)
+      c50 = _mm512_loadu_si512(out + 640); c51 = _mm512_loadu_si512(out + 704)
+    }
+    // A missing second panel multiplies the first one again into sums that are not used.
     let second = b1 ?? b0
-    let useSecond = b1 != nil
     for g in 0..<groups {
       let w0 = _mm512_loadu_si512(b0 + g * 64)
-      let w1 = useSecond ? _mm512_loadu_si512(second + g * 64) : _mm512_setzero_si512()
+      let w1 = _mm512_loadu_si512(second + g * 64)
       let offset = g * 4
       var x = _mm512_set1_epi32(a0.loadUnaligned(fromByteOffset: offset, as: Int32.self))
       c00 = _mm512_dpbusd_epi32(c00, x, w0); c01 = _mm512_dpbusd_epi32(c01, x, w1)
@@ -378,7 +443,6 @@ private func int8Tile(
       x = _mm512_set1_epi32(a5.loadUnaligned(fromByteOffset: offset, as: Int32.self))
       c50 = _mm512_dpbusd_epi32(c50, x, w0); c51 = _mm512_dpbusd_epi32(c51, x, w1)
     }
-    let out = UnsafeMutableRawPointer(acc)
     _mm512_storeu_si512(out, c00); _mm512_storeu_si512(out + 64, c01)
     _mm512_storeu_si512(out + 128, c10); _mm512_storeu_si512(out + 192, c11)
     _mm512_storeu_si512(out + 256, c20); _mm512_storeu_si512(out + 320, c21)
@@ -408,7 +472,7 @@ private func int8Tile(
         let raw = UnsafeMutableRawPointer(t.baseAddress!)
         _mm256_storeu_si256(raw, s0); _mm256_storeu_si256(raw + 32, s1)
         _mm256_storeu_si256(raw + 64, s2); _mm256_storeu_si256(raw + 96, s3)
-        for j in 0..<16 { acc[j] = t[2 * j] &+ t[2 * j + 1] }
+        for j in 0..<16 { acc[j] &+= t[2 * j] &+ t[2 * j + 1] }
       }
     #else
       for j in 0..<16 {
@@ -416,36 +480,81 @@ private func int8Tile(
         for g in 0..<groups {
           for i in 0..<4 { s &+= Int32(x[g * 4 + i]) &* Int32(b[(g * 16 + j) * 4 + i]) }
         }
-        acc[j] = s
+        acc[j] &+= s
       }
     #endif
   }
 #endif
 
 /// `y[row + i][column + j] = (Float(acc[i][j] − comp[j]) · sx[i]) · sw[j] + bias[j]` for the
-/// valid part of a tile (row stride `ldacc`) (the order of torchao's operations, so results match it bit for bit).
+/// valid part of a tile (row stride `ldacc`): the order of torchao's operations, so results
+/// match it bit for bit.
 @inline(__always)
 private func int8DynamicEpilogue(
   weight: PackedInt8Weight, acc: UnsafeMutablePointer<Int32>, ldacc: Int, a: QuantizedActivations, row: Int, rows: Int, column: Int,
   columns: Int, y: UnsafeMutablePointer<Float>, ldy: Int, bias: UnsafePointer<Float>?
 ) {
-  let sw = weight.scales.pointer + column
+  let sw = UnsafePointer(weight.scales.pointer + column)
   #if SPARSITY_VNNI
     let comp = UnsafePointer(weight.compensation.pointer.assumingMemoryBound(to: Int32.self)) + column
   #endif
   for i in 0..<rows {
     let sx = a.scales[row + i]
     let out = y + (row + i) * ldy + column
-    for j in 0..<columns {
+    let sums = UnsafePointer(acc + i * ldacc)
+    var j = 0
+    while j + 16 <= columns {
+      var dot = UnsafeRawPointer(sums + j).loadUnaligned(as: SIMD16<Int32>.self)
       #if SPARSITY_VNNI
-        let dot = acc[i * ldacc + j] &- comp[j]
+        dot &-= UnsafeRawPointer(comp + j).loadUnaligned(as: SIMD16<Int32>.self)
+      #endif
+      var v = (float16(dot) * SIMD16(repeating: sx)) * UnsafeRawPointer(sw + j).loadUnaligned(as: SIMD16<Float>.self)
+      if let bias { v += UnsafeRawPointer(bias + column + j).loadUnaligned(as: SIMD16<Float>.self) }
+      UnsafeMutableRawPointer(out + j).storeBytes(of: v, as: SIMD16<Float>.self)
+      j += 16
+    }
+    while j < columns {
+      #if SPARSITY_VNNI
+        let dot = sums[j] &- comp[j]
       #else
-        let dot = acc[i * ldacc + j]
+        let dot = sums[j]
       #endif
       let v = (Float(dot) * sx) * sw[j]
       out[j] = bias.map { v + $0[column + j] } ?? v
+      j += 1
     }
   }
+}
+
+/// The 16 int32 lanes as floats (exact below 2²⁴, else rounded to nearest even like `Float(_:)`).
+@inline(__always)
+private func float16(_ v: SIMD16<Int32>) -> SIMD16<Float> {
+  #if SPARSITY_ISA_AVX512
+    return unsafeBitCast(_mm512_cvtepi32_ps(unsafeBitCast(v, to: __m512i.self)), to: SIMD16<Float>.self)
+  #elseif SPARSITY_ISA_AVX2
+    let halves = unsafeBitCast(v, to: (__m256i, __m256i).self)
+    return unsafeBitCast((_mm256_cvtepi32_ps(halves.0), _mm256_cvtepi32_ps(halves.1)), to: SIMD16<Float>.self)
+  #else
+    var f = SIMD16<Float>()
+    for i in 0..<16 { f[i] = Float(v[i]) }
+    return f
+  #endif
+}
+
+/// 16 int8 at `p` as floats.
+@inline(__always)
+private func floatsFromInt8(_ p: UnsafeRawPointer) -> SIMD16<Float> {
+  #if SPARSITY_ISA_AVX512
+    return unsafeBitCast(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(p.loadUnaligned(as: __m128i.self))), to: SIMD16<Float>.self)
+  #elseif SPARSITY_ISA_AVX2
+    let lo = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(p.assumingMemoryBound(to: __m128i.self))))
+    let hi = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((p + 8).assumingMemoryBound(to: __m128i.self))))
+    return unsafeBitCast((lo, hi), to: SIMD16<Float>.self)
+  #else
+    var f = SIMD16<Float>()
+    for i in 0..<16 { f[i] = Float(p.load(fromByteOffset: i, as: Int8.self)) }
+    return f
+  #endif
 }
 
 // MARK: - Weight-only (fp32 activations)
@@ -499,10 +608,10 @@ private func int8WeightOnlyRowPanel(groups: Int, x: UnsafePointer<Float>, b: Uns
     let x4 = UnsafeRawPointer(x + g * 4).loadUnaligned(as: SIMD4<Float>.self)
     let xv = V(lowHalf: SIMD8(lowHalf: x4, highHalf: x4), highHalf: SIMD8(lowHalf: x4, highHalf: x4))
     let w = UnsafeRawPointer(b + g * 64)
-    s0 = fma16(s0, xv, V(SIMD16<Int32>(truncatingIfNeeded: w.loadUnaligned(as: SIMD16<Int8>.self))))
-    s1 = fma16(s1, xv, V(SIMD16<Int32>(truncatingIfNeeded: w.loadUnaligned(fromByteOffset: 16, as: SIMD16<Int8>.self))))
-    s2 = fma16(s2, xv, V(SIMD16<Int32>(truncatingIfNeeded: w.loadUnaligned(fromByteOffset: 32, as: SIMD16<Int8>.self))))
-    s3 = fma16(s3, xv, V(SIMD16<Int32>(truncatingIfNeeded: w.loadUnaligned(fromByteOffset: 48, as: SIMD16<Int8>.self))))
+    s0 = fma16(s0, xv, floatsFromInt8(w))
+    s1 = fma16(s1, xv, floatsFromInt8(w + 16))
+    s2 = fma16(s2, xv, floatsFromInt8(w + 32))
+    s3 = fma16(s3, xv, floatsFromInt8(w + 48))
   }
   for (q, s) in [s0, s1, s2, s3].enumerated() {
     for c in 0..<4 { out[4 * q + c] = (s[4 * c] + s[4 * c + 1]) + (s[4 * c + 2] + s[4 * c + 3]) }

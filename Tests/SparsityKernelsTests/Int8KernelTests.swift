@@ -90,16 +90,30 @@ import _SparsityKernelsImpl
     values[2 * k + 5] = 1e6  // an outlier
     let x = Tensor(values, shape: [m, k])
     let (q, s) = try Int8Quantization.quantizeRows(x, name: "x")
-    var got = [Int8](repeating: 0, count: m * 40)
-    var scales = [Float](repeating: 0, count: m)
-    values.withUnsafeBufferPointer { xp in
-      quantizeRowsInt8(x: xp.baseAddress!, m: m, k: k, ldx: k, q: &got, ldq: 40, scales: &scales)
-    }
-    #expect(scales == s.floatValues)
     let expected = q.scalars(as: Int8.self)
-    for r in 0..<m {
-      #expect(Array(got[r * 40..<r * 40 + k]) == Array(expected[r * k..<(r + 1) * k]), "row \(r)")
-      #expect(got[r * 40 + k..<r * 40 + 40].allSatisfy { $0 == 0 }, "row \(r) padding")
+    for output in [Int8Output.int8, .shiftedUInt8, .int16] {
+      var got = [Int16](repeating: 99, count: m * 40)
+      var scales = [Float](repeating: 0, count: m)
+      values.withUnsafeBufferPointer { xp in
+        got.withUnsafeMutableBytes { raw in
+          quantizeRowsInt8(x: xp.baseAddress!, m: m, k: k, ldx: k, q: raw.baseAddress!, ldq: 40, output: output, scales: &scales)
+        }
+      }
+      #expect(scales == s.floatValues)
+      // Read the values back in the output's element type.
+      let values: [Int] = got.withUnsafeBytes { raw in
+        (0..<m * 40).map { i in
+          switch output {
+          case .int8: Int(raw.load(fromByteOffset: i, as: Int8.self))
+          case .shiftedUInt8: Int(raw.load(fromByteOffset: i, as: UInt8.self)) - 128
+          case .int16: Int(raw.load(fromByteOffset: 2 * i, as: Int16.self))
+          }
+        }
+      }
+      for r in 0..<m {
+        #expect(Array(values[r * 40..<r * 40 + k]) == expected[r * k..<(r + 1) * k].map(Int.init), "\(output) row \(r)")
+        #expect(values[r * 40 + k..<r * 40 + 40].allSatisfy { $0 == 0 }, "\(output) row \(r) padding")
+      }
     }
   }
 
