@@ -58,6 +58,12 @@ var checkDefines: [SwiftSetting] = []
       kernelSwiftSettings.append(.define("SPARSITY_VNNI"))
       checkDefines.append(.define("SPARSITY_VNNI"))
     }
+    // ... and AVX512-VBMI (`vpermb`, `vpmultishiftqb`: the int8 2:4 shuffle controls).
+    let vbmiCPUs: Set<String> = vnniCPUs.subtracting(["cascadelake", "cooperlake"])
+    if vbmiCPUs.contains(kernelCPU) {
+      kernelSwiftSettings.append(.define("SPARSITY_VBMI"))
+      checkDefines.append(.define("SPARSITY_VBMI"))
+    }
   }
 #endif
 

@@ -38,6 +38,8 @@ public struct CPUFeatures: Sendable, CustomStringConvertible {
   public static var requiredFeatures: [String] {
     #if SPARSITY_ISA_AVX512 && SPARSITY_CPU_ZNVER4
       return avx2Features + avx512Features + zen4Features
+    #elseif SPARSITY_ISA_AVX512 && SPARSITY_VNNI && SPARSITY_VBMI
+      return avx2Features + avx512Features + ["avx512vnni", "avx512vbmi"]
     #elseif SPARSITY_ISA_AVX512 && SPARSITY_VNNI
       return avx2Features + avx512Features + ["avx512vnni"]
     #elseif SPARSITY_ISA_AVX512

@@ -59,6 +59,11 @@ public struct LinearKernel: Hashable, Sendable, Codable, CustomStringConvertible
   public static let int8DynamicGEMM = LinearKernel("w8a8-gemm")
   /// W8A8 one activation row at a time, 64 columns per pass.
   public static let int8DynamicGEMV = LinearKernel("w8a8-gemv", rowWise: true)
+  /// W8A8 with 2:4 weights: per 16 columns and 8 inputs a `vpshufb` picks each column's 4
+  /// activations, one `vpdpbusd` multiplies them by its 4 kept values (6 × 32 tiles).
+  public static let int8DynamicSemiStructuredGEMM = LinearKernel("w8a8-2:4-gemm")
+  /// W8A8 2:4 one activation row at a time, 64 columns per pass.
+  public static let int8DynamicSemiStructuredGEMV = LinearKernel("w8a8-2:4-gemv", rowWise: true)
   /// Int8 weights × float32 activations (weight-only), one activation row at a time: the bytes
   /// widen to float32 in registers.
   public static let int8WeightOnlyGEMV = LinearKernel("int8-gemv", rowWise: true)
@@ -114,17 +119,19 @@ extension PackedOperand {
 /// | `bsr:RxC` (other R) | as above; runs the CSR kernels on the nonzeros | `csr-panel`, `csr-spmv` |
 /// | `csr` | the nonzeros of any form | `csr-panel`, `csr-spmv` |
 /// | `w8a8+dense` | int8 values + row scales (quantized stored forms), or any float form quantized per row | `w8a8-gemm`, `w8a8-gemv` |
+/// | `w8a8+2:4` | int8 2:4 values (logical or CUTLASS) + row scales, or a 2:4 float form quantized per row | `w8a8-2:4-gemm`, `w8a8-2:4-gemv` |
 /// | `int8+dense` | as above | `int8-gemv` |
 public enum KernelTable {
   /// Every kernel, in table order.
   public static let allKernels: [LinearKernel] = [
     .denseGEMM, .denseGEMV, .semiStructuredPanel, .semiStructuredGEMV, .bsr, .bsrGEMV, .csrPanel, .csrSpMV,
-    .int8DynamicGEMM, .int8DynamicGEMV, .int8WeightOnlyGEMV,
+    .int8DynamicGEMM, .int8DynamicGEMV, .int8DynamicSemiStructuredGEMM, .int8DynamicSemiStructuredGEMV, .int8WeightOnlyGEMV,
   ]
 
   /// The forms the kernels run, as examples of each row (block shapes and N:M vary).
   public static let forms: [WeightForm] = [
-    .dense, .twoFour, .bsr(32, 32), .csr, WeightForm(.dense, encoding: .int8Dynamic), WeightForm(.dense, encoding: .int8),
+    .dense, .twoFour, .bsr(32, 32), .csr, WeightForm(.dense, encoding: .int8Dynamic), WeightForm(.nOfM(n: 2, m: 4), encoding: .int8Dynamic),
+    WeightForm(.dense, encoding: .int8),
   ]
 
   /// Whether the kernels run `form` (2:4 and no other N:M; float32 values, int8 dense).
@@ -133,6 +140,7 @@ public enum KernelTable {
     case (.float32, let .nOfM(n, m)): n == 2 && m == 4
     case (.float32, _): true
     case (.int8, .dense), (.int8Dynamic, .dense): true
+    case (.int8Dynamic, .nOfM(2, 4)): true
     default: false
     }
   }
@@ -162,6 +170,24 @@ public enum KernelTable {
       // Int8 (dense): quantized values as stored, or float values quantized per row now.
       let q = try convert { () throws(SparseFormatError) in try stored.stored(as: form, name: name) }
       guard case let .quantized(matrix) = q else { preconditionFailure("stored(as: \(form)) is quantized") }
+      if case .nOfM = form.layout {
+        let logical: SemiStructuredMatrix
+        switch matrix.values {
+        case let .nOfM(m): logical = m
+        case let .cutlass(c): logical = try convert { () throws(SparseFormatError) in try SemiStructuredMatrix(c, name: name) }
+        default: preconditionFailure("stored(as: \(form)) keeps 2:4 values")
+        }
+        let packed = logical.values.withUnsafeBufferPointer(as: Int8.self) { v in
+          logical.indices.withUnsafeBufferPointer { i in
+            matrix.scales.withUnsafeBufferPointer(as: Float.self) { s in
+              PackedInt8SemiStructuredWeight(
+                values: v.baseAddress ?? UnsafePointer(bitPattern: 16)!, positions: i.baseAddress ?? UnsafePointer(bitPattern: 16)!,
+                scales: s.baseAddress ?? UnsafePointer(bitPattern: 16)!, n: n, k: k)
+            }
+          }
+        }
+        return (Int8DynamicSemiStructuredOperand(weight: packed), 0.5)
+      }
       let values = matrix.values.dense()
       let packed = values.withUnsafeBufferPointer(as: Int8.self) { v in
         matrix.scales.withUnsafeBufferPointer(as: Float.self) { s in
@@ -442,5 +468,56 @@ extension PackedInt8Weight {
     let scales = Tensor(Array(UnsafeBufferPointer(start: self.scales.pointer, count: n)), shape: [n])
     // The packed arrays were checked when they were made: the parts agree.
     return .quantized(try! QuantizedMatrix(values: .dense(Tensor(values(), shape: [n, k])), scales: scales, activations: activations, name: "packed weight"))
+  }
+}
+
+/// A 2:4 int8 weight run with dynamic int8 activations (W8A8 2:4).
+struct Int8DynamicSemiStructuredOperand: PackedOperand {
+  let weight: PackedInt8SemiStructuredWeight
+  var kernels: [LinearKernel] { [.int8DynamicSemiStructuredGEMM, .int8DynamicSemiStructuredGEMV] }
+  var byteCount: Int { weight.byteCount }
+  func unpack(into w: UnsafeMutablePointer<Float>) {
+    let (n, k) = (weight.n, weight.k)
+    w.update(repeating: 0, count: n * k)
+    for r in 0..<n {
+      let s = weight.scales.pointer[r]
+      for g in 0..<(k + 3) / 4 {
+        for slot in 0..<2 {
+          let (v, position) = weight.kept(row: r, group: g, slot: slot)
+          if 4 * g + position < k { w[r * k + 4 * g + position] = Float(v) * s }
+        }
+      }
+    }
+  }
+  func nonzeros() -> CSRMatrix {
+    var dense = [Float](repeating: 0, count: weight.n * weight.k)
+    dense.withUnsafeMutableBufferPointer { unpack(into: $0.baseAddress!) }
+    return try! CSRMatrix(dense: Tensor(dense, shape: [weight.n, weight.k]), name: "packed weight")
+  }
+  func stored() -> StoredTensor {
+    let (n, k) = (weight.n, weight.k)
+    let groups = (k + 3) / 4
+    var values = [Int8](repeating: 0, count: n * groups * 2)
+    var positions = [UInt8](repeating: 0, count: n * groups * 2)
+    for r in 0..<n {
+      for g in 0..<groups {
+        for slot in 0..<2 {
+          let (v, position) = weight.kept(row: r, group: g, slot: slot)
+          values[(r * groups + g) * 2 + slot] = v
+          positions[(r * groups + g) * 2 + slot] = UInt8(position)
+        }
+      }
+    }
+    let scales = Tensor(Array(UnsafeBufferPointer(start: weight.scales.pointer, count: n)), shape: [n])
+    // The packed arrays were checked when they were made: the parts agree.
+    let logical = try! SemiStructuredMatrix(
+      shape: [n, k], n: 2, m: 4, values: Tensor(values, shape: [n, groups * 2]), indices: positions, name: "packed weight")
+    return .quantized(try! QuantizedMatrix(values: .nOfM(logical), scales: scales, activations: .dynamic, name: "packed weight"))
+  }
+  func multiply(x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, workers: Int) {
+    int8DynamicLinear(weight: weight, x: x, m: m, y: y, bias: bias, workers: workers)
+  }
+  func multiplyRows(x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, workers: Int) {
+    int8DynamicLinearRows(weight: weight, x: x, m: m, y: y, bias: bias, workers: workers)
   }
 }

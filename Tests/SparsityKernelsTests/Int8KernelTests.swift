@@ -51,6 +51,34 @@ import _SparsityKernelsImpl
     }
   }
 
+  @Test(
+    "W8A8 2:4 equals the naive int32 reference bit for bit",
+    arguments: [Shape(n: 1, k: 4), Shape(n: 16, k: 16), Shape(n: 17, k: 9), Shape(n: 40, k: 38), Shape(n: 33, k: 300), Shape(n: 70, k: 132)])
+  func dynamicSemiStructuredMatchesReference(shape: Shape) throws {
+    let w = SyntheticWeights.semiStructured(rows: shape.n, columns: shape.k, seed: 13)
+    let form = WeightForm(.nOfM(n: 2, m: 4), encoding: .int8Dynamic)
+    let weight = try LinearWeight(.dense(w), as: form, name: "w")
+    #expect(weight.ownKernels == [.int8DynamicSemiStructuredGEMM, .int8DynamicSemiStructuredGEMV])
+    // The packed form holds the dense int8 weight's values exactly.
+    let dense = try LinearWeight(.dense(w), as: WeightForm(.dense, encoding: .int8Dynamic), name: "w")
+    #expect(weight.dense() == dense.dense())
+    // What it stores packs back to the same weight.
+    #expect(try LinearWeight(weight.stored(), as: form, name: "w").dense() == weight.dense())
+    for m in tokenCounts {
+      let x = activations(m, shape.k, seed: UInt64(m) &+ 100)
+      let b = biasVector(shape.n, seed: UInt64(m) &+ 9)
+      for bias in [nil, b] {
+        let expected = try Self.referenceDynamic(x: x, weight: w, bias: bias)
+        for kernel in weight.ownKernels {
+          let y = weight.apply(x: x, bias: bias, kernel: kernel).floatValues
+          if let i = y.indices.first(where: { y[$0].bitPattern != expected[$0].bitPattern }) {
+            Issue.record("2:4 \(shape.testDescription) m=\(m) \(kernel) bias=\(bias != nil): element \(i) is \(y[i]), reference \(expected[i])")
+          }
+        }
+      }
+    }
+  }
+
   @Test("W8A8 at the extremes: ±128 products over 4,096 inputs do not saturate")
   func dynamicExtremes() throws {
     let (n, k, m) = (24, 4096, 3)
