@@ -14,8 +14,9 @@ struct Compress: ParsableCommand {
       Every rank-2 tensor whose name matches --include (all of them by default) is compressed; \
       other tensors are copied unchanged. A tensor that cannot be stored (not 2:4, a shape the \
       format does not allow) is an error naming it and the rule, and nothing is written. \
-      2:4 is written in the CUTLASS layout PyTorch uses (NAME.packed, NAME.meta); CSR and BSR \
-      as NAME.crow_indices, NAME.col_indices, NAME.values.
+      2:4 is written in the CUTLASS layout PyTorch uses (NAME.packed, NAME.meta) for f16, bf16 and int8 values, \
+      as NAME.values + NAME.positions (2-bit positions) otherwise; CSR and BSR as NAME.crow_indices, \
+      NAME.col_indices, NAME.values. --dtype int8 quantizes the values too (see `sparsity quantize`).
       """)
 
   @Argument(help: "The input safetensors file.")
@@ -24,14 +25,17 @@ struct Compress: ParsableCommand {
   @OptionGroup var outputFile: OutputFileOption
   var output: String { outputFile.output }
 
-  @Option(help: "The sparse format: 2:4, csr, or bsr:RxC (e.g. bsr:32x32).")
+  @Option(help: "The sparse format: 2:4 (or any N:M), csr, or bsr:RxC (e.g. bsr:32x32).")
   var format: String
 
   @Option(help: "Compress only tensors whose name matches this regular expression (anywhere in the name).")
   var include: String?
 
+  @OptionGroup var quantization: QuantizationOptions
+
   func run() throws {
-    let format = try fileForm(self.format, option: "--format")
+    let layout = try fileForm(self.format, option: "--format").layout
+    let format = WeightForm(layout, encoding: try quantization.encoding())
     let include = try compileRegex(include, option: "--include")
     var archive = try TensorArchive(contentsOf: file)
     var rows: [[String]] = []

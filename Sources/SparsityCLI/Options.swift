@@ -31,3 +31,26 @@ struct JSONOption: ParsableArguments {
   @Flag(help: "Print JSON instead of the table.")
   var json = false
 }
+
+/// `--dtype f32|int8` and `--activations none|dynamic`: the element encoding of the weights a
+/// command writes or runs (int8: symmetric per output row, torchao's semantics; with dynamic
+/// activations the layers run int8 × int8 — W8A8).
+struct QuantizationOptions: ParsableArguments {
+  @Option(help: "Weight values: f32 (as they are) or int8 (symmetric, one scale per output row, torchao's semantics).")
+  var dtype = "f32"
+
+  @Option(help: "With --dtype int8: dynamic (activations quantized per token at run time: W8A8) or none (weight-only).")
+  var activations = "dynamic"
+
+  /// The encoding named, checked.
+  func encoding() throws -> WeightForm.Encoding {
+    guard let mode = ActivationQuantization(rawValue: activations.lowercased()) else {
+      throw CLIError("--activations must be none or dynamic, got '\(activations)'")
+    }
+    switch dtype.lowercased() {
+    case "f32", "float32": return .float32
+    case "int8", "i8": return mode == .dynamic ? .int8Dynamic : .int8
+    default: throw CLIError("--dtype must be f32 or int8, got '\(dtype)'")
+    }
+  }
+}

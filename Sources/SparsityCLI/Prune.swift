@@ -74,8 +74,10 @@ struct Prune: ParsableCommand {
   @Flag(help: "Search an input-channel permutation before N:M pruning (stored as W:permutation).")
   var permute = false
 
-  @Option(help: "Store pruned weights compressed: auto (2:4 in f16/bf16/i8 → 2:4, block:RxC → bsr:RxC, else csr), 2:4, csr or bsr:RxC.")
+  @Option(help: "Store pruned weights compressed: auto (the fewest bytes of the pattern's own form — N:M, bsr:RxC — CSR and dense), N:M, csr or bsr:RxC.")
   var compress: String?
+
+  @OptionGroup var quantization: QuantizationOptions
 
   @Option(help: "Seed for the permutation search's random escapes.")
   var seed: UInt64 = 0
@@ -130,6 +132,7 @@ struct Prune: ParsableCommand {
         scope: scopeName.flatMap { ComparisonScope(rawValue: $0.lowercased()) }, zerosPerBlock: zerosPerBlock,
         norm: blockNorm, sparseGPT: SparseGPTOptions(dampening: dampening, blockSize: blockSize)
       ).validated())
+    options.encoding = try quantization.encoding()
     if let compress {
       options.storage = compress.lowercased() == "auto" ? .auto : .form(try fileForm(compress, option: "--compress"))
     }

@@ -39,6 +39,8 @@ struct PruneModel: ParsableCommand {
   @Option(help: "Output: safetensors (our file of the pruned weights) or hf (a Hugging Face folder).")
   var format = "safetensors"
 
+  @OptionGroup var quantization: QuantizationOptions
+
   @OptionGroup var jsonOption: JSONOption
 
   func validate() throws {
@@ -60,6 +62,10 @@ struct PruneModel: ParsableCommand {
     options.tokens = tokens
     options.window = window
     options.format = LanguageModelPruning.OutputFormat(rawValue: format)!
+    options.encoding = try quantization.encoding()
+    if options.format == .hf && options.encoding != .float32 {
+      throw CLIError("--format hf writes float32 weights; --dtype int8 applies to our safetensors file (or run `sparsity quantize` on it)")
+    }
     let output = outputFile.output
     if options.format == .hf, FileManager.default.fileExists(atPath: output) {
       throw CLIError("\(output) exists; --format hf writes a new folder")

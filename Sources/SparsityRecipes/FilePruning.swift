@@ -32,12 +32,19 @@ public enum FilePruning {
     /// This form (N:M, CSR, BSR).
     public static func form(_ form: WeightForm) -> Storage { Storage(fixed: form) }
 
-    /// `pruned` (a matrix pruned to `pattern`) as it is written.
+    /// `pruned` (a matrix pruned to `pattern`) as it is written, its values in `encoding`
+    /// (int8: quantized per row after pruning, so the zeros stay).
     ///
     /// - Throws: ``SparseFormatError`` naming `name` when it does not fit the fixed form.
-    public func store(_ pruned: Tensor, pattern: SparsityPattern, name: String) throws -> StoredTensor {
-      if let fixed { return try StoredTensor.dense(pruned).stored(as: fixed, name: name) }
-      return StoredTensor.dense(pruned).compactest(of: [.fileForm(forPruned: pattern), .csr, .dense], name: name)
+    public func store(_ pruned: Tensor, pattern: SparsityPattern, encoding: WeightForm.Encoding = .float32, name: String) throws
+      -> StoredTensor
+    {
+      let dense = StoredTensor.dense(pruned)
+      if let fixed { return try dense.stored(as: WeightForm(fixed.layout, encoding: encoding), name: name) }
+      let candidates = [WeightForm.fileForm(forPruned: pattern), .csr, .dense].map { WeightForm($0.layout, encoding: encoding) }
+      let best = dense.compactest(of: candidates, name: name)
+      // Every candidate failing leaves the float tensor: quantize it dense (the error, if any, names the tensor).
+      return encoding == .float32 || best.form.encoding == encoding ? best : try dense.stored(as: WeightForm(.dense, encoding: encoding), name: name)
     }
   }
 
@@ -57,6 +64,8 @@ public enum FilePruning {
     public var seed: UInt64 = 0
     /// How the pruned tensors are stored.
     public var storage = Storage.dense
+    /// The pruned tensors' value encoding: float32, or int8 (quantized after pruning).
+    public var encoding = WeightForm.Encoding.float32
 
     public init(configuration: PruningConfiguration) {
         self.configuration = configuration
@@ -178,7 +187,7 @@ public enum FilePruning {
       guard let pruned = model.parameter(named: name), let reference = dense.parameter(named: name), let mask = masks[name] else {
         continue
       }
-      let stored = try options.storage.store(pruned, pattern: configuration.pattern, name: name)
+      let stored = try options.storage.store(pruned, pattern: configuration.pattern, encoding: options.encoding, name: name)
       archive.tensors[index].value = stored
       let search = permutations[name]
       reports.append(

@@ -27,6 +27,9 @@ public enum LanguageModelPruning {
     /// Tokens per calibration window.
     public var window = 512
     public var format = OutputFormat.safetensors
+    /// The pruned weights' value encoding in our file (int8: quantized after pruning); Hugging
+    /// Face folders hold float32.
+    public var encoding = WeightForm.Encoding.float32
 
     public init(configuration: PruningConfiguration) { self.configuration = configuration }
   }
@@ -93,7 +96,7 @@ public enum LanguageModelPruning {
           zeros += values.count(where: { $0 == 0 })
           total += values.count
           let fullName = "model.layers.\(index).\(name).weight"
-          written.append((fullName, options.format == .hf ? .dense(weight) : try FilePruning.Storage.auto.store(weight, pattern: configuration.pattern, name: fullName)))
+          written.append((fullName, options.format == .hf ? .dense(weight) : try FilePruning.Storage.auto.store(weight, pattern: configuration.pattern, encoding: options.encoding, name: fullName)))
         }
         if options.format == .hf {
           for norm in ["input_layernorm", "post_attention_layernorm"] {

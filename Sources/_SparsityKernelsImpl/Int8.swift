@@ -107,7 +107,7 @@ package func quantizeRowsInt8(
         var v = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(row + i), rv))
         v = _mm256_max_epi32(_mm256_min_epi32(v, _mm256_set1_epi32(127)), _mm256_set1_epi32(-128))
         // Narrow the 8 int32 to int16 (in order), then to bytes when asked.
-        let words = _mm256_castsi256_si128(_mm256_permute4x64_epi64(_mm256_packs_epi32(v, v), 0b1000))
+        let words = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(_mm256_packs_epi32(v, v), _mm256_setr_epi32(0, 1, 4, 5, 0, 1, 4, 5)))
         if output == .int16 {
           out.storeBytes(of: words, toByteOffset: 2 * i, as: __m128i.self)
         } else {
@@ -516,16 +516,16 @@ private func int8Tile(
       for g in 0..<groups {
         let xv = _mm256_set1_epi64x(UnsafeRawPointer(x + g * 4).loadUnaligned(as: Int64.self))
         let w = UnsafeRawPointer(b + g * 64)
-        s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128(w)), xv))
-        s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128(w + 16)), xv))
-        s2 = _mm256_add_epi32(s2, _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128(w + 32)), xv))
-        s3 = _mm256_add_epi32(s3, _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128(w + 48)), xv))
+        s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(_mm256_cvtepi8_epi16(w.loadUnaligned(as: __m128i.self)), xv))
+        s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(_mm256_cvtepi8_epi16(w.loadUnaligned(fromByteOffset: 16, as: __m128i.self)), xv))
+        s2 = _mm256_add_epi32(s2, _mm256_madd_epi16(_mm256_cvtepi8_epi16(w.loadUnaligned(fromByteOffset: 32, as: __m128i.self)), xv))
+        s3 = _mm256_add_epi32(s3, _mm256_madd_epi16(_mm256_cvtepi8_epi16(w.loadUnaligned(fromByteOffset: 48, as: __m128i.self)), xv))
       }
       // Each sum holds, per column of its chunk, two partial sums side by side.
       withUnsafeTemporaryAllocation(of: Int32.self, capacity: 32) { t in
         let raw = UnsafeMutableRawPointer(t.baseAddress!)
-        _mm256_storeu_si256(raw, s0); _mm256_storeu_si256(raw + 32, s1)
-        _mm256_storeu_si256(raw + 64, s2); _mm256_storeu_si256(raw + 96, s3)
+        raw.storeBytes(of: s0, as: __m256i.self); raw.storeBytes(of: s1, toByteOffset: 32, as: __m256i.self)
+        raw.storeBytes(of: s2, toByteOffset: 64, as: __m256i.self); raw.storeBytes(of: s3, toByteOffset: 96, as: __m256i.self)
         for j in 0..<16 { acc[j] &+= t[2 * j] &+ t[2 * j + 1] }
       }
     #else
@@ -601,8 +601,8 @@ private func floatsFromInt8(_ p: UnsafeRawPointer) -> SIMD16<Float> {
   #if SPARSITY_ISA_AVX512
     return unsafeBitCast(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(p.loadUnaligned(as: __m128i.self))), to: SIMD16<Float>.self)
   #elseif SPARSITY_ISA_AVX2
-    let lo = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(p.assumingMemoryBound(to: __m128i.self))))
-    let hi = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((p + 8).assumingMemoryBound(to: __m128i.self))))
+    let lo = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_cvtsi64_si128(p.loadUnaligned(as: Int64.self))))
+    let hi = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_cvtsi64_si128(p.loadUnaligned(fromByteOffset: 8, as: Int64.self))))
     return unsafeBitCast((lo, hi), to: SIMD16<Float>.self)
   #else
     var f = SIMD16<Float>()
