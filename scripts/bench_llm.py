@@ -4,6 +4,7 @@ run, on the same model, prompt and thread count.
 
     /work/venv/py/bin/python scripts/bench_llm.py [--rounds 3] [--binary .build/release/sparsity]
         [--ours-weights '2:4=pruned24.safetensors' --ours-weights '50%=pruned50.safetensors']
+        [--ours-weights 'int8=dense@int8' --ours-weights 'int8 2:4=pruned24.safetensors@int8']
         [--json results.json]
 
 Workload: batch 1, prefill of exactly 512 tokens (the first 512 SmolLM2 tokens of the `heldout`
@@ -24,7 +25,9 @@ text of Sources/SparsityRecipes/Resources/llm-text.json; no BOS), then greedy de
 * ours: `BINARY generate --model GGUF [--weights FILE] --prompt-file PROMPT --max-tokens 128
   --ignore-eos --json` (SPARSITY_THREADS=THREADS), which prints one JSON object on stdout with
   prompt_tokens, prefill_seconds, prefill_tokens_per_second, decode_tokens, decode_seconds,
-  decode_tokens_per_second. Dense (the Q4_1 GGUF's weights), then each --ours-weights LABEL=FILE.
+  decode_tokens_per_second. Dense (the Q4_1 GGUF's weights), then each --ours-weights LABEL=FILE
+  (FILE `dense`: the GGUF's own weights; a suffix `@int8` adds `--dtype int8`: every Linear, LM head
+  included, quantized to int8 with dynamic int8 activations, W8A8).
   If the binary is missing or its first run fails, "ours" is skipped with a message.
 
 Each engine gets one untimed warm-up (prefill + 8 decode steps; for ours, one full run); then
@@ -221,11 +224,13 @@ class OursEngine:
     KEYS = ("prompt_tokens", "prefill_seconds", "prefill_tokens_per_second", "decode_tokens", "decode_seconds",
             "decode_tokens_per_second")
 
-    def __init__(self, binary, gguf_path, prompt_file, label, weights_file):
+    def __init__(self, binary, gguf_path, prompt_file, label, weights_file, dtype=None):
         self.name, self.weights = "ours (sparsity generate)", label
         self.command = [str(binary), "generate", "--model", str(gguf_path)]
         if weights_file:
             self.command += ["--weights", str(weights_file)]
+        if dtype:
+            self.command += ["--dtype", dtype]
         self.command += ["--prompt-file", str(prompt_file), "--max-tokens", str(DECODE_TOKENS), "--ignore-eos", "--json"]
         self.version = str(binary)
 
@@ -290,22 +295,26 @@ def main():
         log(notes[-1])
         notes.append("llama.cpp system info: " + llama_cpp.llama_print_system_info().decode().strip())
     if "ours" in engines_wanted:
-        models = [("dense", None)]
+        models = [("dense", None, None)]
         for item in args.ours_weights:
             if "=" not in item:
-                sys.exit(f"--ours-weights {item!r}: expected LABEL=FILE")
+                sys.exit(f"--ours-weights {item!r}: expected LABEL=FILE[@int8]")
             label, file = item.split("=", 1)
+            file, _, dtype = file.partition("@")
+            if file == "dense":
+                models.append((label, None, dtype or None))
+                continue
             path = pathlib.Path(file).expanduser().resolve()
             if not path.is_file():
                 skipped.append(f"ours ({label}): skipped, no weights file {path}")
                 continue
-            models.append((label, path))
+            models.append((label, path, dtype or None))
         binary = args.binary.expanduser()
         if not binary.is_file():
             skipped.append(f"ours: skipped, no binary at {binary} (build with `swift build -c release`)")
         else:
-            for label, file in models:
-                engines.append(OursEngine(binary.resolve(), gguf_path, prompt_file, label, file))
+            for label, file, dtype in models:
+                engines.append(OursEngine(binary.resolve(), gguf_path, prompt_file, label, file, dtype))
 
     samples = {id(e): [] for e in engines}
     # Warm-up (untimed); an "ours" engine that fails here is skipped.

@@ -10,7 +10,19 @@ struct LanguageModelOptions: ParsableArguments {
   @Option(help: "A safetensors file with pruned weights under Hugging Face names (from `sparsity prune-model`), used in place of the model's own.")
   var weights: String?
 
-  func load() throws -> LanguageModel { try LanguageModel(path: model, weights: weights, holding: .packed) }
+  @OptionGroup var quantization: QuantizationOptions
+
+  /// The model, its Linear layers (decoder and LM head) quantized when --dtype says so (each
+  /// keeping its layout: a 2:4 layer becomes an int8 2:4 layer). Options are checked first.
+  func load() throws -> LanguageModel {
+    let encoding = try quantization.encoding()
+    let loaded = try LanguageModel(path: model, weights: weights, holding: .packed)
+    if encoding != .float32 {
+      do { try quantize(loaded.model, encoding: encoding) } catch { throw CLIError("\(error)") }
+      MemoryTuning.releaseFreedMemory()
+    }
+    return loaded
+  }
 }
 
 /// Text generation with a Llama-family decoder, streamed, then its speed.

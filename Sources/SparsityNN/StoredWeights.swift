@@ -104,7 +104,9 @@ package final class StoredWeights {
         guard stored.shape == shape else {
           throw .weights(path: path, .shapeMismatch(tensor: name, expected: shape, found: stored.shape))
         }
-        guard stored.dtype.isFloatingPoint, stored.dtype.isNumeric else {
+        let quantized: Bool
+        if case .quantized = stored { quantized = true } else { quantized = false }
+        guard quantized || (stored.dtype.isFloatingPoint && stored.dtype.isNumeric) else {
           throw .weights(path: path, .unsupportedType(tensor: name, dtype: stored.dtype))
         }
         return (stored, path)

@@ -143,6 +143,42 @@ struct SparsifyTests {
     }
   }
 
+  @Test("quantize and sparsify compose in either order: the same int8 2:4 layers, outputs as W8A8 of the pruned weights")
+  func quantizeComposesWithSparsify() throws {
+    let images = Variable(randomVariable([9, 64], seed: 50).value, shape: [9, 64])
+    let hidden: (String, Linear) -> Bool = { name, _ in name != "layers.2" }
+    func pruned() throws -> MLPClassifier {
+      let model = MLPClassifier(inputs: 64, hidden: [64, 32], classes: 10, seed: 51)
+      _ = try prune(model, PruningConfiguration(pattern: .twoFour, sparsityLevel: 1), filter: hidden)
+      model.train(false)
+      return model
+    }
+    let int8Dense = WeightForm(.dense, encoding: .int8Dynamic)
+    let int8TwoFour = WeightForm(.nOfM(n: 2, m: 4), encoding: .int8Dynamic)
+    // Reference: each pruned Linear replaced by a W8A8 dense layer of the same weight.
+    let reference = try pruned()
+    try sparsify(reference, forms: { name, layer in hidden(name, layer) ? int8Dense : nil })
+    let expected = Gradients.disabled { reference.logits(images) }.value
+
+    let a = try pruned()
+    #expect(try quantize(a, encoding: .int8Dynamic) { name, _ in name != "layers.2" } == ["layers.0", "layers.1"])
+    #expect(a.packedLayers().allSatisfy { $0.layer.weight.form == int8Dense })
+    try sparsify(a, layout: .nOfM(n: 2, m: 4)) { name, _ in name != "layers.2" }
+    let b = try pruned()
+    try sparsify(b, form: .twoFour, filter: hidden)
+    try quantize(b, encoding: .int8Dynamic) { _, layer in layer is PackedLinear }
+    for model in [a, b] {
+      #expect(model.packedLayers().map { $0.layer.weight.form } == [int8TwoFour, int8TwoFour])
+      // W8A8 is exact in int32: the 2:4 and dense int8 layers give identical outputs.
+      #expect(Gradients.disabled { model.logits(images) }.value == expected)
+    }
+    // A quantized dense layer without 2:4 zeros cannot take the 2:4 layout; nothing is swapped.
+    let c = MLPClassifier(inputs: 64, hidden: [64], classes: 8, seed: 52)
+    try quantize(c, encoding: .int8Dynamic)
+    #expect(throws: SparsifyError.self) { try sparsify(c, layout: .nOfM(n: 2, m: 4)) }
+    #expect(c.packedLayers().allSatisfy { $0.layer.weight.form == int8Dense })
+  }
+
   @Test("sparsify refuses a weight that does not fit, naming the layer, and swaps nothing")
   func sparsifyError() {
     let model = MLPClassifier(inputs: 8, hidden: [8], classes: 8, seed: 43)
