@@ -3,6 +3,7 @@
 workload of Sources/SparsityNN/Resources/sentences.json's `throughput` section.
 
     /work/venv/bin/python scripts/bench_sentence_transformers.py --model DIR [--threads 2] [--repeats 5] [--json]
+        [--quantize none|dynamic|torchao]
 
 DIR is the all-MiniLM-L6-v2 folder made by scripts/fetch_minilm.py (default
 ~/.cache/swift-sparsity/models/all-MiniLM-L6-v2). The model runs fp32 on the CPU with
@@ -18,6 +19,14 @@ the script checks that every batch of 32 is 32 x 128 with no padding.
 * forward split: one forward pass of the BertModel on a pre-tokenized 32 x 128 batch, timed per
   module with forward hooks (embeddings, each encoder layer; pooling + normalisation as the
   rest); median of --repeats runs, in ms.
+
+--quantize runs a quantized peer instead of fp32: `dynamic` is PyTorch's
+torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8) (fbgemm: int8 weights,
+per-tensor dynamic uint8 activations), `torchao` is torchao's
+quantize_(model, Int8DynamicActivationInt8WeightConfig()) (int8 per-row weights, per-token
+int8 activations). Every Linear of the encoder is quantized. The result then also has the mean and
+minimum cosine of the quantized embeddings to the fp32 ones on the corpus' 256 `evaluation`
+sentences, and the bytes of the quantized Linear weights.
 
 Timings mean something only on an otherwise quiet machine; the 1-minute load average at the
 start is printed with the results.
@@ -36,7 +45,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import torch  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-CORPUS = ROOT / "Sources" / "SparsityNN" / "Resources" / "sentences.json"
+CORPUS = ROOT / "Sources" / "SparsityRecipes" / "Resources" / "sentences.json"
 DEFAULT_MODEL = pathlib.Path.home() / ".cache" / "swift-sparsity" / "models" / "all-MiniLM-L6-v2"
 BATCH, SEQ, N_BATCH1 = 32, 128, 64
 
@@ -89,6 +98,8 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     parser.add_argument("--no-split", action="store_true", help="skip the per-layer forward split")
+    parser.add_argument("--quantize", choices=["none", "dynamic", "torchao"], default="none",
+                        help="run a quantized peer (see above)")
     args = parser.parse_args()
 
     import sentence_transformers
@@ -96,11 +107,35 @@ def main():
 
     load = os.getloadavg()[0]
     torch.set_num_threads(args.threads)
-    texts = json.loads(CORPUS.read_text(encoding="utf-8"))["throughput"]
+    corpus = json.loads(CORPUS.read_text(encoding="utf-8"))
+    texts = corpus["throughput"]
     assert len(texts) == 256, len(texts)
     model = SentenceTransformer(str(args.model), device="cpu")
     model.eval()
     model.max_seq_length = SEQ
+    fidelity = {}
+    if args.quantize != "none":
+        with torch.inference_mode():
+            reference = model.encode(corpus["evaluation"], batch_size=BATCH, normalize_embeddings=True, convert_to_tensor=True)
+        bert = model[0].auto_model
+        if args.quantize == "dynamic":
+            quantized = torch.ao.quantization.quantize_dynamic(bert, {torch.nn.Linear}, dtype=torch.qint8)
+            model[0].auto_model = quantized
+            weight_bytes = sum(m._packed_params._weight_bias()[0].int_repr().numel() +
+                               4 * m._packed_params._weight_bias()[0].q_per_channel_scales().numel()
+                               if m._packed_params._weight_bias()[0].qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric)
+                               else m._packed_params._weight_bias()[0].int_repr().numel() + 4
+                               for m in quantized.modules() if isinstance(m, torch.ao.nn.quantized.dynamic.Linear))
+        else:
+            from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
+            quantize_(bert, Int8DynamicActivationInt8WeightConfig())
+            weight_bytes = sum(m.weight.qdata.numel() + 4 * m.weight.scale.numel()
+                               for m in bert.modules() if isinstance(m, torch.nn.Linear))
+        with torch.inference_mode():
+            got = model.encode(corpus["evaluation"], batch_size=BATCH, normalize_embeddings=True, convert_to_tensor=True)
+        cos = (got * reference).sum(dim=1)
+        fidelity = {"mean_cosine": round(float(cos.mean()), 6), "min_cosine": round(float(cos.min()), 6),
+                    "linear_weight_bytes": int(weight_bytes)}
     preprocess = getattr(model, "preprocess", None) or model.tokenize  # tokenize() is deprecated in 6.x
 
     # The workload really is 32 x 128 per batch and 128 tokens per text at batch 1.
@@ -119,7 +154,9 @@ def main():
         t32 = median_seconds(lambda: encode(texts, BATCH), args.repeats)
         t1 = median_seconds(lambda: encode(texts[:N_BATCH1], 1), args.repeats)
     result = {
-        "peer": f"sentence-transformers {sentence_transformers.__version__} / torch {torch.__version__}",
+        "peer": f"sentence-transformers {sentence_transformers.__version__} / torch {torch.__version__}"
+                + {"none": " fp32", "dynamic": " quantize_dynamic (fbgemm int8)", "torchao": " torchao int8 dynamic"}[args.quantize],
+        **fidelity,
         "threads": args.threads,
         "repeats": args.repeats,
         "batch32_seq128_sentences_per_s": round(len(texts) / t32, 2),

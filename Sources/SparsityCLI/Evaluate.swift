@@ -43,7 +43,7 @@ struct Calibrate: ParsableCommand {
 /// Fidelity and speed of a pruned sentence encoder against its dense original.
 struct Eval: ParsableCommand {
   static let configuration = CommandConfiguration(
-    abstract: "Compare a pruned sentence encoder with the dense one: embedding fidelity and end-to-end speed.",
+    abstract: "Compare a pruned (or quantized) sentence encoder with the dense one: embedding fidelity and end-to-end speed.",
     discussion: """
       Fidelity on the corpus' held-out sentences (cosine to the dense embeddings) and retrieval set (top-5 \
       nearest-neighbour overlap); speed as sentences/s on the corpus' long texts truncated to 128 tokens, at \
@@ -54,8 +54,10 @@ struct Eval: ParsableCommand {
   @OptionGroup var modelFolder: ModelFolderOption
   var model: String { modelFolder.model }
 
-  @Option(help: "The pruned weights (safetensors; sparse layers run on the sparse kernels).")
-  var weights: String
+  @Option(help: "The pruned weights (safetensors; sparse layers run on the sparse kernels). Default: the dense model's own (with --dtype int8: the dense model quantized).")
+  var weights: String?
+
+  @OptionGroup var quantization: QuantizationOptions
 
   @OptionGroup var corpus: CorpusOption
 
@@ -88,10 +90,16 @@ struct Eval: ParsableCommand {
 
   func run() throws {
     guard repeats > 0 else { throw CLIError("--repeats must be positive, got \(repeats)") }
+    let encoding = try quantization.encoding()
+    guard weights != nil || encoding != .float32 else { throw CLIError("give --weights (a pruned model) or --dtype int8 (the dense model quantized)") }
     let corpus = try corpus.load()
     let dense = try loadEmbedder(model: model, weights: nil)
     let sparse = try loadEmbedder(model: model, weights: weights)
-    let compressed = sparse.model.packedLayers().filter { $0.layer.weight.form.isSparse }.map { ($0.name, $0.layer.weight.form) }
+    if encoding != .float32 {
+      do { try quantize(sparse.model, encoding: encoding) } catch { throw CLIError("\(error)") }
+      MemoryTuning.releaseFreedMemory()
+    }
+    let compressed = sparse.model.packedLayers().filter { $0.layer.weight.form != .dense }.map { ($0.name, $0.layer.weight.form) }
     let progress = ProgressLine()
     let d = dense.model.configuration.hiddenSize
 

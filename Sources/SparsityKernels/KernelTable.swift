@@ -64,6 +64,9 @@ public struct LinearKernel: Hashable, Sendable, Codable, CustomStringConvertible
   public static let int8DynamicSemiStructuredGEMM = LinearKernel("w8a8-2:4-gemm")
   /// W8A8 2:4 one activation row at a time, 64 columns per pass.
   public static let int8DynamicSemiStructuredGEMV = LinearKernel("w8a8-2:4-gemv", rowWise: true)
+  /// Int8 weights × float32 activations (weight-only), many rows: each panel dequantized into
+  /// a thread's scratch and run by the dense GEMM microkernel.
+  public static let int8WeightOnlyGEMM = LinearKernel("int8-gemm")
   /// Int8 weights × float32 activations (weight-only), one activation row at a time: the bytes
   /// widen to float32 in registers.
   public static let int8WeightOnlyGEMV = LinearKernel("int8-gemv", rowWise: true)
@@ -120,12 +123,13 @@ extension PackedOperand {
 /// | `csr` | the nonzeros of any form | `csr-panel`, `csr-spmv` |
 /// | `w8a8+dense` | int8 values + row scales (quantized stored forms), or any float form quantized per row | `w8a8-gemm`, `w8a8-gemv` |
 /// | `w8a8+2:4` | int8 2:4 values (logical or CUTLASS) + row scales, or a 2:4 float form quantized per row | `w8a8-2:4-gemm`, `w8a8-2:4-gemv` |
-/// | `int8+dense` | as above | `int8-gemv` |
+/// | `int8+dense` | as above | `int8-gemm`, `int8-gemv` |
 public enum KernelTable {
   /// Every kernel, in table order.
   public static let allKernels: [LinearKernel] = [
     .denseGEMM, .denseGEMV, .semiStructuredPanel, .semiStructuredGEMV, .bsr, .bsrGEMV, .csrPanel, .csrSpMV,
-    .int8DynamicGEMM, .int8DynamicGEMV, .int8DynamicSemiStructuredGEMM, .int8DynamicSemiStructuredGEMV, .int8WeightOnlyGEMV,
+    .int8DynamicGEMM, .int8DynamicGEMV, .int8DynamicSemiStructuredGEMM, .int8DynamicSemiStructuredGEMV, .int8WeightOnlyGEMM,
+    .int8WeightOnlyGEMV,
   ]
 
   /// The forms the kernels run, as examples of each row (block shapes and N:M vary).
@@ -424,13 +428,13 @@ struct Int8DynamicOperand: PackedOperand {
 /// An int8 dense weight run with float32 activations (weight-only).
 struct Int8WeightOnlyOperand: PackedOperand {
   let weight: PackedInt8Weight
-  var kernels: [LinearKernel] { [.int8WeightOnlyGEMV] }
+  var kernels: [LinearKernel] { [.int8WeightOnlyGEMM, .int8WeightOnlyGEMV] }
   var byteCount: Int { weight.byteCount }
   func unpack(into w: UnsafeMutablePointer<Float>) { weight.unpackDequantized(into: w) }
   func nonzeros() -> CSRMatrix { weight.dequantizedNonzeros() }
   func stored() -> StoredTensor { weight.stored(activations: .none) }
   func multiply(x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, workers: Int) {
-    int8WeightOnlyLinear(weight: weight, x: x, m: m, y: y, bias: bias, workers: workers)
+    int8WeightOnlyGEMM(weight: weight, x: x, m: m, y: y, bias: bias, workers: workers)
   }
   func multiplyRows(x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, workers: Int) {
     int8WeightOnlyLinear(weight: weight, x: x, m: m, y: y, bias: bias, workers: workers)

@@ -613,6 +613,50 @@ private func floatsFromInt8(_ p: UnsafeRawPointer) -> SIMD16<Float> {
 
 // MARK: - Weight-only (fp32 activations)
 
+/// `y = x · Wᵀ + bias` with int8 weights and fp32 activations for many rows: each 16-column
+/// panel is dequantized (`q · sw`, the values torchao's weight-only recipe multiplies by) into a
+/// float panel of the dense GEMM's layout in a thread's scratch, then the dense 6×16 microkernel
+/// runs every row panel of the packed activations over it — fp32 GEMM speed from int8 bytes,
+/// never holding more than one float panel per thread.
+package func int8WeightOnlyGEMM(
+  weight: PackedInt8Weight, x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>,
+  bias: UnsafePointer<Float>?, workers: Int
+) {
+  let (n, k, groups, np) = (weight.n, weight.k, weight.groups, weight.panels)
+  guard m > 0, n > 0 else { return }
+  let rowPanels = (m + 5) / 6
+  withPaddedBias(bias, count: n, padded: np * 16) { biasP in
+    withActivationPanels(x: x, m: m, k: k, workers: workers) { ap in
+      let parts = Swift.max(1, Swift.min(workItems(workers), np))
+      let out = Unchecked(y)
+      let apShared = Unchecked(ap)
+      parallelFor(parts) { w in
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: k * 16) { panel in
+          let b = panel.baseAddress!
+          let q = weight.data.pointer.assumingMemoryBound(to: Int8.self)
+          for p in (np * w / parts)..<(np * (w + 1) / parts) {
+            // [K][16] floats: column j of input c is q[((p·groups + c/4)·16 + j)·4 + c%4] · scale[j].
+            let scales = weight.scales.pointer + p * 16
+            for c in 0..<k {
+              let source = q + ((p * groups + c / 4) * 16) * 4 + c % 4
+              for j in 0..<16 { b[c * 16 + j] = Float(source[j * 4]) * scales[j] }
+            }
+            let columns = Swift.min(16, n - p * 16)
+            for ir in 0..<rowPanels {
+              let rows = Swift.min(6, m - ir * 6)
+              withTile(rows: rows, columns: columns, c: out.value + ir * 6 * n + p * 16, ldc: n, accumulate: false) { c, ldc in
+                kernel6x16(
+                  segments: 1, length: k, kStarts: nil, a: apShared.value + ir * k * 6, b: b, c: c, ldc: ldc, accumulate: false,
+                  bias: biasP.map { $0 + p * 16 })
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
 /// `y = x · Wᵀ + bias` with int8 weights and fp32 activations (torchao's weight-only recipe:
 /// `(x · float(wq)ᵀ) · sw + b`), one activation row at a time: per 16 columns and group of 4
 /// inputs, the 64 weight bytes widen to fp32 and meet the row's 4 inputs repeated across the

@@ -102,9 +102,11 @@ import _SparsityKernelsImpl
       let x = activations(m, shape.k, seed: UInt64(m))
       let b = biasVector(shape.n, seed: UInt64(m) &+ 3)
       for bias in [nil, b] {
-        expectMatchesReference(
-          weight.apply(x: x, bias: bias, kernel: .int8WeightOnlyGEMV), x: x, weight: dequantized, bias: bias,
-          "int8 \(shape.testDescription) m=\(m)")
+        for kernel in weight.ownKernels {
+          expectMatchesReference(
+            weight.apply(x: x, bias: bias, kernel: kernel), x: x, weight: dequantized, bias: bias,
+            "int8 \(shape.testDescription) m=\(m) \(kernel)")
+        }
       }
     }
   }
