@@ -119,8 +119,7 @@ def main():
             reference = model.encode(corpus["evaluation"], batch_size=BATCH, normalize_embeddings=True, convert_to_tensor=True)
         bert = model[0].auto_model
         if args.quantize == "dynamic":
-            quantized = torch.ao.quantization.quantize_dynamic(bert, {torch.nn.Linear}, dtype=torch.qint8)
-            model[0].auto_model = quantized
+            quantized = torch.ao.quantization.quantize_dynamic(bert, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
             weight_bytes = sum(m._packed_params._weight_bias()[0].int_repr().numel() +
                                4 * m._packed_params._weight_bias()[0].q_per_channel_scales().numel()
                                if m._packed_params._weight_bias()[0].qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric)

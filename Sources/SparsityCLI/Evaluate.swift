@@ -77,6 +77,8 @@ struct Eval: ParsableCommand {
     var evaluationSentences, queries, documents, threads: Int
     var compressedLayers: [String: String]
     var denseWeightBytes, sparseWeightBytes: Int
+    /// Bytes of the Linear weights alone (packed; no embedding tables, norms or biases).
+    var denseLinearBytes, sparseLinearBytes: Int
     var denseStepSeconds, sparseStepSeconds: [String: Double]?
 
     enum CodingKeys: String, CodingKey {
@@ -84,7 +86,8 @@ struct Eval: ParsableCommand {
       case denseSentencesPerS = "dense_sentences_per_s", sparseSentencesPerS = "sparse_sentences_per_s", speedup
       case denseBatch1SentencesPerS = "dense_batch1_sentences_per_s", sparseBatch1SentencesPerS = "sparse_batch1_sentences_per_s"
       case batch1Speedup = "batch1_speedup", evaluationSentences = "evaluation_sentences", queries, documents, threads
-      case compressedLayers = "compressed_layers", denseWeightBytes = "dense_weight_bytes", sparseWeightBytes = "sparse_weight_bytes", denseStepSeconds = "dense_step_seconds", sparseStepSeconds = "sparse_step_seconds"
+      case compressedLayers = "compressed_layers", denseWeightBytes = "dense_weight_bytes", sparseWeightBytes = "sparse_weight_bytes",
+        denseLinearBytes = "dense_linear_bytes", sparseLinearBytes = "sparse_linear_bytes", denseStepSeconds = "dense_step_seconds", sparseStepSeconds = "sparse_step_seconds"
     }
   }
 
@@ -114,7 +117,8 @@ struct Eval: ParsableCommand {
       meanCosine: cos.mean, minCosine: cos.minimum, top5Overlap: overlap, evaluationSentences: corpus.evaluation.count,
       queries: corpus.retrieval.queries.count, documents: corpus.retrieval.documents.count, threads: Parallel.workerCount,
       compressedLayers: Dictionary(uniqueKeysWithValues: compressed.map { ($0.0, $0.1.description) }),
-      denseWeightBytes: dense.model.residentWeightBytes, sparseWeightBytes: sparse.model.residentWeightBytes)
+      denseWeightBytes: dense.model.residentWeightBytes, sparseWeightBytes: sparse.model.residentWeightBytes,
+      denseLinearBytes: dense.model.packedWeightBytes, sparseLinearBytes: sparse.model.packedWeightBytes)
     guard !skipSpeed else {
       progress.finish()
       try show(report)

@@ -64,11 +64,16 @@ extension Module {
   /// once), and frozen embedding tables (read in place from a mapped file: resident only as far
   /// as their rows have been looked up).
   public var residentWeightBytes: Int {
+    packedWeightBytes + frozenTableBytes + parameterCount * MemoryLayout<Float>.size
+  }
+
+  /// Bytes of the packed Linear weights (values, indices, scales; a stacked weight shared by
+  /// several layers counted once).
+  public var packedWeightBytes: Int {
     var seen = Set<ObjectIdentifier>()
-    let packed = packedLayers().reduce(0) { total, entry in
+    return packedLayers().reduce(0) { total, entry in
       seen.insert(ObjectIdentifier(entry.layer.weight)).inserted ? total + entry.layer.weight.byteCount : total
     }
-    return packed + frozenTableBytes + parameterCount * MemoryLayout<Float>.size
   }
 
   /// Bytes of the frozen embedding tables (read in place from a mapped file).
