@@ -4,8 +4,8 @@
 #   scripts/fuzz-safetensors.sh [SECONDS]      # default 60
 #
 # Builds Fuzz/SafetensorsFuzz/main.swift with `swiftc -sanitize=fuzzer,address`, linking
-# SparsityCore, SparsityFormats and the safetensors and sparse-convention (TensorArchive)
-# sources of SparsityIO compiled as static libraries with the same flags. Seeds the corpus (fuzz-out/corpus, kept between runs) from the test fixtures,
+# SparsityCore, SparsityFormats and the safetensors, sparse-convention (TensorArchive) and
+# compressed-tensors sources of SparsityIO compiled as static libraries with the same flags. Seeds the corpus (fuzz-out/corpus, kept between runs) from the test fixtures,
 # fuzzes for SECONDS, and prints the executions and time. Crashing inputs are written to
 # fuzz-out/ (gitignored); the exit status is non-zero when one was found.
 set -euo pipefail
@@ -29,19 +29,20 @@ swiftc "${flags[@]}" -module-name SparsityFormats -I "$build" -I "$build/cpuid" 
   Sources/SparsityFormats/*.swift
 swiftc "${flags[@]}" -module-name SparsityIO -I "$build" -I "$build/cpuid" -emit-module -emit-module-path "$build/SparsityIO.swiftmodule" \
   -emit-library -static -o "$build/libSparsityIO.a" \
-  Sources/SparsityIO/{JSON,MappedFile,SafetensorsError,SafetensorsFile,SafetensorsWriter,TensorArchive}.swift
+  Sources/SparsityIO/{JSON,MappedFile,SafetensorsError,SafetensorsFile,SafetensorsWriter,TensorArchive,CompressedTensors}.swift
 swiftc "${flags[@]}" -I "$build" -I "$build/cpuid" -o "$build/safetensors-fuzz" Fuzz/SafetensorsFuzz/main.swift \
   "$build/libSparsityIO.a" "$build/libSparsityFormats.a" "$build/libSparsityCore.a" 2>&1 | grep -v "Cannot export local symbol" >&2 || true
 test -x "$build/safetensors-fuzz"
 
-for seed in Tests/SparsityIOTests/Fixtures/*.sft Tests/SparsityIOTests/Fixtures/{malformed,sparse}/*.sft; do
+for seed in Tests/SparsityIOTests/Fixtures/*.sft Tests/SparsityIOTests/Fixtures/{malformed,sparse,compressed-tensors}/*.sft; do
   [ -e "$out/corpus/$(basename "$seed")" ] || cp "$seed" "$out/corpus/"
 done
 {
   for token in '{' '}' '[' ']' ':' ',' '"' '\\u' '\\ud83d\\ude00' ' ' '"__metadata__"' '"dtype"' '"shape"' \
     '"data_offsets"' '"__metadata__":{"sparsity:w":' '"format"' '"n_of_m"' '"csr"' '"bsr"' \
     '"semi_structured_cutlass"' '"blocksize"' '".positions"' '".values"' '".crow_indices"' '".col_indices"' \
-    '".packed"' '".meta"' '18446744073709551615' '9223372036854775807' '4294967296' '-1' '1e3' '0.5'; do
+    '".packed"' '".meta"' '".compressed"' '".bitmask"' '".shape"' '".row_offsets"' '".weight_scale"' \
+    '".weight_zero_point"' '18446744073709551615' '9223372036854775807' '4294967296' '-1' '1e3' '0.5'; do
     printf '"%s"\n' "$(printf '%s' "$token" | sed 's/\\/\\\\/g; s/"/\\"/g')"
   done
   for dtype in BOOL F4 F6_E2M3 F6_E3M2 U8 I8 F8_E5M2 F8_E4M3 F8_E8M0 F8_E4M3FNUZ F8_E5M2FNUZ \

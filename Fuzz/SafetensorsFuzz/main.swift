@@ -4,8 +4,9 @@
 // tensors re-serialize and re-parse to the same names, dtypes, shapes, bytes and metadata.
 // Such a file is then read through the sparse-tensor convention (TensorArchive: CSR, BSR,
 // CUTLASS and N:M entries): rejected with one of its typed errors, or decoded into tensors that
-// write and read back equal. Anything else (a crash, a trap, another error, a round-trip
-// mismatch) is a bug.
+// write and read back equal, and through the compressed-tensors reader (every `P.weight` and
+// `P.compressed` as a W8A8 2:4 checkpoint's weight): a stored tensor or one of the typed errors.
+// Anything else (a crash, a trap, another error, a round-trip mismatch) is a bug.
 import SparsityCore
 import SparsityFormats
 import SparsityIO
@@ -50,7 +51,35 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     fatalError("a valid file failed to round-trip: \(error)")
   }
   checkSparseConvention(file)
+  checkCompressedTensors(file)
   return 0
+}
+
+/// Decodes every Linear-like weight of the file as compressed-tensors would store it.
+func checkCompressedTensors(_ file: SafetensorsFile) {
+  guard let archive = try? TensorArchive.Reader(file: file) else { return }
+  let reader = CompressedTensors.Reader(
+    archive: archive,
+    configuration: CompressedTensors.Configuration(quantized: true, activations: .dynamic, sparsityFormat: "sparse-24-bitmask", ignore: []),
+    path: "fuzz")
+  let weights = Set(archive.names.compactMap { name -> String? in
+    if name.hasSuffix(".weight") { return name }
+    if name.hasSuffix(".compressed") { return String(name.dropLast(11)) + ".weight" }
+    return nil
+  })
+  for name in weights.sorted() {
+    do {
+      let stored = try reader.stored(name)
+      let elements = stored.shape.reduce(into: 1) { $0 = $0.multipliedReportingOverflow(by: $1).overflow ? Int.max : $0 * $1 }
+      if elements <= 1 << 20 { _ = stored.dense() }
+    } catch is CompressedTensorsError {
+    } catch is TensorArchiveError {
+    } catch is SparseFormatError {
+    } catch is SafetensorsError {
+    } catch {
+      fatalError("unexpected error type from CompressedTensors.Reader: \(error)")
+    }
+  }
 }
 
 /// Decodes every tensor of a valid file through the sparse convention; what decodes must

@@ -13,7 +13,9 @@ struct PruneModel: ParsableCommand {
       comes out of the layers below, already pruned. One layer's weights are loaded at a time, straight from the \
       model file (a GGUF file's tensors are dequantized one by one). The default output is a safetensors file of \
       the pruned weights (Hugging Face names; compressed where a sparse layout is smaller than dense) to run with \
-      `generate`/`perplexity --model MODEL --weights FILE`; --format hf writes a Hugging Face folder that \
+      `generate`/`perplexity --model MODEL --weights FILE`; --format compressed-tensors writes the folder in \
+      llm-compressor's format (sparse-24-bitmask / sparse-bitmask, int-quantized with --dtype int8) that vLLM \
+      loads and `--model FOLDER` reads back; --format hf writes a Hugging Face folder that \
       transformers loads as is.
       """)
 
@@ -36,7 +38,7 @@ struct PruneModel: ParsableCommand {
   @Option(help: "Tokens per calibration window.")
   var window = 512
 
-  @Option(help: "Output: safetensors (our file of the pruned weights) or hf (a Hugging Face folder).")
+  @Option(help: "Output: safetensors (our file of the pruned weights), hf (a Hugging Face folder) or compressed-tensors (that folder in llm-compressor's format).")
   var format = "safetensors"
 
   @OptionGroup var quantization: QuantizationOptions
@@ -48,7 +50,7 @@ struct PruneModel: ParsableCommand {
     guard tokens > 0 else { throw ValidationError("--tokens must be positive") }
     guard window >= 2 else { throw ValidationError("--window must be at least 2") }
     guard LanguageModelPruning.OutputFormat(rawValue: format) != nil else {
-      throw ValidationError("--format must be safetensors or hf, got '\(format)'")
+      throw ValidationError("--format must be safetensors, hf or compressed-tensors, got '\(format)'")
     }
     guard (0...1).contains(sparsity) else { throw ValidationError("--sparsity must be in 0…1, got \(sparsity)") }
   }
@@ -64,11 +66,11 @@ struct PruneModel: ParsableCommand {
     options.format = LanguageModelPruning.OutputFormat(rawValue: format)!
     options.encoding = try quantization.encoding()
     if options.format == .hf && options.encoding != .float32 {
-      throw CLIError("--format hf writes float32 weights; --dtype int8 applies to our safetensors file (or run `sparsity quantize` on it)")
+      throw CLIError("--format hf writes float32 weights; --dtype int8 goes with --format safetensors or compressed-tensors")
     }
     let output = outputFile.output
-    if options.format == .hf, FileManager.default.fileExists(atPath: output) {
-      throw CLIError("\(output) exists; --format hf writes a new folder")
+    if options.format != .safetensors, FileManager.default.fileExists(atPath: output) {
+      throw CLIError("\(output) exists; --format \(format) writes a new folder")
     }
     let text = try LanguageModelText.builtIn()
     let progress = ProgressLine()

@@ -209,8 +209,10 @@ public final class BertModel: Module {
   /// - Throws: ``ModelLoadingError`` naming the file and the missing or mismatched tensor.
   public init(directory: String, weights: String? = nil, holding: LoadedWeights = .trainable) throws(ModelLoadingError) {
     let c = try BertConfiguration(contentsOf: (directory as NSString).appendingPathComponent("config.json"))
-    let files = if let weights { [weights] } else { try StoredWeights.files(inModelFolder: directory) }
-    let stored = try StoredWeights(paths: files, prefixes: ["bert."])
+    let stored =
+      if let weights { try StoredWeights(paths: [weights], prefixes: ["bert."]) } else {
+        try StoredWeights(modelFolder: directory, prefixes: ["bert."])
+      }
     let d = c.hiddenSize
     configuration = c
     func table(_ name: String, _ count: Int) throws(ModelLoadingError) -> Embedding {

@@ -30,7 +30,7 @@ public struct LanguageModelFiles {
     }
     if isDirectory.boolValue {
       configuration = try LlamaConfiguration(contentsOf: (path as NSString).appendingPathComponent("config.json"))
-      weights = try StoredWeights(paths: (pruned.map { [$0] } ?? []) + StoredWeights.files(inModelFolder: path))
+      weights = try StoredWeights(modelFolder: path, first: pruned.map { [$0] } ?? [])
       tokenizer = try Self.folderTokenizer(path)
       (chatTemplate, chatTemplateProblem) = Self.folderChatTemplate(path)
     } else {

@@ -42,6 +42,7 @@ package protocol TensorSource {
 }
 
 extension TensorArchive.Reader: TensorSource {}
+extension CompressedTensors.Reader: TensorSource {}
 
 /// The tensors of a model's files by name, decoded one at a time, for building a model's layers
 /// from them: names may carry a prefix the model does not use (`bert.`), a missing or mis-shaped
@@ -56,6 +57,36 @@ package final class StoredWeights {
     var readers: [(String, any TensorSource)] = []
     for path in paths {
       do { readers.append((path, try TensorArchive.Reader(contentsOf: path))) } catch {
+        throw .unreadable(path: path, detail: "\(error)")
+      }
+    }
+    self.init(sources: readers, prefixes: prefixes)
+  }
+
+  /// Opens the weights of a model folder (``files(inModelFolder:)``), after the files `first`
+  /// (pruned weights, which take precedence). A folder whose config.json has a compressed-tensors
+  /// `quantization_config` (llm-compressor's checkpoints) is read through it: int8 and sparse
+  /// Linear weights arrive in their stored forms.
+  package convenience init(modelFolder directory: String, first: [String] = [], prefixes: [String] = []) throws(ModelLoadingError) {
+    let configPath = (directory as NSString).appendingPathComponent("config.json")
+    var compressed: CompressedTensors.Configuration?
+    if let data = FileManager.default.contents(atPath: configPath),
+      let config = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
+    {
+      do { compressed = try CompressedTensors.Configuration(config: config, path: configPath) } catch {
+        throw .unsupported(path: configPath, detail: "\(error.field): \(error.rule)")
+      }
+    }
+    var readers: [(String, any TensorSource)] = []
+    for (index, path) in (first + (try Self.files(inModelFolder: directory))).enumerated() {
+      do {
+        let reader = try TensorArchive.Reader(contentsOf: path)
+        if let compressed, index >= first.count {
+          readers.append((path, CompressedTensors.Reader(archive: reader, configuration: compressed, path: path)))
+        } else {
+          readers.append((path, reader))
+        }
+      } catch {
         throw .unreadable(path: path, detail: "\(error)")
       }
     }

@@ -18,6 +18,11 @@ public enum LanguageModelPruning {
     /// A Hugging Face folder (config.json, model.safetensors with every tensor dense in float32,
     /// tokenizer.json, tokenizer_config.json) that transformers loads as is.
     case hf
+    /// The same folder in the compressed-tensors format llm-compressor writes and vLLM loads:
+    /// the pruned Linear weights as `sparse-24-bitmask` (2:4) or `sparse-bitmask` (other
+    /// patterns), int8 (`int-quantized`, with `--dtype int8`) with per-row scales, and the
+    /// `quantization_config` in config.json (``CompressedTensors``).
+    case compressedTensors = "compressed-tensors"
   }
 
   public struct Options: Sendable {
@@ -96,9 +101,18 @@ public enum LanguageModelPruning {
           zeros += values.count(where: { $0 == 0 })
           total += values.count
           let fullName = "model.layers.\(index).\(name).weight"
-          written.append((fullName, options.format == .hf ? .dense(weight) : try FilePruning.Storage.auto.store(weight, pattern: configuration.pattern, encoding: options.encoding, name: fullName)))
+          let stored: StoredTensor
+          switch options.format {
+          case .hf: stored = .dense(weight)
+          case .safetensors: stored = try FilePruning.Storage.auto.store(weight, pattern: configuration.pattern, encoding: options.encoding, name: fullName)
+          case .compressedTensors:
+            // Every pruned weight in the pattern's compressed-tensors layout (one sparsity format per model).
+            let layout: WeightForm.Layout = configuration.pattern == .twoFour ? .nOfM(n: 2, m: 4) : .csr
+            stored = try FilePruning.Storage.form(WeightForm(layout)).store(weight, pattern: configuration.pattern, encoding: options.encoding, name: fullName)
+          }
+          written.append((fullName, stored))
         }
-        if options.format == .hf {
+        if options.format != .safetensors {
           for norm in ["input_layernorm", "post_attention_layernorm"] {
             let name = "model.layers.\(index).\(norm).weight"
             written.append((name, .dense(try files.weights.values(name, shape: [c.hiddenSize]))))
@@ -113,15 +127,21 @@ public enum LanguageModelPruning {
     switch options.format {
     case .safetensors:
       try TensorArchive(tensors: written, metadata: metadata).write(to: output)
-    case .hf:
+    case .hf, .compressedTensors:
       written.insert(("model.embed_tokens.weight", .dense(table.dense().converted(to: .float32))), at: 0)
       written.append(("model.norm.weight", .dense(try files.weights.values("model.norm.weight", shape: [c.hiddenSize]))))
       if !c.tieWordEmbeddings {
         written.append(("lm_head.weight", .dense(try files.weights.values("lm_head.weight", shape: [c.vocabularySize, c.hiddenSize]))))
       }
-      try writeHuggingFaceFolder(output, configuration: c, tensors: written, files: files, metadata: metadata)
+      let compressed =
+        options.format == .hf
+        ? nil
+        : CompressedTensors.Configuration(
+          quantized: options.encoding != .float32, activations: options.encoding == .int8Dynamic ? .dynamic : .none,
+          sparsityFormat: configuration.pattern == .twoFour ? "sparse-24-bitmask" : "sparse-bitmask", ignore: ["lm_head"])
+      try writeHuggingFaceFolder(output, configuration: c, tensors: written, files: files, metadata: metadata, compressed: compressed)
     }
-    let bytes = (try? FileManager.default.attributesOfItem(atPath: options.format == .hf ? output + "/model.safetensors" : output)[.size] as? Int) ?? 0
+    let bytes = (try? FileManager.default.attributesOfItem(atPath: options.format == .safetensors ? output : output + "/model.safetensors")[.size] as? Int) ?? 0
     return Report(
       method: configuration.method.rawValue, pattern: "\(configuration.pattern)", calibrationWindows: windows.count,
       calibrationTokens: windows.count * options.window, layers: rows,
@@ -133,7 +153,7 @@ public enum LanguageModelPruning {
   /// temporary folder beside `path`, then moved into place (nothing is left on error).
   static func writeHuggingFaceFolder(
     _ path: String, configuration c: LlamaConfiguration, tensors: [(name: String, value: StoredTensor)],
-    files: LanguageModelFiles, metadata: [String: String]
+    files: LanguageModelFiles, metadata: [String: String], compressed: CompressedTensors.Configuration? = nil
   ) throws {
     let manager = FileManager.default
     if manager.fileExists(atPath: path) { throw FilePruningError("\(path) exists; give a new folder name for --format hf") }
@@ -141,8 +161,18 @@ public enum LanguageModelPruning {
     try manager.createDirectory(atPath: staging, withIntermediateDirectories: true)
     do {
       func write(_ name: String, _ data: Data) throws { try data.write(to: URL(fileURLWithPath: staging + "/" + name)) }
-      try write("config.json", try JSONSerialization.data(withJSONObject: c.huggingFaceConfig(), options: [.prettyPrinted, .sortedKeys]))
-      try SafetensorsFile.write(tensors.map { ($0.name, $0.value.dense()) }, metadata: metadata.merging(["format": "pt"]) { a, _ in a }, to: staging + "/model.safetensors")
+      var config = c.huggingFaceConfig()
+      var plain: [(name: String, tensor: Tensor)] = []
+      if let compressed {
+        config["quantization_config"] = compressed.json
+        for (name, value) in tensors {
+          plain += value.shape.count == 2 && name.hasPrefix("model.layers.") ? try CompressedTensors.encode(weight: name, value) : [(name, value.dense())]
+        }
+      } else {
+        plain = tensors.map { ($0.name, $0.value.dense()) }
+      }
+      try write("config.json", try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys]))
+      try SafetensorsFile.write(plain, metadata: metadata.merging(["format": "pt"]) { a, _ in a }, to: staging + "/model.safetensors")
       try write("tokenizer.json", Data(files.tokenizer.tokenizerJSON().utf8))
       var tokenizerConfig: [String: Any] = ["tokenizer_class": "PreTrainedTokenizerFast", "clean_up_tokenization_spaces": false]
       if let bos = files.tokenizer.bosID { tokenizerConfig["bos_token"] = files.tokenizer.decode([bos]) }
