@@ -141,6 +141,11 @@ def main():
                 for b in blocks:
                     for sp in sparsities or [0.5, 0.8, 0.9, 0.95, 0.99]:
                         sparse_cases.append(("bsr", s, m, sp, b))
+    int8_cases = []
+    if any(f.startswith("w8a8") for f in formats):
+        for s in shapes or SEMI:
+            for m in ms or SEMI_M:
+                int8_cases.append((s, m))
     if "csr" in formats:
         for s in shapes or VIT:
             for m in ms or CSR_M:
@@ -181,6 +186,30 @@ def main():
                                     threads=args.threads, detail=blas.detail))
         done += 1
         progress("dense %dx%d m=%d" % (n, k, m))
+
+    # Int8 peers (W8A8): PyTorch's dynamic quantization (fbgemm) and torchao's int8 dynamic recipe.
+    for (n, k), m in int8_cases:
+        w = rng.uniform(-1, 1, size=(n, k)).astype(np.float32)
+        x = torch.from_numpy(rng.uniform(-1, 1, size=(m, k)).astype(np.float32))
+        linear = torch.nn.Linear(k, n, bias=False)
+        linear.weight.data = torch.from_numpy(w)
+        fbgemm = torch.ao.quantization.quantize_dynamic(torch.nn.Sequential(linear), {torch.nn.Linear}, dtype=torch.qint8)
+        with torch.inference_mode():
+            t = measure(lambda: fbgemm(x), args.runs)
+        records.append(dict(library="torch-fbgemm", kernel="quantize_dynamic", format="w8a8+dense", m=m, n=n, k=k, median_ms=t,
+                            threads=args.threads, detail=torch_detail))
+        try:
+            from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
+            ao = torch.nn.Sequential(torch.nn.Linear(k, n, bias=False))
+            ao[0].weight.data = torch.from_numpy(w)
+            quantize_(ao, Int8DynamicActivationInt8WeightConfig())
+            with torch.inference_mode():
+                t2 = measure(lambda: ao(x), args.runs)
+            records.append(dict(library="torchao", kernel="int8_dynamic", format="w8a8+dense", m=m, n=n, k=k, median_ms=t2,
+                                threads=args.threads, detail=torch_detail))
+        except ImportError:
+            t2 = float("nan")
+        progress("int8 %dx%d m=%d: fbgemm %.3f ms, torchao %.3f ms" % (n, k, m, t, t2))
 
     if not args.no_torch_sparse:
         cache = {}
