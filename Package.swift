@@ -58,6 +58,12 @@ var checkDefines: [SwiftSetting] = []
       kernelSwiftSettings.append(.define("SPARSITY_VNNI"))
       checkDefines.append(.define("SPARSITY_VNNI"))
     }
+    // CPUs with AVX512-BF16 (`vdpbf16ps`): the bf16 kernels use it; the others widen to fp32.
+    let bf16CPUs: Set<String> = ["znver4", "znver5", "cooperlake", "sapphirerapids", "emeraldrapids", "graniterapids", "graniterapids-d", "diamondrapids"]
+    if bf16CPUs.contains(kernelCPU) {
+      kernelSwiftSettings.append(.define("SPARSITY_BF16"))
+      checkDefines.append(.define("SPARSITY_BF16"))
+    }
     // ... and AVX512-VBMI (`vpermb`, `vpmultishiftqb`: the int8 2:4 shuffle controls).
     let vbmiCPUs: Set<String> = vnniCPUs.subtracting(["cascadelake", "cooperlake"])
     if vbmiCPUs.contains(kernelCPU) {
@@ -83,7 +89,8 @@ let package = Package(
     .target(name: "SparsityIO", dependencies: ["SparsityCore", "SparsityFormats"]),
     .target(name: "SparsityPruning", dependencies: ["SparsityCore", "SparsityFormats"]),
     .target(name: "_SparsityCPUID"),
-    .target(name: "_SparsityKernelsImpl", dependencies: ["SparsityCore"], swiftSettings: kernelSwiftSettings),
+    .target(name: "_SparsityBF16"),
+    .target(name: "_SparsityKernelsImpl", dependencies: ["SparsityCore", "_SparsityBF16"], swiftSettings: kernelSwiftSettings),
     .target(
       name: "SparsityKernels",
       dependencies: ["SparsityCore", "SparsityFormats", "_SparsityKernelsImpl", "_SparsityCPUID"],

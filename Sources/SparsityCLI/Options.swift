@@ -32,11 +32,11 @@ struct JSONOption: ParsableArguments {
   var json = false
 }
 
-/// `--dtype f32|int8` and `--activations none|dynamic`: the element encoding of the weights a
+/// `--dtype f32|bf16|int8` and `--activations none|dynamic`: the element encoding of the weights a
 /// command writes or runs (int8: symmetric per output row, torchao's semantics; with dynamic
 /// activations the layers run int8 × int8 — W8A8).
 struct QuantizationOptions: ParsableArguments {
-  @Option(help: "Weight values: f32 (as they are) or int8 (symmetric, one scale per output row, torchao's semantics).")
+  @Option(help: "Weight values: f32 (as they are), bf16 (activations rounded to bf16 too, fp32 sums), or int8 (symmetric, one scale per output row, torchao's semantics).")
   var dtype = "f32"
 
   @Option(help: "With --dtype int8: dynamic (activations quantized per token at run time: W8A8) or none (weight-only).")
@@ -50,7 +50,8 @@ struct QuantizationOptions: ParsableArguments {
     switch dtype.lowercased() {
     case "f32", "float32": return .float32
     case "int8", "i8": return mode == .dynamic ? .int8Dynamic : .int8
-    default: throw CLIError("--dtype must be f32 or int8, got '\(dtype)'")
+    case "bf16", "bfloat16": return .bfloat16
+    default: throw CLIError("--dtype must be f32, bf16 or int8, got '\(dtype)'")
     }
   }
 }

@@ -216,6 +216,10 @@ public enum StoredTensor: Sendable, Equatable {
     case (.int8, _), (.int8Dynamic, _):
       let activations: ActivationQuantization = form.encoding == .int8Dynamic ? .dynamic : .none
       return .quantized(try QuantizedMatrix(quantizing: dense(), layout: form.layout, activations: activations, name: name))
+    case (.bfloat16, _):
+      // The values rounded to bf16 (to nearest even), then stored in the layout (CUTLASS 2:4 where PyTorch's shapes allow).
+      let values = dtype == .bfloat16 ? self : StoredTensor.dense(dense().converted(to: .bfloat16))
+      return try values.stored(as: WeightForm(form.layout), name: name)
     case (.float32, _): break
     }
     switch form.layout {

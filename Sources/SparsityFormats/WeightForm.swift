@@ -32,6 +32,9 @@ public struct WeightForm: Hashable, Sendable, CustomStringConvertible {
   public enum Encoding: String, Hashable, Sendable, CaseIterable {
     /// IEEE single precision.
     case float32 = "f32"
+    /// bfloat16 values; the kernels round activations to bf16 too and sum the exact products
+    /// in fp32 (`vdpbf16ps`), as a bf16 model in PyTorch does (its outputs stay fp32).
+    case bfloat16 = "bf16"
     /// Symmetric int8 with one float32 scale per output row; float32 activations (weight-only,
     /// torchao's `Int8WeightOnlyConfig`). See ``Int8Quantization``.
     case int8 = "int8"

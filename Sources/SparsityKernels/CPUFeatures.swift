@@ -38,6 +38,10 @@ public struct CPUFeatures: Sendable, CustomStringConvertible {
   public static var requiredFeatures: [String] {
     #if SPARSITY_ISA_AVX512 && SPARSITY_CPU_ZNVER4
       return avx2Features + avx512Features + zen4Features
+    #elseif SPARSITY_ISA_AVX512 && SPARSITY_VNNI && SPARSITY_VBMI && SPARSITY_BF16
+      return avx2Features + avx512Features + ["avx512vnni", "avx512vbmi", "avx512bf16"]
+    #elseif SPARSITY_ISA_AVX512 && SPARSITY_VNNI && SPARSITY_BF16
+      return avx2Features + avx512Features + ["avx512vnni", "avx512bf16"]
     #elseif SPARSITY_ISA_AVX512 && SPARSITY_VNNI && SPARSITY_VBMI
       return avx2Features + avx512Features + ["avx512vnni", "avx512vbmi"]
     #elseif SPARSITY_ISA_AVX512 && SPARSITY_VNNI

@@ -64,6 +64,11 @@ public struct LinearKernel: Hashable, Sendable, Codable, CustomStringConvertible
   public static let int8DynamicSemiStructuredGEMM = LinearKernel("w8a8-2:4-gemm")
   /// W8A8 2:4 one activation row at a time, 64 columns per pass.
   public static let int8DynamicSemiStructuredGEMV = LinearKernel("w8a8-2:4-gemv", rowWise: true)
+  /// bf16 weights × bf16-rounded activations, fp32 sums: 6 × 32 tiles of `vdpbf16ps` (fp32 FMA
+  /// on widened values without AVX512-BF16).
+  public static let bf16GEMM = LinearKernel("bf16-gemm")
+  /// bf16 one activation row at a time.
+  public static let bf16GEMV = LinearKernel("bf16-gemv", rowWise: true)
   /// Int8 weights × float32 activations (weight-only), many rows: each panel dequantized into
   /// a thread's scratch and run by the dense GEMM microkernel.
   public static let int8WeightOnlyGEMM = LinearKernel("int8-gemm")
@@ -124,18 +129,19 @@ extension PackedOperand {
 /// | `w8a8+dense` | int8 values + row scales (quantized stored forms), or any float form quantized per row | `w8a8-gemm`, `w8a8-gemv` |
 /// | `w8a8+2:4` | int8 2:4 values (logical or CUTLASS) + row scales, or a 2:4 float form quantized per row | `w8a8-2:4-gemm`, `w8a8-2:4-gemv` |
 /// | `int8+dense` | as above | `int8-gemm`, `int8-gemv` |
+/// | `bf16+dense` | any float form, rounded to bf16 (bf16 files as they are) | `bf16-gemm`, `bf16-gemv` |
 public enum KernelTable {
   /// Every kernel, in table order.
   public static let allKernels: [LinearKernel] = [
     .denseGEMM, .denseGEMV, .semiStructuredPanel, .semiStructuredGEMV, .bsr, .bsrGEMV, .csrPanel, .csrSpMV,
     .int8DynamicGEMM, .int8DynamicGEMV, .int8DynamicSemiStructuredGEMM, .int8DynamicSemiStructuredGEMV, .int8WeightOnlyGEMM,
-    .int8WeightOnlyGEMV,
+    .int8WeightOnlyGEMV, .bf16GEMM, .bf16GEMV,
   ]
 
   /// The forms the kernels run, as examples of each row (block shapes and N:M vary).
   public static let forms: [WeightForm] = [
     .dense, .twoFour, .bsr(32, 32), .csr, WeightForm(.dense, encoding: .int8Dynamic), WeightForm(.nOfM(n: 2, m: 4), encoding: .int8Dynamic),
-    WeightForm(.dense, encoding: .int8),
+    WeightForm(.dense, encoding: .int8), WeightForm(.dense, encoding: .bfloat16),
   ]
 
   /// Whether the kernels run `form` (2:4 and no other N:M; float32 values, int8 dense).
@@ -145,6 +151,7 @@ public enum KernelTable {
     case (.float32, _): true
     case (.int8, .dense), (.int8Dynamic, .dense): true
     case (.int8Dynamic, .nOfM(2, 4)): true
+    case (.bfloat16, .dense): true
     default: false
     }
   }
@@ -169,6 +176,13 @@ public enum KernelTable {
     let (n, k) = (stored.shape[0], stored.shape[1])
     func convert<T>(_ body: () throws(SparseFormatError) -> T) throws(KernelError) -> T {
       do { return try body() } catch { throw .unsupportedWeight("\(error)") }
+    }
+    if form.encoding == .bfloat16 {
+      let values = stored.dtype == .bfloat16 && stored.form.layout == .dense ? stored.dense() : stored.dense().converted(to: .float32).converted(to: .bfloat16)
+      let packed = values.withUnsafeBufferPointer(as: BFloat16.self) { v in
+        v.withMemoryRebound(to: UInt16.self) { PackedBF16Weight(bits: $0.baseAddress ?? UnsafePointer(bitPattern: 16)!, n: n, k: k) }
+      }
+      return (BF16Operand(weight: packed), 1)
     }
     if form.encoding != .float32 {
       // Int8 (dense): quantized values as stored, or float values quantized per row now.
@@ -418,10 +432,10 @@ struct Int8DynamicOperand: PackedOperand {
   func nonzeros() -> CSRMatrix { weight.dequantizedNonzeros() }
   func stored() -> StoredTensor { weight.stored(activations: .dynamic) }
   func multiply(x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, workers: Int) {
-    int8DynamicLinear(weight: weight, x: x, m: m, y: y, bias: bias, workers: workers)
+    panelDotLinear(weight: weight, x: x, m: m, y: y, bias: bias, workers: workers)
   }
   func multiplyRows(x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, workers: Int) {
-    int8DynamicLinearRows(weight: weight, x: x, m: m, y: y, bias: bias, workers: workers)
+    panelDotLinearRows(weight: weight, x: x, m: m, y: y, bias: bias, workers: workers)
   }
 }
 
@@ -519,9 +533,42 @@ struct Int8DynamicSemiStructuredOperand: PackedOperand {
     return .quantized(try! QuantizedMatrix(values: .nOfM(logical), scales: scales, activations: .dynamic, name: "packed weight"))
   }
   func multiply(x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, workers: Int) {
-    int8DynamicLinear(weight: weight, x: x, m: m, y: y, bias: bias, workers: workers)
+    panelDotLinear(weight: weight, x: x, m: m, y: y, bias: bias, workers: workers)
   }
   func multiplyRows(x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, workers: Int) {
-    int8DynamicLinearRows(weight: weight, x: x, m: m, y: y, bias: bias, workers: workers)
+    panelDotLinearRows(weight: weight, x: x, m: m, y: y, bias: bias, workers: workers)
+  }
+}
+
+/// A bf16 dense weight (bf16-rounded activations, fp32 sums).
+struct BF16Operand: PackedOperand {
+  let weight: PackedBF16Weight
+  var kernels: [LinearKernel] { [.bf16GEMM, .bf16GEMV] }
+  var byteCount: Int { weight.byteCount }
+  func unpack(into w: UnsafeMutablePointer<Float>) {
+    for r in 0..<weight.n {
+      for c in 0..<weight.k { w[r * weight.k + c] = Float(bitPattern: UInt32(weight.bits(row: r, column: c)) << 16) }
+    }
+  }
+  func nonzeros() -> CSRMatrix {
+    var b = CSRBuilder(rows: weight.n, columns: weight.k, reserve: weight.n * weight.k)
+    for r in 0..<weight.n {
+      for c in 0..<weight.k { b.append(column: c, Float(bitPattern: UInt32(weight.bits(row: r, column: c)) << 16)) }
+      b.endRow()
+    }
+    return b.matrix()
+  }
+  func stored() -> StoredTensor {
+    var bits = [BFloat16](repeating: BFloat16(bitPattern: 0), count: weight.n * weight.k)
+    for r in 0..<weight.n {
+      for c in 0..<weight.k { bits[r * weight.k + c] = BFloat16(bitPattern: weight.bits(row: r, column: c)) }
+    }
+    return .dense(Tensor(bits, shape: [weight.n, weight.k]))
+  }
+  func multiply(x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, workers: Int) {
+    panelDotLinear(weight: weight, x: x, m: m, y: y, bias: bias, workers: workers)
+  }
+  func multiplyRows(x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, workers: Int) {
+    panelDotLinearRows(weight: weight, x: x, m: m, y: y, bias: bias, workers: workers)
   }
 }

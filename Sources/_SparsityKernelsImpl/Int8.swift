@@ -196,164 +196,46 @@ package final class PackedInt8Weight: @unchecked Sendable {
 
 // MARK: - Dynamic activations (int8 × int8)
 
-/// An int8 weight packed in panels of 16 output columns, walked by the W8A8 drivers in k-steps
-/// of ``inputsPerStep`` inputs: the dense layout (4 inputs per step) and the 2:4 one (8).
-package protocol Int8Panels: AnyObject, Sendable {
-  var n: Int { get }
-  var k: Int { get }
-  var panels: Int { get }
-  /// k-steps per row: `⌈k / inputsPerStep⌉`.
-  var steps: Int { get }
-  /// Inputs per k-step.
-  static var inputsPerStep: Int { get }
-  /// k-steps per k-block of the GEMM.
-  static var stepsPerBlock: Int { get }
+/// Int8 weights with per-row scales, run against per-token int8 activations (W8A8).
+package protocol Int8ActivationPanels: PanelDotWeight {
   /// `[panels · 16]` row scales.
   var scales: FloatBuffer { get }
   /// `[panels · 16]` int32 `128 · Σ_k wq[n, k]` (the +128 activation shift's compensation).
   var compensation: ByteBuffer { get }
-  /// Bytes per k-step and panel that ``prepare(panel:steps:into:)`` writes (0: nothing to prepare).
-  static var preparedBytesPerStep: Int { get }
-  /// Writes what every row tile of a k-block reuses for `panel` (the 2:4 shuffle controls).
-  func prepare(panel: Int, steps: Range<Int>, into: UnsafeMutableRawPointer)
-  /// `acc[i][j] (+)= Σ xq[row + i][k] · wq[16·panel + j][k]` over the k-steps `steps` for a
-  /// 6 × 32 tile of two panels (the first block writes, later ones add; rows past `rows` and
-  /// a missing second panel contribute sums that are not used); `prepared` holds what
-  /// ``prepare(panel:steps:into:)`` wrote for the two panels, one after the other.
-  func tile(
-    a: QuantizedActivations, row: Int, rows: Int, panel: Int, steps: Range<Int>, prepared: UnsafeRawPointer,
-    acc: UnsafeMutablePointer<Int32>)
-  /// `acc[16p + j] = Σ_k xq[k] · wq[16·(4·quad + p) + j][k]` for one activation row and up to four panels.
-  func rowQuad(a: UnsafeRawPointer, quad: Int, acc: UnsafeMutablePointer<Int32>)
 }
 
-/// The activations of one call quantized for the int8 kernels: per row, the scale and the
-/// int8 values (VNNI: shifted into unsigned bytes; otherwise widened to int16), rows padded
-/// with zeros to whole k-steps.
-package struct QuantizedActivations {
-  let rows: UnsafeMutableRawPointer
-  /// Bytes per row.
-  let stride: Int
-  let scales: UnsafeMutablePointer<Float>
-}
+extension Int8ActivationPanels {
+  #if SPARSITY_VNNI
+    /// One unsigned byte (the value + 128) per activation, for `vpdpbusd`.
+    package static var activationBytes: Int { 1 }
+  #else
+    /// Int16 per activation, for `vpmaddwd` (and the portable loops).
+    package static var activationBytes: Int { 2 }
+  #endif
 
-#if SPARSITY_VNNI
-  /// Bytes per quantized activation: one unsigned byte for `vpdpbusd`.
-  let activationBytes = 1
-#else
-  /// Bytes per quantized activation: int16 for `vpmaddwd` (and the portable loops).
-  let activationBytes = 2
-#endif
+  /// Per-token int8 quantization (torchao's), into unsigned bytes (VNNI) or int16.
+  package static func prepareRows(
+    x: UnsafePointer<Float>, m: Int, k: Int, ldq: Int, into: UnsafeMutableRawPointer, scales: UnsafeMutablePointer<Float>
+  ) {
+    #if SPARSITY_VNNI
+      let output = Int8Output.shiftedUInt8
+    #else
+      let output = Int8Output.int16
+    #endif
+    quantizeRowsInt8(x: x, m: m, k: k, ldx: k, q: into, ldq: ldq, output: output, scales: scales)
+  }
 
-/// Quantizes `x [m, k]` per row into scratch memory (rows padded to `paddedK`) and runs `body` with it.
-private func withQuantizedActivations<R>(
-  x: UnsafePointer<Float>, m: Int, k: Int, paddedK: Int, workers: Int, _ body: (QuantizedActivations) -> R
-) -> R {
-  let stride = (paddedK * activationBytes + 63) / 64 * 64
-  let floats = (m * stride + 3) / 4 + m
-  return Scratch.with(count: floats) { scratch in
-    let raw = UnsafeMutableRawPointer(scratch)
-    let scales = scratch + (m * stride + 3) / 4
-    let parts = Swift.max(1, Swift.min(workers, m / 8))
-    let shared = Unchecked((raw, scales))
-    parallelFor(parts) { w in
-      let (raw, scales) = shared.value
-      let rows = (m * w / parts)..<(m * (w + 1) / parts)
-      #if SPARSITY_VNNI
-        let output = Int8Output.shiftedUInt8
-      #else
-        let output = Int8Output.int16
-      #endif
-      quantizeRowsInt8(
-        x: x + rows.lowerBound * k, m: rows.count, k: k, ldx: k, q: raw + rows.lowerBound * stride, ldq: stride / activationBytes,
-        output: output, scales: scales + rows.lowerBound)
-    }
-    return body(QuantizedActivations(rows: raw, stride: stride, scales: scales))
+  package func finish(
+    acc: UnsafeMutablePointer<Int32>, ldacc: Int, a: PreparedActivations, row: Int, rows: Int, column: Int, columns: Int,
+    y: UnsafeMutablePointer<Float>, ldy: Int, bias: UnsafePointer<Float>?
+  ) {
+    int8DynamicEpilogue(
+      scales: UnsafePointer(scales.pointer), compensation: UnsafePointer(compensation.pointer.assumingMemoryBound(to: Int32.self)),
+      acc: acc, ldacc: ldacc, a: a, row: row, rows: rows, column: column, columns: columns, y: y, ldy: ldy, bias: bias)
   }
 }
 
-/// `y = x · Wᵀ + bias` with int8 weights and per-token int8 activations (torchao's dynamic
-/// recipe, see the top of this file), on `workers` threads: 6 × 32 register tiles; per pair of
-/// column panels, k-blocks (``Int8Panels/stepsPerBlock``: 384 inputs) whose slice of the weight
-/// (12–24 KiB) stays in L1 while every row tile passes over it, the tiles' int32 sums waiting in
-/// a buffer between blocks.
-package func int8DynamicLinear<W: Int8Panels>(
-  weight: W, x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, workers: Int
-) {
-  let (n, steps, np) = (weight.n, weight.steps, weight.panels)
-  guard m > 0, n > 0 else { return }
-  withPaddedBias(bias, count: n, padded: np * 16) { biasP in
-    withQuantizedActivations(x: x, m: m, k: weight.k, paddedK: steps * W.inputsPerStep, workers: workers) { a in
-      let tiles = (m + 5) / 6
-      let pairs = (np + 1) / 2
-      // Split column-panel pairs when there are enough, else row tiles.
-      let splitColumns = pairs >= 2 * workers || tiles < workers
-      let parts = Swift.max(1, Swift.min(workItems(workers), splitColumns ? pairs : tiles))
-      let out = Unchecked(y)
-      parallelFor(parts) { w in
-        let cr = splitColumns ? (pairs * w / parts)..<(pairs * (w + 1) / parts) : 0..<pairs
-        let rr = splitColumns ? 0..<tiles : (tiles * w / parts)..<(tiles * (w + 1) / parts)
-        let preparedBytes = W.stepsPerBlock * W.preparedBytesPerStep
-        withUnsafeTemporaryAllocation(of: Int32.self, capacity: rr.count * 192 + (2 * preparedBytes + 3) / 4) { sums in
-          let acc = sums.baseAddress!
-          let prepared = UnsafeMutableRawPointer(acc + rr.count * 192)
-          for pair in cr {
-            var s0 = 0
-            while s0 < steps {
-              let length = Swift.min(W.stepsPerBlock, steps - s0)
-              if preparedBytes > 0 {
-                weight.prepare(panel: pair * 2, steps: s0..<s0 + length, into: prepared)
-                weight.prepare(panel: Swift.min(pair * 2 + 1, np - 1), steps: s0..<s0 + length, into: prepared + preparedBytes)
-              }
-              for (t, tile) in rr.enumerated() {
-                weight.tile(
-                  a: a, row: tile * 6, rows: Swift.min(6, m - tile * 6), panel: pair * 2, steps: s0..<s0 + length,
-                  prepared: UnsafeRawPointer(prepared), acc: acc + t * 192)
-              }
-              s0 += length
-            }
-            for (t, tile) in rr.enumerated() {
-              int8DynamicEpilogue(
-                weight: weight, acc: acc + t * 192, ldacc: 32, a: a, row: tile * 6, rows: Swift.min(6, m - tile * 6), column: pair * 32,
-                columns: Swift.min(32, n - pair * 32), y: out.value, ldy: n, bias: biasP)
-            }
-          }
-        }
-      }
-    }
-  }
-}
-
-/// ``int8DynamicLinear`` one activation row at a time (decode): each thread streams its share
-/// of the weight panels once per row, four panels (64 columns) at a time.
-package func int8DynamicLinearRows<W: Int8Panels>(
-  weight: W, x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, workers: Int
-) {
-  let (n, np) = (weight.n, weight.panels)
-  guard m > 0, n > 0 else { return }
-  withPaddedBias(bias, count: n, padded: np * 16) { biasP in
-    withQuantizedActivations(x: x, m: m, k: weight.k, paddedK: weight.steps * W.inputsPerStep, workers: 1) { a in
-      let quads = (np + 3) / 4
-      let parts = Swift.max(1, Swift.min(workItems(workers), quads))
-      let out = Unchecked(y)
-      parallelFor(parts) { w in
-        withUnsafeTemporaryAllocation(of: Int32.self, capacity: 64) { acc in
-          for quad in (quads * w / parts)..<(quads * (w + 1) / parts) {
-            for r in 0..<m {
-              weight.rowQuad(a: UnsafeRawPointer(a.rows + r * a.stride), quad: quad, acc: acc.baseAddress!)
-              let column = quad * 64
-              int8DynamicEpilogue(
-                weight: weight, acc: acc.baseAddress!, ldacc: 64, a: a, row: r, rows: 1, column: column,
-                columns: Swift.min(64, n - column), y: out.value, ldy: n, bias: biasP)
-            }
-          }
-        }
-      }
-    }
-  }
-}
-
-extension PackedInt8Weight: Int8Panels {
+extension PackedInt8Weight: Int8ActivationPanels {
   package var steps: Int { groups }
   package static var inputsPerStep: Int { 4 }
   package static var stepsPerBlock: Int { 96 }
@@ -361,7 +243,7 @@ extension PackedInt8Weight: Int8Panels {
   package func prepare(panel: Int, steps: Range<Int>, into: UnsafeMutableRawPointer) {}
 
   package func tile(
-    a: QuantizedActivations, row: Int, rows: Int, panel: Int, steps range: Range<Int>, prepared: UnsafeRawPointer,
+    a: PreparedActivations, row: Int, rows: Int, panel: Int, steps range: Range<Int>, prepared: UnsafeRawPointer,
     acc: UnsafeMutablePointer<Int32>
   ) {
     int8Tile(weight: self, a: a, row: row, rows: rows, panel: panel, groups: range, acc: acc)
@@ -424,7 +306,7 @@ extension PackedInt8Weight: Int8Panels {
 /// (the first block writes, later ones add; rows past `rows` read a zero row, columns past `n`
 /// are zero weights).
 private func int8Tile(
-  weight: PackedInt8Weight, a: QuantizedActivations, row: Int, rows: Int, panel: Int, groups range: Range<Int>,
+  weight: PackedInt8Weight, a: PreparedActivations, row: Int, rows: Int, panel: Int, groups range: Range<Int>,
   acc: UnsafeMutablePointer<Int32>
 ) {
   let groups = weight.groups
@@ -544,13 +426,14 @@ private func int8Tile(
 /// valid part of a tile (row stride `ldacc`): the order of torchao's operations, so results
 /// match it bit for bit.
 @inline(__always)
-private func int8DynamicEpilogue<W: Int8Panels>(
-  weight: W, acc: UnsafeMutablePointer<Int32>, ldacc: Int, a: QuantizedActivations, row: Int, rows: Int, column: Int,
-  columns: Int, y: UnsafeMutablePointer<Float>, ldy: Int, bias: UnsafePointer<Float>?
+private func int8DynamicEpilogue(
+  scales: UnsafePointer<Float>, compensation: UnsafePointer<Int32>, acc: UnsafeMutablePointer<Int32>, ldacc: Int,
+  a: PreparedActivations, row: Int, rows: Int, column: Int, columns: Int, y: UnsafeMutablePointer<Float>, ldy: Int,
+  bias: UnsafePointer<Float>?
 ) {
-  let sw = UnsafePointer(weight.scales.pointer + column)
+  let sw = scales + column
   #if SPARSITY_VNNI
-    let comp = UnsafePointer(weight.compensation.pointer.assumingMemoryBound(to: Int32.self)) + column
+    let comp = compensation + column
   #endif
   for i in 0..<rows {
     let sx = a.scales[row + i]

@@ -3,7 +3,7 @@ import SparsityCore
   import _Builtin_intrinsics.intel
 #endif
 
-/// A 2:4 int8 weight for the W8A8 kernels (``int8DynamicLinear``): panels of 16 output columns;
+/// A 2:4 int8 weight for the W8A8 kernels (``panelDotLinear(weight:x:m:y:bias:workers:)``): panels of 16 output columns;
 /// per k-step of 8 inputs (two groups of 4), each column's 4 kept values — 2 of each group, in
 /// column order — as one dword (`values[((p·steps + s)·16 + j)·4 + i]`), and one code byte per
 /// column and step (`codes[(p·steps + s)·16 + j]`: the 4 positions within their groups, 2 bits
@@ -12,7 +12,7 @@ import SparsityCore
 /// activations out of the step's 8 broadcast bytes, then one `vpdpbusd` does the 4 products: per
 /// 16 columns and 8 inputs, one shuffle and one dot instead of the dense layout's two dots.
 /// 5 bits per weight (k/2 value bytes + k/8 code bytes per row): 62.5% of the dense int8 bytes.
-package final class PackedInt8SemiStructuredWeight: Int8Panels, @unchecked Sendable {
+package final class PackedInt8SemiStructuredWeight: Int8ActivationPanels, @unchecked Sendable {
   package let n: Int
   package let k: Int
   package let panels: Int
@@ -83,7 +83,7 @@ package final class PackedInt8SemiStructuredWeight: Int8Panels, @unchecked Senda
   #endif
 
   package func tile(
-    a: QuantizedActivations, row: Int, rows: Int, panel: Int, steps range: Range<Int>, prepared: UnsafeRawPointer,
+    a: PreparedActivations, row: Int, rows: Int, panel: Int, steps range: Range<Int>, prepared: UnsafeRawPointer,
     acc: UnsafeMutablePointer<Int32>
   ) {
     let first = range.lowerBound == 0

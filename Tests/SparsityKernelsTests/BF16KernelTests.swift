@@ -1,0 +1,52 @@
+import SparsityCore
+import SparsityFormats
+import Testing
+
+@testable import SparsityKernels
+import _SparsityKernelsImpl
+
+/// The bf16 kernels against the fp32 reference of the bf16-rounded operands (every product is
+/// exact in fp32, so only the order of the sums differs): within 1e-5 of Σ|x|·|w|.
+@Suite struct BF16KernelTests {
+  static let shapes = [
+    Shape(n: 1, k: 1), Shape(n: 16, k: 16), Shape(n: 17, k: 3), Shape(n: 40, k: 37), Shape(n: 33, k: 300), Shape(n: 70, k: 129),
+  ]
+
+  @Test("bf16 equals the fp32 reference of the rounded operands", arguments: shapes)
+  func matchesReference(shape: Shape) throws {
+    let w = SyntheticWeights.dense(rows: shape.n, columns: shape.k, seed: 21)
+    let form = WeightForm(.dense, encoding: .bfloat16)
+    let weight = try LinearWeight(.dense(w), as: form, name: "w")
+    #expect(weight.ownKernels == [.bf16GEMM, .bf16GEMV])
+    let rounded = w.converted(to: .bfloat16).converted(to: .float32)
+    #expect(weight.dense() == rounded)
+    #expect(weight.byteCount * 2 <= (shape.n + 15) / 16 * 16 * (shape.k + 1) / 2 * 2 * 4 + 64)
+    for m in tokenCounts {
+      let x = activations(m, shape.k, seed: UInt64(m) &+ 5)
+      let xRounded = x.converted(to: .bfloat16).converted(to: .float32)
+      let b = biasVector(shape.n, seed: UInt64(m) &+ 6)
+      for bias in [nil, b] {
+        for kernel in weight.ownKernels {
+          expectMatchesReference(
+            weight.apply(x: x, bias: bias, kernel: kernel), x: xRounded, weight: rounded, bias: bias,
+            "bf16 \(shape.testDescription) m=\(m) \(kernel)")
+        }
+      }
+    }
+  }
+
+  @Test("the activation rounding equals BFloat16(_:) bit for bit: ties to even, NaN quiet, infinities")
+  func activationRounding() {
+    var values: [Float] = [1.00390625, 1.01171875, -2.00390625, .infinity, -.infinity, .nan, 0, -0.0, 1e-40, 3.4e38]
+    values += SyntheticWeights.dense(rows: 1, columns: 37, seed: 8).floatValues.map { $0 * 1000 }
+    var out = [UInt16](repeating: 0, count: values.count + 3)
+    var scales = [Float](repeating: 0, count: 1)
+    values.withUnsafeBufferPointer { x in
+      out.withUnsafeMutableBytes { raw in
+        PackedBF16Weight.prepareRows(x: x.baseAddress!, m: 1, k: values.count, ldq: values.count + 3, into: raw.baseAddress!, scales: &scales)
+      }
+    }
+    #expect(Array(out.prefix(values.count)) == values.map { BFloat16($0).bitPattern })
+    #expect(out.suffix(3).allSatisfy { $0 == 0 })
+  }
+}
