@@ -66,6 +66,21 @@ package final class PackedBF16Weight: PanelDotWeight, @unchecked Sendable {
       let o = out + r * ldq
       var i = 0
       // Vectorized to nearest even: bits + 0x7FFF + (bit 16), high half; NaN lanes made quiet.
+      #if SPARSITY_ISA_AVX512
+        while i + 16 <= k {
+          let bits = _mm512_loadu_si512(row + i)
+          let lsb = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1))
+          let rounded = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(bits, _mm512_set1_epi32(0x7FFF)), lsb), 16)
+          let magnitude = _mm512_and_si512(bits, _mm512_set1_epi32(0x7FFF_FFFF))
+          // All ones where |x| > infinity (NaN): the sign of 0x7F800000 − |x|.
+          let nan = _mm512_srai_epi32(_mm512_sub_epi32(_mm512_set1_epi32(0x7F80_0000), magnitude), 31)
+          let quiet = _mm512_or_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(0x0040))
+          let chosen = _mm512_or_si512(_mm512_andnot_si512(nan, rounded), _mm512_and_si512(nan, quiet))
+          let words: __m256i = _mm512_cvtepi32_epi16(chosen)
+          UnsafeMutableRawPointer(o + i).storeBytes(of: words, as: __m256i.self)
+          i += 16
+        }
+      #endif
       while i + 16 <= k {
         let bits = UnsafeRawPointer(row + i).loadUnaligned(as: SIMD16<UInt32>.self)
         let rounded = (bits &+ 0x7FFF &+ ((bits &>> 16) & 1)) &>> 16
