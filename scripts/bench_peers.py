@@ -209,7 +209,11 @@ def main():
                                 threads=args.threads, detail=torch_detail))
         except ImportError:
             t2 = float("nan")
-        progress("int8 %dx%d m=%d: fbgemm %.3f ms, torchao %.3f ms" % (n, k, m, t, t2))
+        tw16, tx16 = torch.from_numpy(w).bfloat16(), x.bfloat16()
+        t3 = measure(lambda: F.linear(tx16, tw16), args.runs)
+        records.append(dict(library="torch-bf16", kernel="F.linear", format="bf16+dense", m=m, n=n, k=k, median_ms=t3,
+                            threads=args.threads, detail=torch_detail))
+        progress("int8 %dx%d m=%d: fbgemm %.3f ms, torchao %.3f ms; bf16 %.3f ms" % (n, k, m, t, t2, t3))
 
     if not args.no_torch_sparse:
         cache = {}
