@@ -324,6 +324,6 @@ public struct BenchRunner {
       effectiveGflops: flops / ms / 1e6, usefulGflops: flops * stored / ms / 1e6, denseMs: dense.ms,
       denseKernel: dense.kernel, speedup: speedup, bestDenseMs: bestDense.ms, bestDense: bestDense.name,
       speedupVsBestDense: bestDense.ms / ms, bytes: weight.byteCount, denseBytes: n * k * 4,
-      dispatch: c.form == .dense || speedup >= 1.1 ? kernel.name : dense.kernel)
+      dispatch: c.form == .dense || c.form.encoding != .float32 || speedup >= 1.1 ? kernel.name : dense.kernel)
   }
 }
