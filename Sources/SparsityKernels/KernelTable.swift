@@ -64,11 +64,21 @@ public struct LinearKernel: Hashable, Sendable, Codable, CustomStringConvertible
   public static let int8DynamicSemiStructuredGEMM = LinearKernel("w8a8-2:4-gemm")
   /// W8A8 2:4 one activation row at a time, 64 columns per pass.
   public static let int8DynamicSemiStructuredGEMV = LinearKernel("w8a8-2:4-gemv", rowWise: true)
+  /// W8A8 with block-sparse weights: the dense 6 × 32 tile over the kept 32-column × 4-input
+  /// units only.
+  public static let int8DynamicBlockGEMM = LinearKernel("w8a8-bsr-gemm")
+  /// W8A8 block-sparse one activation row at a time.
+  public static let int8DynamicBlockGEMV = LinearKernel("w8a8-bsr-gemv", rowWise: true)
   /// bf16 weights × bf16-rounded activations, fp32 sums: 6 × 32 tiles of `vdpbf16ps` (fp32 FMA
   /// on widened values without AVX512-BF16).
   public static let bf16GEMM = LinearKernel("bf16-gemm")
   /// bf16 one activation row at a time.
   public static let bf16GEMV = LinearKernel("bf16-gemv", rowWise: true)
+  /// bf16 with 2:4 weights: per 16 columns and group of 4 inputs a `vpshufb` picks each
+  /// column's 2 activations, one `vdpbf16ps` multiplies them by its 2 kept values (6 × 32 tiles).
+  public static let bf16SemiStructuredGEMM = LinearKernel("bf16-2:4-gemm")
+  /// bf16 2:4 one activation row at a time, 64 columns per pass.
+  public static let bf16SemiStructuredGEMV = LinearKernel("bf16-2:4-gemv", rowWise: true)
   /// Int8 weights × float32 activations (weight-only), many rows: each panel dequantized into
   /// a thread's scratch and run by the dense GEMM microkernel.
   public static let int8WeightOnlyGEMM = LinearKernel("int8-gemm")
@@ -128,20 +138,23 @@ extension PackedOperand {
 /// | `csr` | the nonzeros of any form | `csr-panel`, `csr-spmv` |
 /// | `w8a8+dense` | int8 values + row scales (quantized stored forms), or any float form quantized per row | `w8a8-gemm`, `w8a8-gemv` |
 /// | `w8a8+2:4` | int8 2:4 values (logical or CUTLASS) + row scales, or a 2:4 float form quantized per row | `w8a8-2:4-gemm`, `w8a8-2:4-gemv` |
+/// | `w8a8+bsr:RxC` | int8 values in any layout + row scales, or a block-sparse float form quantized per row | `w8a8-bsr-gemm`, `w8a8-bsr-gemv` |
 /// | `int8+dense` | as above | `int8-gemm`, `int8-gemv` |
 /// | `bf16+dense` | any float form, rounded to bf16 (bf16 files as they are) | `bf16-gemm`, `bf16-gemv` |
+/// | `bf16+2:4` | any 2:4 float form (logical or CUTLASS), rounded to bf16 | `bf16-2:4-gemm`, `bf16-2:4-gemv` |
 public enum KernelTable {
   /// Every kernel, in table order.
   public static let allKernels: [LinearKernel] = [
     .denseGEMM, .denseGEMV, .semiStructuredPanel, .semiStructuredGEMV, .bsr, .bsrGEMV, .csrPanel, .csrSpMV,
-    .int8DynamicGEMM, .int8DynamicGEMV, .int8DynamicSemiStructuredGEMM, .int8DynamicSemiStructuredGEMV, .int8WeightOnlyGEMM,
-    .int8WeightOnlyGEMV, .bf16GEMM, .bf16GEMV,
+    .int8DynamicGEMM, .int8DynamicGEMV, .int8DynamicSemiStructuredGEMM, .int8DynamicSemiStructuredGEMV, .int8DynamicBlockGEMM,
+    .int8DynamicBlockGEMV, .int8WeightOnlyGEMM,
+    .int8WeightOnlyGEMV, .bf16GEMM, .bf16GEMV, .bf16SemiStructuredGEMM, .bf16SemiStructuredGEMV,
   ]
 
   /// The forms the kernels run, as examples of each row (block shapes and N:M vary).
   public static let forms: [WeightForm] = [
     .dense, .twoFour, .bsr(32, 32), .csr, WeightForm(.dense, encoding: .int8Dynamic), WeightForm(.nOfM(n: 2, m: 4), encoding: .int8Dynamic),
-    WeightForm(.dense, encoding: .int8), WeightForm(.dense, encoding: .bfloat16),
+    WeightForm(.block(rows: 32, columns: 32), encoding: .int8Dynamic), WeightForm(.dense, encoding: .int8), WeightForm(.dense, encoding: .bfloat16), WeightForm(.nOfM(n: 2, m: 4), encoding: .bfloat16),
   ]
 
   /// Whether the kernels run `form` (2:4 and no other N:M; float32 values, int8 dense).
@@ -150,8 +163,8 @@ public enum KernelTable {
     case (.float32, let .nOfM(n, m)): n == 2 && m == 4
     case (.float32, _): true
     case (.int8, .dense), (.int8Dynamic, .dense): true
-    case (.int8Dynamic, .nOfM(2, 4)): true
-    case (.bfloat16, .dense): true
+    case (.int8Dynamic, .nOfM(2, 4)), (.int8Dynamic, .block): true
+    case (.bfloat16, .dense), (.bfloat16, .nOfM(2, 4)): true
     default: false
     }
   }
@@ -176,6 +189,19 @@ public enum KernelTable {
     let (n, k) = (stored.shape[0], stored.shape[1])
     func convert<T>(_ body: () throws(SparseFormatError) -> T) throws(KernelError) -> T {
       do { return try body() } catch { throw .unsupportedWeight("\(error)") }
+    }
+    if form.encoding == .bfloat16, case .nOfM = form.layout {
+      let logical = try convert { () throws(SparseFormatError) in try twoFour(stored, name: name) }
+      let bits = logical.values.dtype == .bfloat16 ? logical.values : float32(logical.values).converted(to: .bfloat16)
+      let packed = bits.withUnsafeBufferPointer(as: BFloat16.self) { v in
+        v.withMemoryRebound(to: UInt16.self) { b in
+          logical.indices.withUnsafeBufferPointer { i in
+            PackedBF16SemiStructuredWeight(
+              bits: b.baseAddress ?? UnsafePointer(bitPattern: 16)!, positions: i.baseAddress ?? UnsafePointer(bitPattern: 16)!, n: n, k: k)
+          }
+        }
+      }
+      return (BF16SemiStructuredOperand(weight: packed), 0.5)
     }
     if form.encoding == .bfloat16 {
       let values = stored.dtype == .bfloat16 && stored.form.layout == .dense ? stored.dense() : stored.dense().converted(to: .float32).converted(to: .bfloat16)
@@ -206,6 +232,21 @@ public enum KernelTable {
         }
         return (Int8DynamicSemiStructuredOperand(weight: packed), 0.5)
       }
+      if case let .block(r, c) = form.layout {
+        let csr = try convert { () throws(SparseFormatError) in try matrix.values.csr(name: name) }
+        let packed = csr.values.withUnsafeBufferPointer(as: Int8.self) { v in
+          csr.rowOffsets.withUnsafeBufferPointer { o in
+            csr.columnIndices.withUnsafeBufferPointer { i in
+              matrix.scales.withUnsafeBufferPointer(as: Float.self) { s in
+                PackedInt8BlockWeight(
+                  n: n, k: k, rowOffsets: o.baseAddress!, columns: i.baseAddress ?? UnsafePointer(bitPattern: 16)!,
+                  values: v.baseAddress ?? UnsafePointer(bitPattern: 16)!, scales: s.baseAddress ?? UnsafePointer(bitPattern: 16)!)
+              }
+            }
+          }
+        }
+        return (Int8DynamicBlockOperand(weight: packed, blockRows: r, blockColumns: c), packed.unitDensity)
+      }
       let values = matrix.values.dense()
       let packed = values.withUnsafeBufferPointer(as: Int8.self) { v in
         matrix.scales.withUnsafeBufferPointer(as: Float.self) { s in
@@ -222,13 +263,7 @@ public enum KernelTable {
       let p = dense.withUnsafeBufferPointer(as: Float.self) { PackedDenseWeight(weight: $0.baseAddress!, n: n, k: k) }
       return (p, 1)
     case .nOfM:
-      let matrix: SemiStructuredMatrix
-      switch stored {
-      case let .nOfM(m) where m.n == 2 && m.m == 4: matrix = m
-      case let .cutlass(cutlass): matrix = try convert { () throws(SparseFormatError) in try SemiStructuredMatrix(cutlass) }
-      default:
-        matrix = try convert { () throws(SparseFormatError) in try SemiStructuredMatrix(csr: try stored.csr(name: name), n: 2, m: 4, name: name) }
-      }
+      let matrix = try convert { () throws(SparseFormatError) in try twoFour(stored, name: name) }
       return (packSemiStructured(float32(matrix.values), n: n, k: k, positions: matrix.indices), 0.5)
     case let .block(r, c):
       let matrix: BSRMatrix
@@ -284,6 +319,15 @@ public enum KernelTable {
     var block = 128
     while Double(block) < wanted && block < 2048 { block *= 2 }
     return block
+  }
+
+  /// `stored`'s 2:4 values and positions: as stored (logical or CUTLASS), else from its nonzeros.
+  private static func twoFour(_ stored: StoredTensor, name: String) throws(SparseFormatError) -> SemiStructuredMatrix {
+    switch stored {
+    case let .nOfM(m) where m.n == 2 && m.m == 4: m
+    case let .cutlass(cutlass): try SemiStructuredMatrix(cutlass)
+    default: try SemiStructuredMatrix(csr: try stored.csr(name: name), n: 2, m: 4, name: name)
+    }
   }
 
   private static func float32(_ t: Tensor) -> Tensor { t.dtype == .float32 ? t : t.converted(to: .float32) }
@@ -564,6 +608,107 @@ struct BF16Operand: PackedOperand {
       for c in 0..<weight.k { bits[r * weight.k + c] = BFloat16(bitPattern: weight.bits(row: r, column: c)) }
     }
     return .dense(Tensor(bits, shape: [weight.n, weight.k]))
+  }
+  func multiply(x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, workers: Int) {
+    panelDotLinear(weight: weight, x: x, m: m, y: y, bias: bias, workers: workers)
+  }
+  func multiplyRows(x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, workers: Int) {
+    panelDotLinearRows(weight: weight, x: x, m: m, y: y, bias: bias, workers: workers)
+  }
+}
+
+/// A 2:4 bf16 weight (bf16-rounded activations, fp32 sums).
+struct BF16SemiStructuredOperand: PackedOperand {
+  let weight: PackedBF16SemiStructuredWeight
+  var kernels: [LinearKernel] { [.bf16SemiStructuredGEMM, .bf16SemiStructuredGEMV] }
+  var byteCount: Int { weight.byteCount }
+  func unpack(into w: UnsafeMutablePointer<Float>) {
+    let (n, k) = (weight.n, weight.k)
+    w.update(repeating: 0, count: n * k)
+    for r in 0..<n {
+      for g in 0..<(k + 3) / 4 {
+        for slot in 0..<2 {
+          let (bits, position) = weight.kept(row: r, group: g, slot: slot)
+          if 4 * g + position < k { w[r * k + 4 * g + position] = Float(bitPattern: UInt32(bits) << 16) }
+        }
+      }
+    }
+  }
+  func nonzeros() -> CSRMatrix {
+    var dense = [Float](repeating: 0, count: weight.n * weight.k)
+    dense.withUnsafeMutableBufferPointer { unpack(into: $0.baseAddress!) }
+    return try! CSRMatrix(dense: Tensor(dense, shape: [weight.n, weight.k]), name: "packed weight")
+  }
+  func stored() -> StoredTensor {
+    let (n, k) = (weight.n, weight.k)
+    let groups = (k + 3) / 4
+    var values = [BFloat16](repeating: BFloat16(bitPattern: 0), count: n * groups * 2)
+    var positions = [UInt8](repeating: 0, count: n * groups * 2)
+    for r in 0..<n {
+      for g in 0..<groups {
+        for slot in 0..<2 {
+          let (bits, position) = weight.kept(row: r, group: g, slot: slot)
+          values[(r * groups + g) * 2 + slot] = BFloat16(bitPattern: bits)
+          positions[(r * groups + g) * 2 + slot] = UInt8(position)
+        }
+      }
+    }
+    // The packed arrays were checked when they were made: the parts agree.
+    return .nOfM(try! SemiStructuredMatrix(
+      shape: [n, k], n: 2, m: 4, values: Tensor(values, shape: [n, groups * 2]), indices: positions, name: "packed weight"))
+  }
+  func multiply(x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, workers: Int) {
+    panelDotLinear(weight: weight, x: x, m: m, y: y, bias: bias, workers: workers)
+  }
+  func multiplyRows(x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, workers: Int) {
+    panelDotLinearRows(weight: weight, x: x, m: m, y: y, bias: bias, workers: workers)
+  }
+}
+
+/// A block-sparse int8 weight run with dynamic int8 activations (W8A8 BSR); `blockRows` ×
+/// `blockColumns` is the file form's block shape (the packed units are 32 × 4).
+struct Int8DynamicBlockOperand: PackedOperand {
+  let weight: PackedInt8BlockWeight
+  let blockRows: Int
+  let blockColumns: Int
+  var kernels: [LinearKernel] { [.int8DynamicBlockGEMM, .int8DynamicBlockGEMV] }
+  var byteCount: Int { weight.byteCount }
+
+  /// The int8 values `[n, k]` row-major (the kept units written, zeros elsewhere).
+  func values() -> [Int8] {
+    let (n, k) = (weight.n, weight.k)
+    var q = [Int8](repeating: 0, count: n * k)
+    let v = weight.values.pointer.assumingMemoryBound(to: Int8.self)
+    for p in 0..<weight.pairs {
+      for u in weight.unitOffsets[p]..<weight.unitOffsets[p + 1] {
+        let s = Int(weight.unitSteps[u])
+        for j in 0..<32 where p * 32 + j < n {
+          for c in 0..<4 where s * 4 + c < k { q[(p * 32 + j) * k + s * 4 + c] = v[u * 128 + j * 4 + c] }
+        }
+      }
+    }
+    return q
+  }
+  func unpack(into w: UnsafeMutablePointer<Float>) {
+    let (n, k) = (weight.n, weight.k)
+    let q = values()
+    for r in 0..<n {
+      let s = weight.scales.pointer[r]
+      for c in 0..<k { w[r * k + c] = Float(q[r * k + c]) * s }
+    }
+  }
+  func nonzeros() -> CSRMatrix {
+    var dense = [Float](repeating: 0, count: weight.n * weight.k)
+    dense.withUnsafeMutableBufferPointer { unpack(into: $0.baseAddress!) }
+    return try! CSRMatrix(dense: Tensor(dense, shape: [weight.n, weight.k]), name: "packed weight")
+  }
+  func stored() -> StoredTensor {
+    let (n, k) = (weight.n, weight.k)
+    let scales = Tensor(Array(UnsafeBufferPointer(start: weight.scales.pointer, count: n)), shape: [n])
+    // The packed values came from a matrix of these blocks: they fit them.
+    let values = try! StoredTensor.dense(Tensor(values(), shape: [n, k])).stored(
+      as: WeightForm(.block(rows: blockRows, columns: blockColumns)), name: "packed weight")
+    return .quantized(try! QuantizedMatrix(values: values, scales: scales, activations: .dynamic, name: "packed weight"))
   }
   func multiply(x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, workers: Int) {
     panelDotLinear(weight: weight, x: x, m: m, y: y, bias: bias, workers: workers)

@@ -79,6 +79,39 @@ import _SparsityKernelsImpl
     }
   }
 
+  @Test(
+    "W8A8 block-sparse equals the naive int32 reference bit for bit",
+    arguments: [(Shape(n: 64, k: 64), 32), (Shape(n: 96, k: 160), 32), (Shape(n: 70, k: 132), 2), (Shape(n: 48, k: 40), 8),
+      (Shape(n: 33, k: 300), 3), (Shape(n: 96, k: 256), 16), (Shape(n: 1, k: 8), 1)])
+  func dynamicBlockMatchesReference(shape: Shape, block: Int) throws {
+    let w = SyntheticWeights.blockSparse(rows: shape.n, columns: shape.k, block: block, sparsity: 0.6, seed: 17)
+    let form = WeightForm(.block(rows: block, columns: block), encoding: .int8Dynamic)
+    let weight = try LinearWeight(.dense(w), as: form, name: "w")
+    #expect(weight.ownKernels == [.int8DynamicBlockGEMM, .int8DynamicBlockGEMV])
+    // The packed form holds the dense int8 weight's values exactly, and what it stores packs back.
+    let dense = try LinearWeight(.dense(w), as: WeightForm(.dense, encoding: .int8Dynamic), name: "w")
+    #expect(weight.dense() == dense.dense())
+    #expect(try LinearWeight(weight.stored(), as: form, name: "w").dense() == weight.dense())
+    // 32 × 32 blocks are kept exactly: their share of the work and bytes.
+    if block == 32 {
+      #expect(weight.density == Double(w.nonzeroCount) / Double(shape.n * shape.k))
+      #expect(weight.byteCount < dense.byteCount * 6 / 10)
+    }
+    for m in tokenCounts {
+      let x = activations(m, shape.k, seed: UInt64(m) &+ 200)
+      let b = biasVector(shape.n, seed: UInt64(m) &+ 19)
+      for bias in [nil, b] {
+        let expected = try Self.referenceDynamic(x: x, weight: w, bias: bias)
+        for kernel in weight.ownKernels {
+          let y = weight.apply(x: x, bias: bias, kernel: kernel).floatValues
+          if let i = y.indices.first(where: { y[$0].bitPattern != expected[$0].bitPattern }) {
+            Issue.record("bsr:\(block) \(shape.testDescription) m=\(m) \(kernel) bias=\(bias != nil): element \(i) is \(y[i]), reference \(expected[i])")
+          }
+        }
+      }
+    }
+  }
+
   @Test("W8A8 at the extremes: ±128 products over 4,096 inputs do not saturate")
   func dynamicExtremes() throws {
     let (n, k, m) = (24, 4096, 3)
