@@ -27,7 +27,7 @@ text of Sources/SparsityRecipes/Resources/llm-text.json; no BOS), then greedy de
   prompt_tokens, prefill_seconds, prefill_tokens_per_second, decode_tokens, decode_seconds,
   decode_tokens_per_second. Dense (the Q4_1 GGUF's weights), then each --ours-weights LABEL=FILE
   (FILE `dense`: the GGUF's own weights; a suffix `@int8` adds `--dtype int8`: every Linear, LM head
-  included, quantized to int8 with dynamic int8 activations, W8A8).
+  included, quantized to int8 with dynamic int8 activations, W8A8; `@bf16` adds `--dtype bf16`).
   If the binary is missing or its first run fails, "ours" is skipped with a message.
 
 Each engine gets one untimed warm-up (prefill + 8 decode steps; for ours, one full run); then
@@ -298,7 +298,7 @@ def main():
         models = [("dense", None, None)]
         for item in args.ours_weights:
             if "=" not in item:
-                sys.exit(f"--ours-weights {item!r}: expected LABEL=FILE[@int8]")
+                sys.exit(f"--ours-weights {item!r}: expected LABEL=FILE[@int8|@bf16]")
             label, file = item.split("=", 1)
             file, _, dtype = file.partition("@")
             if file == "dense":

@@ -17,8 +17,8 @@ if [ -z "$bin" ]; then
   bin=$(swift build -c release --show-bin-path)/sparsity
 fi
 env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE SPARSITY_THREADS=2 "$python" scripts/bench_peers.py \
-  --threads 2 -o docs/bench/peers.json --formats "${FORMATS:-dense,2:4,bsr,csr,w8a8+dense}" "$@"
-SPARSITY_THREADS=2 "$bin" bench --formats "${FORMATS:-dense,2:4,bsr,csr,w8a8+dense,w8a8+2:4,int8+dense}" --peers docs/bench/peers.json \
+  --threads 2 -o docs/bench/peers.json --formats "${FORMATS:-dense,2:4,bsr,csr,w8a8+dense,bf16+dense}" "$@"
+SPARSITY_THREADS=2 "$bin" bench --formats "${FORMATS:-dense,2:4,bsr,csr,w8a8+dense,w8a8+2:4,w8a8+bsr:32x32,int8+dense,bf16+dense,bf16+2:4}" --peers docs/bench/peers.json \
   --html docs/bench/benchmarks.html --json-output docs/bench/results.json --markdown "$@" > BENCHMARKS.md
 # The hand-written reading of the numbers (bottlenecks, next ideas) follows the tables.
 if [ -f docs/bench/analysis.md ]; then

@@ -3,23 +3,25 @@
 with the peers measured in the same run.
 
     /work/venv/bin/python scripts/sam_table.py --minilm-24 MINILM_24.safetensors --llm-24 LLM_24.safetensors
-        [--binary .build/release/sparsity] [--repeats 3] [--json out.json] [--skip-llm] [--skip-minilm]
+        [--minilm-block MINILM_BSR.safetensors] [--binary .build/release/sparsity] [--repeats 3] [--json out.json]
+        [--skip-llm] [--skip-minilm]
 
 MiniLM (all-MiniLM-L6-v2, scripts/fetch_minilm.py): every row of ours is one `sparsity eval --json`
 run, which times the fp32 dense model and the row's model in alternating rounds (so each row's
 speedup is measured against a dense run beside it) on 256 texts × 128 tokens at batch 32 and 64 at
 batch 1, and gives the mean cosine of the row's embeddings to the fp32 dense ones on 256 held-out
-sentences and the weights' resident bytes. Rows: int8 weight-only (--dtype int8 --activations none),
-int8 dynamic (W8A8), 2:4 (MINILM_24, e.g. from `prune-encoder` + `distill`), int8 dynamic + 2:4.
+sentences and the weights' resident bytes. Rows: bf16 (--dtype bf16), int8 weight-only (--dtype int8
+--activations none), int8 dynamic (W8A8), 2:4 (MINILM_24, e.g. from `prune-encoder` + `distill`), bf16 + 2:4,
+int8 dynamic + 2:4, and with MINILM_BSR (e.g. `prune-encoder --pattern block:32x32`) block-sparse fp32 and
+block-sparse + int8 dynamic.
 Peers (scripts/bench_sentence_transformers.py, same machine, between our rows): sentence-transformers
 fp32, PyTorch quantize_dynamic (fbgemm) and torchao Int8DynamicActivationInt8WeightConfig.
 
 Decoder (SmolLM2-135M-Instruct, scripts/fetch_smollm2.py): scripts/bench_llm.py times prefill (512
-tokens) and decode (128 tokens) for ours — fp32 dense, int8 dynamic (every Linear, LM head
-included), 2:4 (LLM_24 from `prune-model`), int8 dynamic + 2:4 — and llama.cpp F32 / Q8_0 / Q4_1 and
-PyTorch in one interleaved run; `sparsity perplexity` gives each of ours its held-out perplexity.
-
-Rows the kernels do not have yet (bf16, block-sparse + int8) are listed as such.
+tokens) and decode (128 tokens) for ours — fp32 dense, bf16 and int8 dynamic (every Linear, LM head
+included), 2:4 (LLM_24 from `prune-model`), bf16 + 2:4, int8 dynamic + 2:4 — and llama.cpp F32 / Q8_0 /
+Q4_1 and PyTorch in one interleaved run; `sparsity perplexity` gives each of ours its held-out perplexity.
+(No block-sparse decoder row: a block-pruned LLM is not part of this table's inputs.)
 """
 import argparse
 import json
@@ -51,11 +53,16 @@ def log(*a):
 def minilm(args):
     model = MODELS / "all-MiniLM-L6-v2"
     ours = [
-        ("int8 weight-only", ["--dtype", "int8", "--activations", "none"]),
+        ("bf16", ["--dtype", "bf16"]),
         ("int8 dynamic", ["--dtype", "int8"]),
+        ("int8 weight-only", ["--dtype", "int8", "--activations", "none"]),
         ("2:4", ["--weights", str(args.minilm_24)]),
+        ("bf16 + 2:4", ["--weights", str(args.minilm_24), "--dtype", "bf16"]),
         ("int8 dynamic + 2:4", ["--weights", str(args.minilm_24), "--dtype", "int8"]),
     ]
+    if args.minilm_block:
+        ours += [("block-sparse", ["--weights", str(args.minilm_block)]),
+                 ("block-sparse + int8 dynamic", ["--weights", str(args.minilm_block), "--dtype", "int8"])]
     peers = [("none", "PyTorch fp32"), ("dynamic", "PyTorch quantize_dynamic (fbgemm int8)"), ("torchao", "torchao int8 dynamic")]
     rows, dense = [], []
     for i, (label, options) in enumerate(ours):
@@ -84,8 +91,8 @@ def minilm(args):
 
 def llm(args):
     gguf = MODELS / "SmolLM2-135M-Instruct" / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    variants = [("fp32 dense", None, None), ("int8 dynamic", "dense", "int8"), ("2:4", str(args.llm_24), None),
-                ("int8 dynamic + 2:4", str(args.llm_24), "int8")]
+    variants = [("fp32 dense", None, None), ("bf16", "dense", "bf16"), ("int8 dynamic", "dense", "int8"), ("2:4", str(args.llm_24), None),
+                ("bf16 + 2:4", str(args.llm_24), "bf16"), ("int8 dynamic + 2:4", str(args.llm_24), "int8")]
     command = [sys.executable, str(ROOT / "scripts" / "bench_llm.py"), "--rounds", str(args.repeats), "--binary", str(args.binary),
                "--json", str(args.workdir / "bench_llm.json")]
     for label, file, dtype in variants[1:]:
@@ -118,6 +125,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--binary", type=pathlib.Path, default=ROOT / ".build" / "release" / "sparsity")
     ap.add_argument("--minilm-24", type=pathlib.Path, help="a 2:4-pruned MiniLM weights file (prune-encoder)")
+    ap.add_argument("--minilm-block", type=pathlib.Path, help="a block-sparse MiniLM weights file (prune-encoder --pattern block:RxC)")
     ap.add_argument("--llm-24", type=pathlib.Path, help="a 2:4-pruned SmolLM2 weights file (prune-model)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--json", type=pathlib.Path)
@@ -145,7 +153,6 @@ def main():
             ratio = lambda k: f"{r[k]:.2f}×" if k in r else ""
             print(f"| {r['row']} | {r['engine']} | {r['batch32']:.1f} | {ratio('speedup32')} | {r['batch1']:.1f} | {ratio('speedup1')} | "
                   f"{mib(r['weight_bytes'])} | {r['mean_cosine']:.4f} / {r['min_cosine']:.4f} |")
-        print("| bf16, bf16 + 2:4, block-sparse + int8 | ours | not implemented yet | | | | | |")
     if any(r["model"] != "MiniLM" for r in rows):
         print()
         print("| SmolLM2-135M | engine | prefill tok/s (512) | decode tok/s (128) | perplexity |")

@@ -232,26 +232,26 @@ struct BenchReport {
     guard !quantized.isEmpty else { return [] }
     var out = [
       "## Quantized weights: W8A8 (int8 weights, dynamic per-token int8 activations), int8 weight-only, bf16", "",
-      "Our ms and speedup over our fp32 dense (same run); for 2:4, the ratio to the dense table of the same encoding; "
+      "Our ms and speedup over our fp32 dense (same run); for 2:4 and block-sparse forms, the ratio to the dense table of the same encoding; "
         + "the best peer on the same shape and M (`scripts/bench_peers.py`: W8A8 — PyTorch `quantize_dynamic` (fbgemm, per-tensor "
         + "uint8 activations) and torchao `Int8DynamicActivationInt8WeightConfig`; bf16 — PyTorch `F.linear` on bf16 tensors) "
         + "and ours over it.", "",
     ]
     var rows: [[String]] = []
     for r in quantized {
-      let denseOfEncoding = r.table.hasSuffix("+2:4")
-        ? records.first { $0.table == r.table.replacingOccurrences(of: "+2:4", with: "+dense") && $0.n == r.n && $0.k == r.k && $0.m == r.m }
-        : nil
+      let encoding = r.table.prefix { $0 != "+" }
+      let denseOfEncoding = r.table.hasSuffix("+dense")
+        ? nil : records.first { $0.table == "\(encoding)+dense" && $0.n == r.n && $0.k == r.k && $0.m == r.m }
       let family = r.table.hasPrefix("w8a8") ? "w8a8+dense" : r.table
       let best = peers.filter { $0.format == family && $0.m == r.m && $0.n == r.n && $0.k == r.k }.min { $0.medianMs < $1.medianMs }
       rows.append([
-        r.table, r.shapeName == "\(r.n)x\(r.k)" ? r.shapeName : "\(r.shapeName) \(r.n)x\(r.k)", "\(r.m)", r.kernel,
+        r.table.hasSuffix("+bsr") ? "\(r.format) at \(Int((r.sparsity * 100).rounded()))%" : r.table, r.shapeName == "\(r.n)x\(r.k)" ? r.shapeName : "\(r.shapeName) \(r.n)x\(r.k)", "\(r.m)", r.kernel,
         String(format: "%.3f", r.medianMs), String(format: "%.2f×", r.speedup),
         denseOfEncoding.map { String(format: "%.2f×", $0.medianMs / r.medianMs) } ?? "",
         best.map { String(format: "%.3f (%@)", $0.medianMs, $0.library) } ?? "–", best.map { String(format: "%.2f×", $0.medianMs / r.medianMs) } ?? "–",
       ])
     }
-    out.append(mdTable(["form", "shape", "M", "kernel", "ours ms", "vs our fp32", "2:4 vs dense of the encoding", "best peer ms", "ours vs best peer"], rows))
+    out.append(mdTable(["form", "shape", "M", "kernel", "ours ms", "vs our fp32", "sparse vs dense of the encoding", "best peer ms", "ours vs best peer"], rows))
     out.append("")
     return out
   }

@@ -125,8 +125,18 @@ public struct BenchPlan: Sendable {
     }
     for form in encoded {
       for s in shapeList ?? Self.semiShapes {
-        let sparsity = form.layout == .dense ? 0 : 0.5
-        cases.append(Case(form: form, shape: s, tokens: m ?? [1, 16, 128, 512, 2048], sparsity: sparsity, block: nil))
+        switch form.layout {
+        case let .block(r, c):
+          guard s.out % r == 0 && s.inp % c == 0 else {
+            throw KernelBenchmarkError("--formats \(form): the block does not divide the shape \(s) (BSR needs multiples of the block)")
+          }
+          for sp in sparsityList ?? [0.5, 0.8] {
+            cases.append(Case(form: form, shape: s, tokens: m ?? [1, 16, 128, 512, 2048], sparsity: sp, block: r))
+          }
+        default:
+          let sparsity = form.layout == .dense ? 0 : 0.5
+          cases.append(Case(form: form, shape: s, tokens: m ?? [1, 16, 128, 512, 2048], sparsity: sparsity, block: nil))
+        }
       }
     }
   }

@@ -74,6 +74,10 @@ public struct LinearKernel: Hashable, Sendable, Codable, CustomStringConvertible
   public static let bf16GEMM = LinearKernel("bf16-gemm")
   /// bf16 one activation row at a time.
   public static let bf16GEMV = LinearKernel("bf16-gemv", rowWise: true)
+  /// bf16 with block-sparse weights: the dense 6 × 32 tile over the kept 32-column × 2-input units.
+  public static let bf16BlockGEMM = LinearKernel("bf16-bsr-gemm")
+  /// bf16 block-sparse one activation row at a time.
+  public static let bf16BlockGEMV = LinearKernel("bf16-bsr-gemv", rowWise: true)
   /// bf16 with 2:4 weights: per 16 columns and group of 4 inputs a `vpshufb` picks each
   /// column's 2 activations, one `vdpbf16ps` multiplies them by its 2 kept values (6 × 32 tiles).
   public static let bf16SemiStructuredGEMM = LinearKernel("bf16-2:4-gemm")
@@ -141,6 +145,7 @@ extension PackedOperand {
 /// | `w8a8+bsr:RxC` | int8 values in any layout + row scales, or a block-sparse float form quantized per row | `w8a8-bsr-gemm`, `w8a8-bsr-gemv` |
 /// | `int8+dense` | as above | `int8-gemm`, `int8-gemv` |
 /// | `bf16+dense` | any float form, rounded to bf16 (bf16 files as they are) | `bf16-gemm`, `bf16-gemv` |
+/// | `bf16+bsr:RxC` | any float form's nonzeros, rounded to bf16 | `bf16-bsr-gemm`, `bf16-bsr-gemv` |
 /// | `bf16+2:4` | any 2:4 float form (logical or CUTLASS), rounded to bf16 | `bf16-2:4-gemm`, `bf16-2:4-gemv` |
 public enum KernelTable {
   /// Every kernel, in table order.
@@ -148,13 +153,15 @@ public enum KernelTable {
     .denseGEMM, .denseGEMV, .semiStructuredPanel, .semiStructuredGEMV, .bsr, .bsrGEMV, .csrPanel, .csrSpMV,
     .int8DynamicGEMM, .int8DynamicGEMV, .int8DynamicSemiStructuredGEMM, .int8DynamicSemiStructuredGEMV, .int8DynamicBlockGEMM,
     .int8DynamicBlockGEMV, .int8WeightOnlyGEMM,
-    .int8WeightOnlyGEMV, .bf16GEMM, .bf16GEMV, .bf16SemiStructuredGEMM, .bf16SemiStructuredGEMV,
+    .int8WeightOnlyGEMV, .bf16GEMM, .bf16GEMV, .bf16SemiStructuredGEMM, .bf16SemiStructuredGEMV, .bf16BlockGEMM,
+    .bf16BlockGEMV,
   ]
 
   /// The forms the kernels run, as examples of each row (block shapes and N:M vary).
   public static let forms: [WeightForm] = [
     .dense, .twoFour, .bsr(32, 32), .csr, WeightForm(.dense, encoding: .int8Dynamic), WeightForm(.nOfM(n: 2, m: 4), encoding: .int8Dynamic),
     WeightForm(.block(rows: 32, columns: 32), encoding: .int8Dynamic), WeightForm(.dense, encoding: .int8), WeightForm(.dense, encoding: .bfloat16), WeightForm(.nOfM(n: 2, m: 4), encoding: .bfloat16),
+    WeightForm(.block(rows: 32, columns: 32), encoding: .bfloat16),
   ]
 
   /// Whether the kernels run `form` (2:4 and no other N:M; float32 values, int8 dense).
@@ -164,7 +171,7 @@ public enum KernelTable {
     case (.float32, _): true
     case (.int8, .dense), (.int8Dynamic, .dense): true
     case (.int8Dynamic, .nOfM(2, 4)), (.int8Dynamic, .block): true
-    case (.bfloat16, .dense), (.bfloat16, .nOfM(2, 4)): true
+    case (.bfloat16, .dense), (.bfloat16, .nOfM(2, 4)), (.bfloat16, .block): true
     default: false
     }
   }
@@ -202,6 +209,22 @@ public enum KernelTable {
         }
       }
       return (BF16SemiStructuredOperand(weight: packed), 0.5)
+    }
+    if form.encoding == .bfloat16, case let .block(r, c) = form.layout {
+      let csr = try convert { () throws(SparseFormatError) in try stored.csr(name: name) }
+      let bits = csr.values.dtype == .bfloat16 ? csr.values : float32(csr.values).converted(to: .bfloat16)
+      let packed = bits.withUnsafeBufferPointer(as: BFloat16.self) { v in
+        v.withMemoryRebound(to: UInt16.self) { b in
+          csr.rowOffsets.withUnsafeBufferPointer { o in
+            csr.columnIndices.withUnsafeBufferPointer { i in
+              PackedBF16BlockWeight(
+                n: n, k: k, rowOffsets: o.baseAddress!, columns: i.baseAddress ?? UnsafePointer(bitPattern: 16)!,
+                bits: b.baseAddress ?? UnsafePointer(bitPattern: 16)!)
+            }
+          }
+        }
+      }
+      return (BF16BlockOperand(weight: packed, blockRows: r, blockColumns: c), packed.units.density)
     }
     if form.encoding == .bfloat16 {
       let values = stored.dtype == .bfloat16 && stored.form.layout == .dense ? stored.dense() : stored.dense().converted(to: .float32).converted(to: .bfloat16)
@@ -245,7 +268,7 @@ public enum KernelTable {
             }
           }
         }
-        return (Int8DynamicBlockOperand(weight: packed, blockRows: r, blockColumns: c), packed.unitDensity)
+        return (Int8DynamicBlockOperand(weight: packed, blockRows: r, blockColumns: c), packed.units.density)
       }
       let values = matrix.values.dense()
       let packed = values.withUnsafeBufferPointer(as: Int8.self) { v in
@@ -674,24 +697,9 @@ struct Int8DynamicBlockOperand: PackedOperand {
   var kernels: [LinearKernel] { [.int8DynamicBlockGEMM, .int8DynamicBlockGEMV] }
   var byteCount: Int { weight.byteCount }
 
-  /// The int8 values `[n, k]` row-major (the kept units written, zeros elsewhere).
-  func values() -> [Int8] {
-    let (n, k) = (weight.n, weight.k)
-    var q = [Int8](repeating: 0, count: n * k)
-    let v = weight.values.pointer.assumingMemoryBound(to: Int8.self)
-    for p in 0..<weight.pairs {
-      for u in weight.unitOffsets[p]..<weight.unitOffsets[p + 1] {
-        let s = Int(weight.unitSteps[u])
-        for j in 0..<32 where p * 32 + j < n {
-          for c in 0..<4 where s * 4 + c < k { q[(p * 32 + j) * k + s * 4 + c] = v[u * 128 + j * 4 + c] }
-        }
-      }
-    }
-    return q
-  }
   func unpack(into w: UnsafeMutablePointer<Float>) {
     let (n, k) = (weight.n, weight.k)
-    let q = values()
+    let q = weight.dense()
     for r in 0..<n {
       let s = weight.scales.pointer[r]
       for c in 0..<k { w[r * k + c] = Float(q[r * k + c]) * s }
@@ -706,9 +714,39 @@ struct Int8DynamicBlockOperand: PackedOperand {
     let (n, k) = (weight.n, weight.k)
     let scales = Tensor(Array(UnsafeBufferPointer(start: weight.scales.pointer, count: n)), shape: [n])
     // The packed values came from a matrix of these blocks: they fit them.
-    let values = try! StoredTensor.dense(Tensor(values(), shape: [n, k])).stored(
+    let values = try! StoredTensor.dense(Tensor(weight.dense(), shape: [n, k])).stored(
       as: WeightForm(.block(rows: blockRows, columns: blockColumns)), name: "packed weight")
     return .quantized(try! QuantizedMatrix(values: values, scales: scales, activations: .dynamic, name: "packed weight"))
+  }
+  func multiply(x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, workers: Int) {
+    panelDotLinear(weight: weight, x: x, m: m, y: y, bias: bias, workers: workers)
+  }
+  func multiplyRows(x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, workers: Int) {
+    panelDotLinearRows(weight: weight, x: x, m: m, y: y, bias: bias, workers: workers)
+  }
+}
+
+/// A block-sparse bf16 weight (bf16-rounded activations, fp32 sums); `blockRows` × `blockColumns`
+/// is the file form's block shape (the packed units are 32 × 2).
+struct BF16BlockOperand: PackedOperand {
+  let weight: PackedBF16BlockWeight
+  let blockRows: Int
+  let blockColumns: Int
+  var kernels: [LinearKernel] { [.bf16BlockGEMM, .bf16BlockGEMV] }
+  var byteCount: Int { weight.byteCount }
+  func unpack(into w: UnsafeMutablePointer<Float>) {
+    for (i, bits) in weight.dense().enumerated() { w[i] = Float(bitPattern: UInt32(bits) << 16) }
+  }
+  func nonzeros() -> CSRMatrix {
+    var dense = [Float](repeating: 0, count: weight.n * weight.k)
+    dense.withUnsafeMutableBufferPointer { unpack(into: $0.baseAddress!) }
+    return try! CSRMatrix(dense: Tensor(dense, shape: [weight.n, weight.k]), name: "packed weight")
+  }
+  func stored() -> StoredTensor {
+    let bits = weight.dense().map { BFloat16(bitPattern: $0) }
+    // The packed values came from a matrix of these blocks: they fit them.
+    return try! StoredTensor.dense(Tensor(bits, shape: [weight.n, weight.k])).stored(
+      as: WeightForm(.block(rows: blockRows, columns: blockColumns)), name: "packed weight")
   }
   func multiply(x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, workers: Int) {
     panelDotLinear(weight: weight, x: x, m: m, y: y, bias: bias, workers: workers)

@@ -3,25 +3,114 @@ import SparsityCore
   import _Builtin_intrinsics.intel
 #endif
 
+/// The kept units of a block-sparse weight in a panel-dot layout (``PanelDotWeight``: panels of
+/// 16 output columns, k-steps of a few inputs): units of two panels (32 output columns) × one
+/// k-step, only those holding a nonzero, in k order per pair of panels, each with its k-step.
+/// Every unit's values are 128 bytes — column j's inputs of the step at `j · inputsPerStep`
+/// elements — so a 32 × 4-aligned block pattern (int8; 32 × 2 for bf16) keeps exactly its blocks
+/// and smaller blocks keep the units they touch.
+package final class PanelPairUnits: @unchecked Sendable {
+  package let pairs: Int
+  package let steps: Int
+  /// `[pairs + 1]`: the units of pair `p` are `offsets[p]..<offsets[p + 1]`.
+  package let offsets: [Int]
+  /// The k-step of each unit.
+  package let unitSteps: UnsafeMutablePointer<Int32>
+  /// For packing: the unit of each (pair, step), −1 where none is kept.
+  private var slots: [Int32]
+  private let inputsPerStep: Int
+
+  /// The units that hold the nonzeros `nonzero(i)` of compressed rows (`rowOffsets`, `columns`)
+  /// of an `[n, k]` matrix.
+  package init(
+    n: Int, k: Int, inputsPerStep: Int, rowOffsets: UnsafePointer<Int32>, columns: UnsafePointer<Int32>, nonzero: (Int) -> Bool
+  ) {
+    self.inputsPerStep = inputsPerStep
+    steps = (k + inputsPerStep - 1) / inputsPerStep
+    pairs = (n + 31) / 32
+    var slot = [Int32](repeating: -1, count: pairs * steps)
+    for r in 0..<n {
+      for i in Int(rowOffsets[r])..<Int(rowOffsets[r + 1]) where nonzero(i) {
+        slot[(r / 32) * steps + Int(columns[i]) / inputsPerStep] = 0
+      }
+    }
+    var offsets = [0]
+    var count = 0
+    for p in 0..<pairs {
+      for s in 0..<steps where slot[p * steps + s] == 0 {
+        slot[p * steps + s] = Int32(count)
+        count += 1
+      }
+      offsets.append(count)
+    }
+    self.offsets = offsets
+    MemoryLedger.recordAllocation(bytes: Swift.max(1, count) * 4)
+    unitSteps = .allocate(capacity: Swift.max(1, count))
+    for p in 0..<pairs {
+      for s in 0..<steps where slot[p * steps + s] >= 0 { unitSteps[Int(slot[p * steps + s])] = Int32(s) }
+    }
+    slots = slot
+  }
+
+  deinit { unitSteps.deallocate() }
+
+  /// Units kept.
+  package var count: Int { offsets[pairs] }
+
+  /// Units kept over all units: the share of the dense work and bytes.
+  package var density: Double { Double(count) / Double(Swift.max(1, pairs * steps)) }
+
+  /// The element index within the values (128 bytes per unit) of row `r`, column `c`, or nil
+  /// outside the kept units. Valid while packing (``finishPacking()`` drops the map).
+  package func element(row r: Int, column c: Int) -> Int? {
+    let unit = Int(slots[(r / 32) * steps + c / inputsPerStep])
+    guard unit >= 0 else { return nil }
+    return (unit * 32 + r % 32) * inputsPerStep + c % inputsPerStep
+  }
+
+  /// Drops the packing map.
+  package func finishPacking() { slots = [] }
+
+  /// Calls `body(row, column, element)` for every position of every kept unit inside `[n, k]`.
+  package func forEachElement(n: Int, k: Int, _ body: (Int, Int, Int) -> Void) {
+    for p in 0..<pairs {
+      for u in offsets[p]..<offsets[p + 1] {
+        let s = Int(unitSteps[u])
+        for j in 0..<32 where p * 32 + j < n {
+          for i in 0..<inputsPerStep where s * inputsPerStep + i < k { body(p * 32 + j, s * inputsPerStep + i, (u * 32 + j) * inputsPerStep + i) }
+        }
+      }
+    }
+  }
+
+  /// The units of pair `p` whose steps lie in `range`.
+  package func units(pair p: Int, steps range: Range<Int>) -> Range<Int> {
+    var (lo, hi) = (offsets[p], offsets[p + 1])
+    if range.lowerBound > 0 { lo = lowerBound(Int32(range.lowerBound), lo, hi) }
+    if range.upperBound < steps { hi = lowerBound(Int32(range.upperBound), lo, hi) }
+    return lo..<hi
+  }
+
+  private func lowerBound(_ step: Int32, _ lo: Int, _ hi: Int) -> Int {
+    var (lo, hi) = (lo, hi)
+    while lo < hi {
+      let mid = (lo + hi) / 2
+      if unitSteps[mid] < step { lo = mid + 1 } else { hi = mid }
+    }
+    return lo
+  }
+}
+
 /// A block-sparse int8 weight for the W8A8 kernels (``panelDotLinear(weight:x:m:y:bias:workers:)``):
-/// the dense int8 panel layout (``PackedInt8Weight``: 16 columns × 4 inputs per 64 bytes) cut into
-/// units of two panels (32 output columns) × one k-step (4 inputs), and only the units holding a
-/// nonzero kept — in k order per pair of panels, each with its k-step. A 32 × 4-aligned block
-/// pattern (BSR 32×32, 64×64, …) keeps exactly its blocks; smaller blocks keep the units they
-/// touch. The kernels run the dense 6 × 32 `vpdpbusd` tile over the kept units only.
-/// 128 bytes + one 16-bit step index per unit, plus the row scales and compensation.
+/// the dense int8 panel layout (``PackedInt8Weight``: 16 columns × 4 inputs per 64 bytes) in
+/// ``PanelPairUnits`` — only the 32-column × 4-input units holding a nonzero, 128 bytes and a
+/// step index each — run by the dense 6 × 32 `vpdpbusd` tile over the kept units.
 package final class PackedInt8BlockWeight: Int8ActivationPanels, @unchecked Sendable {
   package let n: Int
   package let k: Int
   package let panels: Int
   package let steps: Int
-  /// Pairs of panels (`⌈panels / 2⌉`).
-  package let pairs: Int
-  /// `[pairs + 1]`: the units of pair `p` are `unitOffsets[p]..<unitOffsets[p + 1]`.
-  package let unitOffsets: [Int]
-  /// The k-step of each unit.
-  package let unitSteps: UnsafeMutablePointer<Int32>
-  /// 128 bytes per unit: the first panel's 64 bytes, then the second's.
+  package let units: PanelPairUnits
   package let values: ByteBuffer
   package let scales: FloatBuffer
   package let compensation: ByteBuffer
@@ -40,30 +129,8 @@ package final class PackedInt8BlockWeight: Int8ActivationPanels, @unchecked Send
     self.k = k
     steps = (k + 3) / 4
     panels = (n + 15) / 16
-    pairs = (panels + 1) / 2
-    // Which units hold a nonzero, then their slots.
-    var slot = [Int32](repeating: -1, count: pairs * steps)
-    for r in 0..<n {
-      for i in Int(rowOffsets[r])..<Int(rowOffsets[r + 1]) where q[i] != 0 {
-        slot[(r / 32) * steps + Int(columns[i]) / 4] = 0
-      }
-    }
-    var offsets = [0]
-    var count = 0
-    for p in 0..<pairs {
-      for s in 0..<steps where slot[p * steps + s] == 0 {
-        slot[p * steps + s] = Int32(count)
-        count += 1
-      }
-      offsets.append(count)
-    }
-    unitOffsets = offsets
-    MemoryLedger.recordAllocation(bytes: Swift.max(1, count) * 4)
-    unitSteps = .allocate(capacity: Swift.max(1, count))
-    for p in 0..<pairs {
-      for s in 0..<steps where slot[p * steps + s] >= 0 { unitSteps[Int(slot[p * steps + s])] = Int32(s) }
-    }
-    values = ByteBuffer(count: Swift.max(1, count) * 128)
+    units = PanelPairUnits(n: n, k: k, inputsPerStep: 4, rowOffsets: rowOffsets, columns: columns) { q[$0] != 0 }
+    values = ByteBuffer(count: Swift.max(1, units.count) * 128)
     scales = FloatBuffer(count: panels * 16)
     compensation = ByteBuffer(count: panels * 16 * 4)
     let v = values.pointer.assumingMemoryBound(to: Int8.self)
@@ -71,54 +138,31 @@ package final class PackedInt8BlockWeight: Int8ActivationPanels, @unchecked Send
     for r in 0..<n {
       var sum: Int32 = 0
       for i in Int(rowOffsets[r])..<Int(rowOffsets[r + 1]) {
-        let c = Int(columns[i])
-        let unit = Int(slot[(r / 32) * steps + c / 4])
-        if unit >= 0 { v[unit * 128 + (r / 16 % 2) * 64 + (r % 16) * 4 + c % 4] = q[i] }
+        if let e = units.element(row: r, column: Int(columns[i])) { v[e] = q[i] }
         sum += Int32(q[i])
       }
       comp[r] = 128 * sum
       scales.pointer[r] = s[r]
     }
+    units.finishPacking()
   }
 
-  deinit { unitSteps.deallocate() }
+  /// Bytes held: values, step indices, scales and compensation.
+  package var byteCount: Int { units.count * (128 + 4) + scales.count * 4 + compensation.count }
 
-  /// Units kept over all units: the share of the dense int8 work and bytes.
-  package var unitDensity: Double { Double(unitOffsets[pairs]) / Double(Swift.max(1, pairs * steps)) }
-
-  /// Bytes held: values, step indices (2 bytes each would do; 4 held), scales and compensation.
-  package var byteCount: Int { unitOffsets[pairs] * (128 + 4) + scales.count * 4 + compensation.count }
-
-  /// The int8 value of row `r`, column `c` (zero outside the kept units).
-  package func value(row r: Int, column c: Int) -> Int8 {
-    let p = r / 32
-    let units = UnsafeBufferPointer(start: unitSteps + unitOffsets[p], count: unitOffsets[p + 1] - unitOffsets[p])
-    guard let i = units.firstIndex(of: Int32(c / 4)) else { return 0 }
-    return values.pointer.assumingMemoryBound(to: Int8.self)[(unitOffsets[p] + i) * 128 + (r / 16 % 2) * 64 + (r % 16) * 4 + c % 4]
-  }
-
-  /// The units of pair `p` whose steps lie in `range`.
-  private func units(pair p: Int, steps range: Range<Int>) -> Range<Int> {
-    var (lo, hi) = (unitOffsets[p], unitOffsets[p + 1])
-    if range.lowerBound > 0 { lo = lowerBound(Int32(range.lowerBound), lo, hi) }
-    if range.upperBound < steps { hi = lowerBound(Int32(range.upperBound), lo, hi) }
-    return lo..<hi
-  }
-
-  private func lowerBound(_ step: Int32, _ lo: Int, _ hi: Int) -> Int {
-    var (lo, hi) = (lo, hi)
-    while lo < hi {
-      let mid = (lo + hi) / 2
-      if unitSteps[mid] < step { lo = mid + 1 } else { hi = mid }
-    }
-    return lo
+  /// The int8 values `[n, k]` row-major (zeros outside the kept units).
+  package func dense() -> [Int8] {
+    var q = [Int8](repeating: 0, count: n * k)
+    let v = values.pointer.assumingMemoryBound(to: Int8.self)
+    units.forEachElement(n: n, k: k) { r, c, e in q[r * k + c] = v[e] }
+    return q
   }
 
   package func tile(
     a: PreparedActivations, row: Int, rows: Int, panel: Int, steps range: Range<Int>, prepared: UnsafeRawPointer,
     acc: UnsafeMutablePointer<Int32>
   ) {
-    let kept = units(pair: panel / 2, steps: range)
+    let kept = units.units(pair: panel / 2, steps: range)
     let first = range.lowerBound == 0
     let v = UnsafePointer(values.pointer.assumingMemoryBound(to: Int8.self))
     #if SPARSITY_VNNI
@@ -129,22 +173,16 @@ package final class PackedInt8BlockWeight: Int8ActivationPanels, @unchecked Send
           i < rows ? UnsafeRawPointer(a.rows + (row + i) * a.stride) : UnsafeRawPointer(zero.baseAddress!)
         }
         int8BlockKernel6x32(
-          units: kept.count, steps: unitSteps + kept.lowerBound, a0: rowPointer(0), a1: rowPointer(1), a2: rowPointer(2),
+          units: kept.count, steps: units.unitSteps + kept.lowerBound, a0: rowPointer(0), a1: rowPointer(1), a2: rowPointer(2),
           a3: rowPointer(3), a4: rowPointer(4), a5: rowPointer(5), b: v + kept.lowerBound * 128, acc: acc, accumulate: !first)
       }
     #else
       for i in 0..<6 {
         if first { for j in 0..<32 { acc[i * 32 + j] = 0 } }
         guard i < rows else { continue }
-        let x = UnsafeRawPointer(a.rows + (row + i) * a.stride).assumingMemoryBound(to: Int16.self)
-        for u in kept {
-          let s = Int(unitSteps[u])
-          for j in 0..<32 {
-            var sum: Int32 = 0
-            for c in 0..<4 { sum &+= Int32(x[s * 4 + c]) &* Int32(v[u * 128 + j * 4 + c]) }
-            acc[i * 32 + j] &+= sum
-          }
-        }
+        int8BlockRow(
+          units: kept, steps: units.unitSteps, x: UnsafeRawPointer(a.rows + (row + i) * a.stride).assumingMemoryBound(to: Int16.self),
+          b: v, acc: acc + i * 32)
       }
     #endif
   }
@@ -154,28 +192,36 @@ package final class PackedInt8BlockWeight: Int8ActivationPanels, @unchecked Send
     let v = UnsafePointer(values.pointer.assumingMemoryBound(to: Int8.self))
     for half in 0..<2 {
       let out = acc + half * 32
-      guard quad * 2 + half < pairs else {
+      guard quad * 2 + half < units.pairs else {
         out.initialize(repeating: 0, count: 32)
         continue
       }
-      let kept = unitOffsets[quad * 2 + half]..<unitOffsets[quad * 2 + half + 1]
+      let kept = units.offsets[quad * 2 + half]..<units.offsets[quad * 2 + half + 1]
       #if SPARSITY_VNNI
-        int8BlockKernel1x32(units: kept.count, steps: unitSteps + kept.lowerBound, a: a, b: v + kept.lowerBound * 128, acc: out)
+        int8BlockKernel1x32(units: kept.count, steps: units.unitSteps + kept.lowerBound, a: a, b: v + kept.lowerBound * 128, acc: out)
       #else
-        let x = a.assumingMemoryBound(to: Int16.self)
         out.initialize(repeating: 0, count: 32)
-        for u in kept {
-          let s = Int(unitSteps[u])
-          for j in 0..<32 {
-            var sum: Int32 = 0
-            for c in 0..<4 { sum &+= Int32(x[s * 4 + c]) &* Int32(v[u * 128 + j * 4 + c]) }
-            out[j] &+= sum
-          }
-        }
+        int8BlockRow(units: kept, steps: units.unitSteps, x: a.assumingMemoryBound(to: Int16.self), b: v, acc: out)
       #endif
     }
   }
 }
+
+#if !SPARSITY_VNNI
+  /// `acc[j] += Σ_units Σ_c x[4s + c] · w[unit][j][c]` for one int16 activation row (exact).
+  private func int8BlockRow(
+    units: Range<Int>, steps: UnsafePointer<Int32>, x: UnsafePointer<Int16>, b: UnsafePointer<Int8>, acc: UnsafeMutablePointer<Int32>
+  ) {
+    for u in units {
+      let s = Int(steps[u])
+      for j in 0..<32 {
+        var sum: Int32 = 0
+        for c in 0..<4 { sum &+= Int32(x[s * 4 + c]) &* Int32(b[u * 128 + j * 4 + c]) }
+        acc[j] &+= sum
+      }
+    }
+  }
+#endif
 
 #if SPARSITY_VNNI
   /// 6 rows × 32 columns of `vpdpbusd` over the kept units: per unit, two 64-byte weight loads

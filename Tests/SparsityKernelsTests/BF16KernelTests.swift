@@ -65,6 +65,38 @@ import _SparsityKernelsImpl
     }
   }
 
+  @Test(
+    "bf16 block-sparse equals the fp32 reference of the rounded operands",
+    arguments: [(Shape(n: 64, k: 64), 32), (Shape(n: 96, k: 160), 32), (Shape(n: 70, k: 132), 2), (Shape(n: 48, k: 40), 8),
+      (Shape(n: 33, k: 300), 3), (Shape(n: 1, k: 7), 1)])
+  func blockMatchesReference(shape: Shape, block: Int) throws {
+    let w = SyntheticWeights.blockSparse(rows: shape.n, columns: shape.k, block: block, sparsity: 0.6, seed: 29)
+    let form = WeightForm(.block(rows: block, columns: block), encoding: .bfloat16)
+    let weight = try LinearWeight(.dense(w), as: form, name: "w")
+    #expect(weight.ownKernels == [.bf16BlockGEMM, .bf16BlockGEMV])
+    let rounded = w.converted(to: .bfloat16).converted(to: .float32)
+    #expect(weight.dense() == rounded)
+    #expect(try LinearWeight(weight.stored(), as: form, name: "w").dense() == rounded)
+    // 32 × 32 blocks are kept exactly: their share of the work and bytes.
+    if block == 32 {
+      let dense = try LinearWeight(.dense(w), as: WeightForm(.dense, encoding: .bfloat16), name: "w")
+      #expect(weight.density == Double(w.nonzeroCount) / Double(shape.n * shape.k))
+      #expect(weight.byteCount < dense.byteCount * 6 / 10)
+    }
+    for m in tokenCounts {
+      let x = activations(m, shape.k, seed: UInt64(m) &+ 60)
+      let xRounded = x.converted(to: .bfloat16).converted(to: .float32)
+      let b = biasVector(shape.n, seed: UInt64(m) &+ 61)
+      for bias in [nil, b] {
+        for kernel in weight.ownKernels {
+          expectMatchesReference(
+            weight.apply(x: x, bias: bias, kernel: kernel), x: xRounded, weight: rounded, bias: bias,
+            "bf16 bsr:\(block) \(shape.testDescription) m=\(m) \(kernel)")
+        }
+      }
+    }
+  }
+
   @Test("the activation rounding equals BFloat16(_:) bit for bit: ties to even, NaN quiet, infinities")
   func activationRounding() {
     var values: [Float] = [1.00390625, 1.01171875, -2.00390625, .infinity, -.infinity, .nan, 0, -0.0, 1e-40, 3.4e38]
