@@ -89,6 +89,12 @@ public struct LinearKernel: Hashable, Sendable, Codable, CustomStringConvertible
   /// Int8 weights × float32 activations (weight-only), one activation row at a time: the bytes
   /// widen to float32 in registers.
   public static let int8WeightOnlyGEMV = LinearKernel("int8-gemv", rowWise: true)
+  /// Int8 2:4 weights × float32 activations (weight-only), many rows: the fp32 2:4 token-panel
+  /// tile over k-blocks dequantized per row chunk.
+  public static let int8WeightOnlySemiStructuredGEMM = LinearKernel("int8-2:4-gemm")
+  /// Int8 2:4 weight-only one activation row at a time: bytes widened in registers, `vpermilps`
+  /// picks each lane's x.
+  public static let int8WeightOnlySemiStructuredGEMV = LinearKernel("int8-2:4-gemv", rowWise: true)
 
   /// Whether the kernel runs a dense packed weight (a weight's own, or a sparse one's fallback).
   public var isDense: Bool { self == .denseGEMM || self == .denseGEMV }
@@ -152,7 +158,7 @@ public enum KernelTable {
   public static let allKernels: [LinearKernel] = [
     .denseGEMM, .denseGEMV, .semiStructuredPanel, .semiStructuredGEMV, .bsr, .bsrGEMV, .csrPanel, .csrSpMV,
     .int8DynamicGEMM, .int8DynamicGEMV, .int8DynamicSemiStructuredGEMM, .int8DynamicSemiStructuredGEMV, .int8DynamicBlockGEMM,
-    .int8DynamicBlockGEMV, .int8WeightOnlyGEMM,
+    .int8DynamicBlockGEMV, .int8WeightOnlyGEMM, .int8WeightOnlySemiStructuredGEMM, .int8WeightOnlySemiStructuredGEMV,
     .int8WeightOnlyGEMV, .bf16GEMM, .bf16GEMV, .bf16SemiStructuredGEMM, .bf16SemiStructuredGEMV, .bf16BlockGEMM,
     .bf16BlockGEMV,
   ]
@@ -160,7 +166,8 @@ public enum KernelTable {
   /// The forms the kernels run, as examples of each row (block shapes and N:M vary).
   public static let forms: [WeightForm] = [
     .dense, .twoFour, .bsr(32, 32), .csr, WeightForm(.dense, encoding: .int8Dynamic), WeightForm(.nOfM(n: 2, m: 4), encoding: .int8Dynamic),
-    WeightForm(.block(rows: 32, columns: 32), encoding: .int8Dynamic), WeightForm(.dense, encoding: .int8), WeightForm(.dense, encoding: .bfloat16), WeightForm(.nOfM(n: 2, m: 4), encoding: .bfloat16),
+    WeightForm(.block(rows: 32, columns: 32), encoding: .int8Dynamic), WeightForm(.dense, encoding: .int8),
+    WeightForm(.nOfM(n: 2, m: 4), encoding: .int8), WeightForm(.dense, encoding: .bfloat16), WeightForm(.nOfM(n: 2, m: 4), encoding: .bfloat16),
     WeightForm(.block(rows: 32, columns: 32), encoding: .bfloat16),
   ]
 
@@ -170,7 +177,7 @@ public enum KernelTable {
     case (.float32, let .nOfM(n, m)): n == 2 && m == 4
     case (.float32, _): true
     case (.int8, .dense), (.int8Dynamic, .dense): true
-    case (.int8Dynamic, .nOfM(2, 4)), (.int8Dynamic, .block): true
+    case (.int8Dynamic, .nOfM(2, 4)), (.int8Dynamic, .block), (.int8, .nOfM(2, 4)): true
     case (.bfloat16, .dense), (.bfloat16, .nOfM(2, 4)), (.bfloat16, .block): true
     default: false
     }
@@ -243,6 +250,18 @@ public enum KernelTable {
         case let .nOfM(m): logical = m
         case let .cutlass(c): logical = try convert { () throws(SparseFormatError) in try SemiStructuredMatrix(c, name: name) }
         default: preconditionFailure("stored(as: \(form)) keeps 2:4 values")
+        }
+        if form.encoding == .int8 {
+          let packed = logical.values.withUnsafeBufferPointer(as: Int8.self) { v in
+            logical.indices.withUnsafeBufferPointer { i in
+              matrix.scales.withUnsafeBufferPointer(as: Float.self) { s in
+                PackedInt8WeightOnlySemiStructuredWeight(
+                  n: n, k: k, values: v.baseAddress ?? UnsafePointer(bitPattern: 16)!, positions: i.baseAddress ?? UnsafePointer(bitPattern: 16)!,
+                  scales: s.baseAddress ?? UnsafePointer(bitPattern: 16)!)
+              }
+            }
+          }
+          return (Int8WeightOnlySemiStructuredOperand(weight: packed), 0.5)
         }
         let packed = logical.values.withUnsafeBufferPointer(as: Int8.self) { v in
           logical.indices.withUnsafeBufferPointer { i in
@@ -561,44 +580,10 @@ struct Int8DynamicSemiStructuredOperand: PackedOperand {
   let weight: PackedInt8SemiStructuredWeight
   var kernels: [LinearKernel] { [.int8DynamicSemiStructuredGEMM, .int8DynamicSemiStructuredGEMV] }
   var byteCount: Int { weight.byteCount }
-  func unpack(into w: UnsafeMutablePointer<Float>) {
-    let (n, k) = (weight.n, weight.k)
-    w.update(repeating: 0, count: n * k)
-    for r in 0..<n {
-      let s = weight.scales.pointer[r]
-      for g in 0..<(k + 3) / 4 {
-        for slot in 0..<2 {
-          let (v, position) = weight.kept(row: r, group: g, slot: slot)
-          if 4 * g + position < k { w[r * k + 4 * g + position] = Float(v) * s }
-        }
-      }
-    }
-  }
-  func nonzeros() -> CSRMatrix {
-    var dense = [Float](repeating: 0, count: weight.n * weight.k)
-    dense.withUnsafeMutableBufferPointer { unpack(into: $0.baseAddress!) }
-    return try! CSRMatrix(dense: Tensor(dense, shape: [weight.n, weight.k]), name: "packed weight")
-  }
-  func stored() -> StoredTensor {
-    let (n, k) = (weight.n, weight.k)
-    let groups = (k + 3) / 4
-    var values = [Int8](repeating: 0, count: n * groups * 2)
-    var positions = [UInt8](repeating: 0, count: n * groups * 2)
-    for r in 0..<n {
-      for g in 0..<groups {
-        for slot in 0..<2 {
-          let (v, position) = weight.kept(row: r, group: g, slot: slot)
-          values[(r * groups + g) * 2 + slot] = v
-          positions[(r * groups + g) * 2 + slot] = UInt8(position)
-        }
-      }
-    }
-    let scales = Tensor(Array(UnsafeBufferPointer(start: weight.scales.pointer, count: n)), shape: [n])
-    // The packed arrays were checked when they were made: the parts agree.
-    let logical = try! SemiStructuredMatrix(
-      shape: [n, k], n: 2, m: 4, values: Tensor(values, shape: [n, groups * 2]), indices: positions, name: "packed weight")
-    return .quantized(try! QuantizedMatrix(values: .nOfM(logical), scales: scales, activations: .dynamic, name: "packed weight"))
-  }
+  var logical: Int8TwoFour { Int8TwoFour(n: weight.n, k: weight.k, scales: weight.scales.pointer, kept: weight.kept) }
+  func unpack(into w: UnsafeMutablePointer<Float>) { logical.unpack(into: w) }
+  func nonzeros() -> CSRMatrix { logical.nonzeros() }
+  func stored() -> StoredTensor { logical.stored(activations: .dynamic) }
   func multiply(x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, workers: Int) {
     panelDotLinear(weight: weight, x: x, m: m, y: y, bias: bias, workers: workers)
   }
@@ -753,5 +738,77 @@ struct BF16BlockOperand: PackedOperand {
   }
   func multiplyRows(x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, workers: Int) {
     panelDotLinearRows(weight: weight, x: x, m: m, y: y, bias: bias, workers: workers)
+  }
+}
+
+/// A 2:4 int8 weight run with float32 activations (weight-only 2:4).
+struct Int8WeightOnlySemiStructuredOperand: PackedOperand {
+  let weight: PackedInt8WeightOnlySemiStructuredWeight
+  var kernels: [LinearKernel] { [.int8WeightOnlySemiStructuredGEMM, .int8WeightOnlySemiStructuredGEMV] }
+  var byteCount: Int { weight.byteCount }
+  var logical: Int8TwoFour { Int8TwoFour(n: weight.n, k: weight.k, scales: weight.scales.pointer, kept: weight.kept) }
+  func unpack(into w: UnsafeMutablePointer<Float>) { logical.unpack(into: w) }
+  func nonzeros() -> CSRMatrix { logical.nonzeros() }
+  func stored() -> StoredTensor { logical.stored(activations: .none) }
+  func multiply(x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, workers: Int) {
+    int8WeightOnlySemiStructuredPanelLinear(weight: weight, x: x, m: m, y: y, bias: bias, workers: workers)
+  }
+  func multiplyRows(x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, workers: Int) {
+    int8WeightOnlySemiStructuredLinearRows(weight: weight, x: x, m: m, y: y, bias: bias, workers: workers)
+  }
+}
+
+/// A packed 2:4 int8 weight read through its kept values: the exact stored form and the
+/// dequantized matrix (the W8A8 and weight-only 2:4 weights share these).
+struct Int8TwoFour {
+  let n: Int
+  let k: Int
+  let scales: UnsafePointer<Float>
+  let kept: (_ row: Int, _ group: Int, _ slot: Int) -> (value: Int8, position: Int)
+
+  init(n: Int, k: Int, scales: UnsafeMutablePointer<Float>, kept: @escaping (Int, Int, Int) -> (value: Int8, position: Int)) {
+    self.n = n
+    self.k = k
+    self.scales = UnsafePointer(scales)
+    self.kept = kept
+  }
+
+  func unpack(into w: UnsafeMutablePointer<Float>) {
+    w.update(repeating: 0, count: n * k)
+    for r in 0..<n {
+      let s = scales[r]
+      for g in 0..<(k + 3) / 4 {
+        for slot in 0..<2 {
+          let (v, position) = kept(r, g, slot)
+          if 4 * g + position < k { w[r * k + 4 * g + position] = Float(v) * s }
+        }
+      }
+    }
+  }
+
+  func nonzeros() -> CSRMatrix {
+    var dense = [Float](repeating: 0, count: n * k)
+    dense.withUnsafeMutableBufferPointer { unpack(into: $0.baseAddress!) }
+    return try! CSRMatrix(dense: Tensor(dense, shape: [n, k]), name: "packed weight")
+  }
+
+  func stored(activations: ActivationQuantization) -> StoredTensor {
+    let groups = (k + 3) / 4
+    var values = [Int8](repeating: 0, count: n * groups * 2)
+    var positions = [UInt8](repeating: 0, count: n * groups * 2)
+    for r in 0..<n {
+      for g in 0..<groups {
+        for slot in 0..<2 {
+          let (v, position) = kept(r, g, slot)
+          values[(r * groups + g) * 2 + slot] = v
+          positions[(r * groups + g) * 2 + slot] = UInt8(position)
+        }
+      }
+    }
+    let scales = Tensor(Array(UnsafeBufferPointer(start: self.scales, count: n)), shape: [n])
+    // The packed arrays were checked when they were made: the parts agree.
+    let logical = try! SemiStructuredMatrix(
+      shape: [n, k], n: 2, m: 4, values: Tensor(values, shape: [n, groups * 2]), indices: positions, name: "packed weight")
+    return .quantized(try! QuantizedMatrix(values: .nOfM(logical), scales: scales, activations: activations, name: "packed weight"))
   }
 }

@@ -144,6 +144,33 @@ import _SparsityKernelsImpl
     }
   }
 
+  @Test(
+    "weight-only int8 2:4 equals the dequantized reference within fp32 rounding",
+    arguments: [Shape(n: 1, k: 4), Shape(n: 16, k: 16), Shape(n: 17, k: 9), Shape(n: 40, k: 38), Shape(n: 33, k: 300), Shape(n: 70, k: 132)])
+  func weightOnlySemiStructuredMatchesReference(shape: Shape) throws {
+    let w = SyntheticWeights.semiStructured(rows: shape.n, columns: shape.k, seed: 14)
+    let form = WeightForm(.nOfM(n: 2, m: 4), encoding: .int8)
+    let weight = try LinearWeight(.dense(w), as: form, name: "w")
+    #expect(weight.ownKernels == [.int8WeightOnlySemiStructuredGEMM, .int8WeightOnlySemiStructuredGEMV])
+    let dequantized = try QuantizedMatrix(quantizing: w, layout: .dense, activations: .none, name: "w").dequantized()
+    #expect(weight.dense() == dequantized)
+    #expect(try LinearWeight(weight.stored(), as: form, name: "w").dense() == dequantized)
+    // 1 byte per kept value and 4 bits of positions per group: 62.5% of the dense int8 values.
+    let dense = try LinearWeight(.dense(w), as: WeightForm(.dense, encoding: .int8), name: "w")
+    if shape.k >= 128 { #expect(weight.byteCount * 10 < dense.byteCount * 7) }
+    for m in tokenCounts {
+      let x = activations(m, shape.k, seed: UInt64(m) &+ 300)
+      let b = biasVector(shape.n, seed: UInt64(m) &+ 301)
+      for bias in [nil, b] {
+        for kernel in weight.ownKernels {
+          expectMatchesReference(
+            weight.apply(x: x, bias: bias, kernel: kernel), x: x, weight: dequantized, bias: bias,
+            "int8 2:4 \(shape.testDescription) m=\(m) \(kernel)")
+        }
+      }
+    }
+  }
+
   @Test("the kernels' activation quantizer equals the reference: ties, zero rows, ragged tails")
   func activationQuantizer() throws {
     let (m, k) = (5, 37)
