@@ -16,47 +16,14 @@ import SparsityCore
 @inline(__always)
 package func bfloat16Bits(_ value: Float) -> UInt16 { BFloat16(value).bitPattern }
 
-/// A bf16 weight `[n, k]` packed for the bf16 kernels: panels of 16 output columns; within a
-/// panel, pairs of consecutive inputs, each column's 2 values together
-/// (`data[((p·pairs + s)·16 + j)·2 + i] = bf16(W[16p + j][2s + i])`, zero past `n` and `k`) — the
-/// operand layout of `vdpbf16ps`. 2 bytes per weight.
-package final class PackedBF16Weight: PanelDotWeight, @unchecked Sendable {
-  package let n: Int
-  package let k: Int
-  package let panels: Int
-  package let steps: Int
-  package let data: ByteBuffer
-  package static var inputsPerStep: Int { 2 }
-  package static var stepsPerBlock: Int { 192 }
+/// bf16 weights run against activations rounded to bf16, the sums fp32: the dense, 2:4 and
+/// block-sparse bf16 weights.
+package protocol BF16ActivationPanels: PanelDotWeight {}
+
+extension BF16ActivationPanels {
   package static var activationBytes: Int { 2 }
-  package static var preparedBytesPerStep: Int { 0 }
 
-  /// Packs row-major bf16 bits `w [n, k]`.
-  package init(bits w: UnsafePointer<UInt16>, n: Int, k: Int) {
-    self.n = n
-    self.k = k
-    steps = (k + 1) / 2
-    panels = (n + 15) / 16
-    data = ByteBuffer(count: panels * steps * 64)
-    let d = data.pointer.assumingMemoryBound(to: UInt16.self)
-    for r in 0..<n {
-      let (p, j) = (r / 16, r % 16)
-      for c in 0..<k { d[((p * steps + c / 2) * 16 + j) * 2 + c % 2] = w[r * k + c] }
-    }
-  }
-
-  /// Bytes held.
-  package var byteCount: Int { data.count }
-
-  /// The bf16 bits of row `r`, column `c`.
-  @inline(__always)
-  package func bits(row r: Int, column c: Int) -> UInt16 {
-    data.pointer.assumingMemoryBound(to: UInt16.self)[((r / 16 * steps + c / 2) * 16 + r % 16) * 2 + c % 2]
-  }
-
-  package func prepare(panel: Int, steps: Range<Int>, into: UnsafeMutableRawPointer) {}
-
-  /// The activations rounded to bf16 (no scale).
+  /// Activations rounded to bf16 (no scale).
   package static func prepareRows(
     x: UnsafePointer<Float>, m: Int, k: Int, ldq: Int, into: UnsafeMutableRawPointer, scales: UnsafeMutablePointer<Float>
   ) {
@@ -109,6 +76,46 @@ package final class PackedBF16Weight: PanelDotWeight, @unchecked Sendable {
       for j in 0..<columns { out[j] = sums[i * ldacc + j] + (bias?[column + j] ?? 0) }
     }
   }
+}
+
+/// A bf16 weight `[n, k]` packed for the bf16 kernels: panels of 16 output columns; within a
+/// panel, pairs of consecutive inputs, each column's 2 values together
+/// (`data[((p·pairs + s)·16 + j)·2 + i] = bf16(W[16p + j][2s + i])`, zero past `n` and `k`) — the
+/// operand layout of `vdpbf16ps`. 2 bytes per weight.
+package final class PackedBF16Weight: BF16ActivationPanels, @unchecked Sendable {
+  package let n: Int
+  package let k: Int
+  package let panels: Int
+  package let steps: Int
+  package let data: ByteBuffer
+  package static var inputsPerStep: Int { 2 }
+  package static var stepsPerBlock: Int { 192 }
+  package static var preparedBytesPerStep: Int { 0 }
+
+  /// Packs row-major bf16 bits `w [n, k]`.
+  package init(bits w: UnsafePointer<UInt16>, n: Int, k: Int) {
+    self.n = n
+    self.k = k
+    steps = (k + 1) / 2
+    panels = (n + 15) / 16
+    data = ByteBuffer(count: panels * steps * 64)
+    let d = data.pointer.assumingMemoryBound(to: UInt16.self)
+    for r in 0..<n {
+      let (p, j) = (r / 16, r % 16)
+      for c in 0..<k { d[((p * steps + c / 2) * 16 + j) * 2 + c % 2] = w[r * k + c] }
+    }
+  }
+
+  /// Bytes held.
+  package var byteCount: Int { data.count }
+
+  /// The bf16 bits of row `r`, column `c`.
+  @inline(__always)
+  package func bits(row r: Int, column c: Int) -> UInt16 {
+    data.pointer.assumingMemoryBound(to: UInt16.self)[((r / 16 * steps + c / 2) * 16 + r % 16) * 2 + c % 2]
+  }
+
+  package func prepare(panel: Int, steps: Range<Int>, into: UnsafeMutableRawPointer) {}
 
   package func tile(
     a: PreparedActivations, row: Int, rows: Int, panel: Int, steps range: Range<Int>, prepared: UnsafeRawPointer,

@@ -10,7 +10,7 @@ import SparsityCore
 /// panel layout (16 columns × 2 inputs per 64 bytes) in ``PanelPairUnits`` — only the 32-column ×
 /// 2-input units holding a nonzero, 128 bytes and a step index each — run by the dense 6 × 32
 /// `vdpbf16ps` tile over the kept units.
-package final class PackedBF16BlockWeight: PanelDotWeight, @unchecked Sendable {
+package final class PackedBF16BlockWeight: BF16ActivationPanels, @unchecked Sendable {
   package let n: Int
   package let k: Int
   package let panels: Int
@@ -19,7 +19,6 @@ package final class PackedBF16BlockWeight: PanelDotWeight, @unchecked Sendable {
   package let values: ByteBuffer
   package static var inputsPerStep: Int { 2 }
   package static var stepsPerBlock: Int { 192 }
-  package static var activationBytes: Int { 2 }
   package static var preparedBytesPerStep: Int { 0 }
   package func prepare(panel: Int, steps: Range<Int>, into: UnsafeMutableRawPointer) {}
 
@@ -50,23 +49,6 @@ package final class PackedBF16BlockWeight: PanelDotWeight, @unchecked Sendable {
     let v = values.pointer.assumingMemoryBound(to: UInt16.self)
     units.forEachElement(n: n, k: k) { r, c, e in q[r * k + c] = v[e] }
     return q
-  }
-
-  package static func prepareRows(
-    x: UnsafePointer<Float>, m: Int, k: Int, ldq: Int, into: UnsafeMutableRawPointer, scales: UnsafeMutablePointer<Float>
-  ) {
-    PackedBF16Weight.prepareRows(x: x, m: m, k: k, ldq: ldq, into: into, scales: scales)
-  }
-
-  package func finish(
-    acc: UnsafeMutablePointer<Int32>, ldacc: Int, a: PreparedActivations, row: Int, rows: Int, column: Int, columns: Int,
-    y: UnsafeMutablePointer<Float>, ldy: Int, bias: UnsafePointer<Float>?
-  ) {
-    let sums = UnsafeMutableRawPointer(acc).assumingMemoryBound(to: Float.self)
-    for i in 0..<rows {
-      let out = y + (row + i) * ldy + column
-      for j in 0..<columns { out[j] = sums[i * ldacc + j] + (bias?[column + j] ?? 0) }
-    }
   }
 
   package func tile(

@@ -16,7 +16,7 @@ import SparsityCore
 /// activations out of the step's 8 (one broadcast 128-bit lane) and one `vdpbf16ps` does both
 /// products: per 16 columns and group, one shuffle and one dot instead of the dense layout's two
 /// dots. 2.25 bytes per kept value + code: 56% of the dense bf16 bytes.
-package final class PackedBF16SemiStructuredWeight: PanelDotWeight, @unchecked Sendable {
+package final class PackedBF16SemiStructuredWeight: BF16ActivationPanels, @unchecked Sendable {
   package let n: Int
   package let k: Int
   package let panels: Int
@@ -25,7 +25,6 @@ package final class PackedBF16SemiStructuredWeight: PanelDotWeight, @unchecked S
   package let codes: ByteBuffer
   package static var inputsPerStep: Int { 8 }
   package static var stepsPerBlock: Int { 48 }
-  package static var activationBytes: Int { 2 }
 
   /// Packs the logical 2:4 form: bf16 bits `values [n, groups·2]` (the 2 kept values of each
   /// group of 4, in column order) with one position byte per value.
@@ -63,25 +62,6 @@ package final class PackedBF16SemiStructuredWeight: PanelDotWeight, @unchecked S
     let bits = values.pointer.assumingMemoryBound(to: UInt16.self)[(((p * steps + step) * 2 + half) * 16 + j) * 2 + slot]
     let code = codes.pointer.assumingMemoryBound(to: UInt8.self)[(p * steps + step) * 16 + j] >> UInt8(4 * half)
     return (bits, Int(code >> UInt8(2 * slot)) & 3)
-  }
-
-  /// The activations rounded to bf16, as for the dense bf16 weight.
-  package static func prepareRows(
-    x: UnsafePointer<Float>, m: Int, k: Int, ldq: Int, into: UnsafeMutableRawPointer, scales: UnsafeMutablePointer<Float>
-  ) {
-    PackedBF16Weight.prepareRows(x: x, m: m, k: k, ldq: ldq, into: into, scales: scales)
-  }
-
-  /// Sums are fp32 bits: `y = sum + bias`.
-  package func finish(
-    acc: UnsafeMutablePointer<Int32>, ldacc: Int, a: PreparedActivations, row: Int, rows: Int, column: Int, columns: Int,
-    y: UnsafeMutablePointer<Float>, ldy: Int, bias: UnsafePointer<Float>?
-  ) {
-    let sums = UnsafeMutableRawPointer(acc).assumingMemoryBound(to: Float.self)
-    for i in 0..<rows {
-      let out = y + (row + i) * ldy + column
-      for j in 0..<columns { out[j] = sums[i * ldacc + j] + (bias?[column + j] ?? 0) }
-    }
   }
 
   #if SPARSITY_BF16 && SPARSITY_VBMI
