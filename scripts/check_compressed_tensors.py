@@ -2,9 +2,9 @@
 """Checks our compressed-tensors checkpoints against the `compressed-tensors` Python package, both ways.
 
     # 1. our folder → the package: every Linear weight of FOLDER (from `sparsity prune-model --format
-    #    compressed-tensors [--dtype int8]`) decompressed by the package (its sparse compressors and
-    #    q · scale) equals, bit for bit, the same weights in OURS (`sparsity prune-model` + `sparsity quantize`
-    #    output in our own safetensors convention, decoded here with NumPy from the README's description).
+    #    compressed-tensors [--dtype int8]`, or `sparsity export` of OURS) decompressed by the package (its
+    #    sparse compressors and q · scale) equals, bit for bit, every sparse or int8 tensor of OURS (our
+    #    own safetensors convention, decoded here with NumPy from the README's description).
     PYTHONPATH=/path/to/compressed-tensors-0.12 python scripts/check_compressed_tensors.py ours FOLDER OURS
 
     # 2. the package's output → ours: builds an llm-compressor-style W8A8 checkpoint of SmolLM2 with the
@@ -95,10 +95,10 @@ def check_ours(args):
     if compressor.sparsity_compressor is not None:
         for name, value in compressor.sparsity_compressor.decompress(str(folder / "model.safetensors")):
             decompressed[name] = value if isinstance(value, torch.Tensor) else value["weight"]
-    for name, t in tensors.items():  # dense Linear weights (no sparsity compression)
-        if name.endswith(".weight") and name.startswith("model.layers.") and t.dim() == 2:
-            decompressed.setdefault(name, t)
     reference = ours_dense(args.ours)
+    for name, t in tensors.items():  # Linear weights without sparsity compression
+        if name in reference:
+            decompressed.setdefault(name, t)
     bad = 0
     for name, ref in sorted(reference.items()):
         got = decompressed.get(name)
@@ -116,7 +116,7 @@ def check_ours(args):
             print(f"DIFFERENT {name}: shape {tuple(got.shape)} vs {tuple(ref.shape)}, max |diff| {diff}")
             bad += 1
     print(f"{len(reference) - bad}/{len(reference)} Linear weights equal bit for bit "
-          f"(decoder Linear sparsity {sum(int((w == 0).sum()) for w in reference.values()) / sum(w.numel() for w in reference.values()):.4f})")
+          f"(Linear sparsity {sum(int((w == 0).sum()) for w in reference.values()) / sum(w.numel() for w in reference.values()):.4f})")
     return bad == 0
 
 

@@ -8,7 +8,7 @@ public struct SparsityCommand: ParsableCommand {
     commandName: "sparsity",
     abstract: "Make neural networks sparse and fast: inspect, compress and picture sparse weights.",
     version: "0.1.0",
-    subcommands: [Demo.self, Train.self, Classify.self, Embed.self, Calibrate.self, PruneEncoder.self, Distill.self, Eval.self, Inspect.self, Compress.self, Decompress.self, Quantize.self, Bench.self, Prune.self, Generate.self, Perplexity.self, PruneModel.self])
+    subcommands: [Demo.self, Train.self, Classify.self, Embed.self, Calibrate.self, PruneEncoder.self, Distill.self, Eval.self, Inspect.self, Compress.self, Decompress.self, Quantize.self, Bench.self, Prune.self, Generate.self, Perplexity.self, PruneModel.self, Export.self])
 
   public init() {}
 
