@@ -95,6 +95,11 @@ public struct LinearKernel: Hashable, Sendable, Codable, CustomStringConvertible
   /// Int8 2:4 weight-only one activation row at a time: bytes widened in registers, `vpermilps`
   /// picks each lane's x.
   public static let int8WeightOnlySemiStructuredGEMV = LinearKernel("int8-2:4-gemv", rowWise: true)
+  /// Int8 block-sparse weights × float32 activations (weight-only), many rows: each column
+  /// pair's kept units dequantized, then 6 × 32 fp32 FMA tiles over them.
+  public static let int8WeightOnlyBlockGEMM = LinearKernel("int8-bsr-gemm")
+  /// Int8 block-sparse weight-only one activation row at a time: bytes widened in registers.
+  public static let int8WeightOnlyBlockGEMV = LinearKernel("int8-bsr-gemv", rowWise: true)
 
   /// Whether the kernel runs a dense packed weight (a weight's own, or a sparse one's fallback).
   public var isDense: Bool { self == .denseGEMM || self == .denseGEMV }
@@ -149,7 +154,7 @@ extension PackedOperand {
 /// | `w8a8+dense` | int8 values + row scales (quantized stored forms), or any float form quantized per row | `w8a8-gemm`, `w8a8-gemv` |
 /// | `w8a8+2:4` | int8 2:4 values (logical or CUTLASS) + row scales, or a 2:4 float form quantized per row | `w8a8-2:4-gemm`, `w8a8-2:4-gemv` |
 /// | `w8a8+bsr:RxC` | int8 values in any layout + row scales, or a block-sparse float form quantized per row | `w8a8-bsr-gemm`, `w8a8-bsr-gemv` |
-/// | `int8+dense` | as above | `int8-gemm`, `int8-gemv` |
+/// | `int8+dense`, `int8+2:4`, `int8+bsr:RxC` | as the w8a8 forms (float activations) | `int8-gemm`/`-gemv`, `int8-2:4-gemm`/`-gemv`, `int8-bsr-gemm`/`-gemv` |
 /// | `bf16+dense` | any float form, rounded to bf16 (bf16 files as they are) | `bf16-gemm`, `bf16-gemv` |
 /// | `bf16+bsr:RxC` | any float form's nonzeros, rounded to bf16 | `bf16-bsr-gemm`, `bf16-bsr-gemv` |
 /// | `bf16+2:4` | any 2:4 float form (logical or CUTLASS), rounded to bf16 | `bf16-2:4-gemm`, `bf16-2:4-gemv` |
@@ -159,6 +164,7 @@ public enum KernelTable {
     .denseGEMM, .denseGEMV, .semiStructuredPanel, .semiStructuredGEMV, .bsr, .bsrGEMV, .csrPanel, .csrSpMV,
     .int8DynamicGEMM, .int8DynamicGEMV, .int8DynamicSemiStructuredGEMM, .int8DynamicSemiStructuredGEMV, .int8DynamicBlockGEMM,
     .int8DynamicBlockGEMV, .int8WeightOnlyGEMM, .int8WeightOnlySemiStructuredGEMM, .int8WeightOnlySemiStructuredGEMV,
+    .int8WeightOnlyBlockGEMM, .int8WeightOnlyBlockGEMV,
     .int8WeightOnlyGEMV, .bf16GEMM, .bf16GEMV, .bf16SemiStructuredGEMM, .bf16SemiStructuredGEMV, .bf16BlockGEMM,
     .bf16BlockGEMV,
   ]
@@ -167,7 +173,7 @@ public enum KernelTable {
   public static let forms: [WeightForm] = [
     .dense, .twoFour, .bsr(32, 32), .csr, WeightForm(.dense, encoding: .int8Dynamic), WeightForm(.nOfM(n: 2, m: 4), encoding: .int8Dynamic),
     WeightForm(.block(rows: 32, columns: 32), encoding: .int8Dynamic), WeightForm(.dense, encoding: .int8),
-    WeightForm(.nOfM(n: 2, m: 4), encoding: .int8), WeightForm(.dense, encoding: .bfloat16), WeightForm(.nOfM(n: 2, m: 4), encoding: .bfloat16),
+    WeightForm(.nOfM(n: 2, m: 4), encoding: .int8), WeightForm(.block(rows: 32, columns: 32), encoding: .int8), WeightForm(.dense, encoding: .bfloat16), WeightForm(.nOfM(n: 2, m: 4), encoding: .bfloat16),
     WeightForm(.block(rows: 32, columns: 32), encoding: .bfloat16),
   ]
 
@@ -177,7 +183,7 @@ public enum KernelTable {
     case (.float32, let .nOfM(n, m)): n == 2 && m == 4
     case (.float32, _): true
     case (.int8, .dense), (.int8Dynamic, .dense): true
-    case (.int8Dynamic, .nOfM(2, 4)), (.int8Dynamic, .block), (.int8, .nOfM(2, 4)): true
+    case (.int8Dynamic, .nOfM(2, 4)), (.int8Dynamic, .block), (.int8, .nOfM(2, 4)), (.int8, .block): true
     case (.bfloat16, .dense), (.bfloat16, .nOfM(2, 4)), (.bfloat16, .block): true
     default: false
     }
@@ -287,7 +293,11 @@ public enum KernelTable {
             }
           }
         }
-        return (Int8DynamicBlockOperand(weight: packed, blockRows: r, blockColumns: c), packed.units.density)
+        let operand: any PackedOperand =
+          form.encoding == .int8Dynamic
+          ? Int8DynamicBlockOperand(weight: packed, blockRows: r, blockColumns: c)
+          : Int8WeightOnlyBlockOperand(weight: packed, blockRows: r, blockColumns: c)
+        return (operand, packed.units.density)
       }
       let values = matrix.values.dense()
       let packed = values.withUnsafeBufferPointer(as: Int8.self) { v in
@@ -673,14 +683,12 @@ struct BF16SemiStructuredOperand: PackedOperand {
   }
 }
 
-/// A block-sparse int8 weight run with dynamic int8 activations (W8A8 BSR); `blockRows` ×
-/// `blockColumns` is the file form's block shape (the packed units are 32 × 4).
-struct Int8DynamicBlockOperand: PackedOperand {
+/// A block-sparse int8 weight's reading (the W8A8 and weight-only BSR operands share the packed
+/// weight): `blockRows` × `blockColumns` is the file form's block shape (the packed units are 32 × 4).
+struct Int8Blocks {
   let weight: PackedInt8BlockWeight
   let blockRows: Int
   let blockColumns: Int
-  var kernels: [LinearKernel] { [.int8DynamicBlockGEMM, .int8DynamicBlockGEMV] }
-  var byteCount: Int { weight.byteCount }
 
   func unpack(into w: UnsafeMutablePointer<Float>) {
     let (n, k) = (weight.n, weight.k)
@@ -695,19 +703,51 @@ struct Int8DynamicBlockOperand: PackedOperand {
     dense.withUnsafeMutableBufferPointer { unpack(into: $0.baseAddress!) }
     return try! CSRMatrix(dense: Tensor(dense, shape: [weight.n, weight.k]), name: "packed weight")
   }
-  func stored() -> StoredTensor {
+  func stored(activations: ActivationQuantization) -> StoredTensor {
     let (n, k) = (weight.n, weight.k)
     let scales = Tensor(Array(UnsafeBufferPointer(start: weight.scales.pointer, count: n)), shape: [n])
     // The packed values came from a matrix of these blocks: they fit them.
     let values = try! StoredTensor.dense(Tensor(weight.dense(), shape: [n, k])).stored(
       as: WeightForm(.block(rows: blockRows, columns: blockColumns)), name: "packed weight")
-    return .quantized(try! QuantizedMatrix(values: values, scales: scales, activations: .dynamic, name: "packed weight"))
+    return .quantized(try! QuantizedMatrix(values: values, scales: scales, activations: activations, name: "packed weight"))
   }
+}
+
+/// A block-sparse int8 weight run with dynamic int8 activations (W8A8 BSR).
+struct Int8DynamicBlockOperand: PackedOperand {
+  let blocks: Int8Blocks
+  init(weight: PackedInt8BlockWeight, blockRows: Int, blockColumns: Int) {
+    blocks = Int8Blocks(weight: weight, blockRows: blockRows, blockColumns: blockColumns)
+  }
+  var kernels: [LinearKernel] { [.int8DynamicBlockGEMM, .int8DynamicBlockGEMV] }
+  var byteCount: Int { blocks.weight.byteCount }
+  func unpack(into w: UnsafeMutablePointer<Float>) { blocks.unpack(into: w) }
+  func nonzeros() -> CSRMatrix { blocks.nonzeros() }
+  func stored() -> StoredTensor { blocks.stored(activations: .dynamic) }
   func multiply(x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, workers: Int) {
-    panelDotLinear(weight: weight, x: x, m: m, y: y, bias: bias, workers: workers)
+    panelDotLinear(weight: blocks.weight, x: x, m: m, y: y, bias: bias, workers: workers)
   }
   func multiplyRows(x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, workers: Int) {
-    panelDotLinearRows(weight: weight, x: x, m: m, y: y, bias: bias, workers: workers)
+    panelDotLinearRows(weight: blocks.weight, x: x, m: m, y: y, bias: bias, workers: workers)
+  }
+}
+
+/// A block-sparse int8 weight run with float32 activations (weight-only BSR).
+struct Int8WeightOnlyBlockOperand: PackedOperand {
+  let blocks: Int8Blocks
+  init(weight: PackedInt8BlockWeight, blockRows: Int, blockColumns: Int) {
+    blocks = Int8Blocks(weight: weight, blockRows: blockRows, blockColumns: blockColumns)
+  }
+  var kernels: [LinearKernel] { [.int8WeightOnlyBlockGEMM, .int8WeightOnlyBlockGEMV] }
+  var byteCount: Int { blocks.weight.byteCount }
+  func unpack(into w: UnsafeMutablePointer<Float>) { blocks.unpack(into: w) }
+  func nonzeros() -> CSRMatrix { blocks.nonzeros() }
+  func stored() -> StoredTensor { blocks.stored(activations: .none) }
+  func multiply(x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, workers: Int) {
+    int8WeightOnlyBlockGEMM(weight: blocks.weight, x: x, m: m, y: y, bias: bias, workers: workers)
+  }
+  func multiplyRows(x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, workers: Int) {
+    int8WeightOnlyBlockLinearRows(weight: blocks.weight, x: x, m: m, y: y, bias: bias, workers: workers)
   }
 }
 

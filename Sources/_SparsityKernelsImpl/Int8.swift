@@ -480,7 +480,7 @@ private func float16(_ v: SIMD16<Int32>) -> SIMD16<Float> {
 
 /// 16 int8 at `p` as floats.
 @inline(__always)
-private func floatsFromInt8(_ p: UnsafeRawPointer) -> SIMD16<Float> {
+func floatsFromInt8(_ p: UnsafeRawPointer) -> SIMD16<Float> {
   #if SPARSITY_ISA_AVX512
     return unsafeBitCast(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(p.loadUnaligned(as: __m128i.self))), to: SIMD16<Float>.self)
   #elseif SPARSITY_ISA_AVX2
@@ -600,7 +600,7 @@ private func int8WeightOnlyRowPanel(groups: Int, x: UnsafePointer<Float>, b: Uns
 }
 
 @inline(__always)
-private func fma16(_ acc: SIMD16<Float>, _ a: SIMD16<Float>, _ b: SIMD16<Float>) -> SIMD16<Float> {
+func fma16(_ acc: SIMD16<Float>, _ a: SIMD16<Float>, _ b: SIMD16<Float>) -> SIMD16<Float> {
   #if SPARSITY_FMA
     return acc.addingProduct(a, b)
   #else

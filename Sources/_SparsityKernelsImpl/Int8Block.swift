@@ -297,3 +297,160 @@ package final class PackedInt8BlockWeight: Int8ActivationPanels, @unchecked Send
     _mm512_storeu_si512(out + 64, _mm512_add_epi32(c1, d1))
   }
 #endif
+
+// MARK: - Weight-only (fp32 activations)
+
+/// `y = x · (q · s)ᵀ + bias` for a block-sparse int8 weight with fp32 activations, many rows:
+/// per pair of panels, its kept units dequantized (`q · s`) into a float panel `[units][4][32]`
+/// in the thread's memory, then 6-row tiles of fp32 FMAs over the units (12 accumulators of 16
+/// lanes, each row's input read at the unit's k-step).
+package func int8WeightOnlyBlockGEMM(
+  weight: PackedInt8BlockWeight, x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>,
+  bias: UnsafePointer<Float>?, workers: Int
+) {
+  let (n, k, units) = (weight.n, weight.k, weight.units)
+  guard m > 0, n > 0 else { return }
+  let ldx = weight.steps * 4
+  withPaddedRows(x: x, m: m, k: k, ldx: ldx) { xp in
+    let parts = Swift.max(1, Swift.min(workItems(workers), units.pairs))
+    let out = Unchecked(y)
+    let xs = Unchecked(xp)
+    parallelFor(parts) { w in
+      let pairs = (units.pairs * w / parts)..<(units.pairs * (w + 1) / parts)
+      let most = pairs.map { units.offsets[$0 + 1] - units.offsets[$0] }.max() ?? 0
+      let panel = UnsafeMutablePointer<Float>.allocate(capacity: Swift.max(1, most) * 128)
+      defer { panel.deallocate() }
+      let zero = UnsafeMutablePointer<Float>.allocate(capacity: ldx)
+      zero.initialize(repeating: 0, count: ldx)
+      defer { zero.deallocate() }
+      let q = weight.values.pointer.assumingMemoryBound(to: Int8.self)
+      withUnsafeTemporaryAllocation(of: Float.self, capacity: 192) { tile in
+        for p in pairs {
+          let kept = units.offsets[p]..<units.offsets[p + 1]
+          // Unit u, input c, column j: q[u·128 + j·4 + c] · s[32p + j].
+          let scales = weight.scales.pointer + p * 32
+          for (i, u) in kept.enumerated() {
+            for c in 0..<4 {
+              for j in 0..<32 { panel[(i * 4 + c) * 32 + j] = Float(q[u * 128 + j * 4 + c]) * (32 * p + j < weight.panels * 16 ? scales[j] : 0) }
+            }
+          }
+          let columns = Swift.min(32, n - p * 32)
+          var row = 0
+          while row < m {
+            let rows = Swift.min(6, m - row)
+            func rowPointer(_ i: Int) -> UnsafePointer<Float> { i < rows ? xs.value + (row + i) * ldx : UnsafePointer(zero) }
+            int8WeightOnlyBlockTile(
+              units: kept.count, steps: units.unitSteps + kept.lowerBound, panel: panel, x0: rowPointer(0), x1: rowPointer(1),
+              x2: rowPointer(2), x3: rowPointer(3), x4: rowPointer(4), x5: rowPointer(5), out: tile.baseAddress!)
+            for i in 0..<rows {
+              let o = out.value + (row + i) * n + p * 32
+              for j in 0..<columns { o[j] = tile[i * 32 + j] + (bias?[p * 32 + j] ?? 0) }
+            }
+            row += rows
+          }
+        }
+      }
+    }
+  }
+}
+
+/// `y = x · (q · s)ᵀ + bias` for a block-sparse int8 weight with fp32 activations, one row at a
+/// time (decode): per unit the 128 bytes widen to fp32 against the unit's 4 inputs repeated
+/// across the vector; each column's 4 partial sums are added, then scaled, at the end.
+package func int8WeightOnlyBlockLinearRows(
+  weight: PackedInt8BlockWeight, x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>,
+  bias: UnsafePointer<Float>?, workers: Int
+) {
+  let (n, k, units) = (weight.n, weight.k, weight.units)
+  guard m > 0, n > 0 else { return }
+  let ldx = weight.steps * 4
+  withPaddedRows(x: x, m: m, k: k, ldx: ldx) { xp in
+    let parts = Swift.max(1, Swift.min(workItems(workers), units.pairs))
+    let out = Unchecked(y)
+    let xs = Unchecked(xp)
+    let q = UnsafePointer(weight.values.pointer.assumingMemoryBound(to: Int8.self))
+    parallelFor(parts) { w in
+      withUnsafeTemporaryAllocation(of: Float.self, capacity: 32) { sums in
+        for p in (units.pairs * w / parts)..<(units.pairs * (w + 1) / parts) {
+          let kept = units.offsets[p]..<units.offsets[p + 1]
+          let columns = Swift.min(32, n - p * 32)
+          for r in 0..<m {
+            int8WeightOnlyBlockRow(
+              units: kept.count, steps: units.unitSteps + kept.lowerBound, x: xs.value + r * ldx, b: q + kept.lowerBound * 128,
+              out: sums.baseAddress!)
+            let o = out.value + r * n + p * 32
+            for j in 0..<columns { o[j] = sums[j] * weight.scales.pointer[p * 32 + j] + (bias?[p * 32 + j] ?? 0) }
+          }
+        }
+      }
+    }
+  }
+}
+
+/// Runs `body` with `x [m, k]` copied into rows of `ldx ≥ k` floats, zero past `k`.
+private func withPaddedRows<R>(x: UnsafePointer<Float>, m: Int, k: Int, ldx: Int, _ body: (UnsafePointer<Float>) -> R) -> R {
+  Scratch.with(count: Swift.max(1, m * ldx)) { padded in
+    for r in 0..<m {
+      (padded + r * ldx).update(from: x + r * k, count: k)
+      (padded + r * ldx + k).update(repeating: 0, count: ldx - k)
+    }
+    return body(UnsafePointer(padded))
+  }
+}
+
+/// 6 rows × 32 columns of fp32 FMAs over a pair's dequantized units (`panel [units][4][32]`):
+/// per unit and input, two 16-lane weight loads and one broadcast input per row.
+@inline(never)
+private func int8WeightOnlyBlockTile(
+  units: Int, steps: UnsafePointer<Int32>, panel: UnsafePointer<Float>, x0: UnsafePointer<Float>, x1: UnsafePointer<Float>,
+  x2: UnsafePointer<Float>, x3: UnsafePointer<Float>, x4: UnsafePointer<Float>, x5: UnsafePointer<Float>,
+  out: UnsafeMutablePointer<Float>
+) {
+  typealias V = SIMD16<Float>
+  var c00 = V(), c01 = V(), c10 = V(), c11 = V(), c20 = V(), c21 = V()
+  var c30 = V(), c31 = V(), c40 = V(), c41 = V(), c50 = V(), c51 = V()
+  for u in 0..<units {
+    let base = Int(steps[u]) * 4
+    for c in 0..<4 {
+      let w = panel + (u * 4 + c) * 32
+      let w0 = UnsafeRawPointer(w).loadUnaligned(as: V.self), w1 = UnsafeRawPointer(w + 16).loadUnaligned(as: V.self)
+      var x = V(repeating: x0[base + c])
+      c00 = fma16(c00, x, w0); c01 = fma16(c01, x, w1)
+      x = V(repeating: x1[base + c])
+      c10 = fma16(c10, x, w0); c11 = fma16(c11, x, w1)
+      x = V(repeating: x2[base + c])
+      c20 = fma16(c20, x, w0); c21 = fma16(c21, x, w1)
+      x = V(repeating: x3[base + c])
+      c30 = fma16(c30, x, w0); c31 = fma16(c31, x, w1)
+      x = V(repeating: x4[base + c])
+      c40 = fma16(c40, x, w0); c41 = fma16(c41, x, w1)
+      x = V(repeating: x5[base + c])
+      c50 = fma16(c50, x, w0); c51 = fma16(c51, x, w1)
+    }
+  }
+  for (i, v) in [c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51].enumerated() {
+    UnsafeMutableRawPointer(out + i * 16).storeBytes(of: v, as: V.self)
+  }
+}
+
+/// `out[j] = Σ_units Σ_c x[4s + c] · Float(q[unit][j][c])` for one row and one pair of panels.
+@inline(never)
+private func int8WeightOnlyBlockRow(
+  units: Int, steps: UnsafePointer<Int32>, x: UnsafePointer<Float>, b: UnsafePointer<Int8>, out: UnsafeMutablePointer<Float>
+) {
+  typealias V = SIMD16<Float>
+  // Lanes 4c…4c+3 of chunk t hold column 4t + c's 4 inputs of the unit.
+  var s0 = V(), s1 = V(), s2 = V(), s3 = V(), s4 = V(), s5 = V(), s6 = V(), s7 = V()
+  for u in 0..<units {
+    let x4 = UnsafeRawPointer(x + Int(steps[u]) * 4).loadUnaligned(as: SIMD4<Float>.self)
+    let xv = V(lowHalf: SIMD8(lowHalf: x4, highHalf: x4), highHalf: SIMD8(lowHalf: x4, highHalf: x4))
+    let w = UnsafeRawPointer(b + u * 128)
+    s0 = fma16(s0, xv, floatsFromInt8(w)); s1 = fma16(s1, xv, floatsFromInt8(w + 16))
+    s2 = fma16(s2, xv, floatsFromInt8(w + 32)); s3 = fma16(s3, xv, floatsFromInt8(w + 48))
+    s4 = fma16(s4, xv, floatsFromInt8(w + 64)); s5 = fma16(s5, xv, floatsFromInt8(w + 80))
+    s6 = fma16(s6, xv, floatsFromInt8(w + 96)); s7 = fma16(s7, xv, floatsFromInt8(w + 112))
+  }
+  for (t, s) in [s0, s1, s2, s3, s4, s5, s6, s7].enumerated() {
+    for c in 0..<4 { out[4 * t + c] = (s[4 * c] + s[4 * c + 1]) + (s[4 * c + 2] + s[4 * c + 3]) }
+  }
+}

@@ -171,6 +171,31 @@ import _SparsityKernelsImpl
     }
   }
 
+  @Test(
+    "weight-only int8 block-sparse equals the dequantized reference within fp32 rounding",
+    arguments: [(Shape(n: 64, k: 64), 32), (Shape(n: 96, k: 160), 32), (Shape(n: 70, k: 132), 2), (Shape(n: 48, k: 40), 8),
+      (Shape(n: 33, k: 300), 3), (Shape(n: 1, k: 7), 1)])
+  func weightOnlyBlockMatchesReference(shape: Shape, block: Int) throws {
+    let w = SyntheticWeights.blockSparse(rows: shape.n, columns: shape.k, block: block, sparsity: 0.6, seed: 18)
+    let form = WeightForm(.block(rows: block, columns: block), encoding: .int8)
+    let weight = try LinearWeight(.dense(w), as: form, name: "w")
+    #expect(weight.ownKernels == [.int8WeightOnlyBlockGEMM, .int8WeightOnlyBlockGEMV])
+    let dequantized = try QuantizedMatrix(quantizing: w, layout: .dense, activations: .none, name: "w").dequantized()
+    #expect(weight.dense() == dequantized)
+    #expect(try LinearWeight(weight.stored(), as: form, name: "w").dense() == dequantized)
+    for m in tokenCounts {
+      let x = activations(m, shape.k, seed: UInt64(m) &+ 400)
+      let b = biasVector(shape.n, seed: UInt64(m) &+ 401)
+      for bias in [nil, b] {
+        for kernel in weight.ownKernels {
+          expectMatchesReference(
+            weight.apply(x: x, bias: bias, kernel: kernel), x: x, weight: dequantized, bias: bias,
+            "int8 bsr:\(block) \(shape.testDescription) m=\(m) \(kernel)")
+        }
+      }
+    }
+  }
+
   @Test("the kernels' activation quantizer equals the reference: ties, zero rows, ragged tails")
   func activationQuantizer() throws {
     let (m, k) = (5, 37)
