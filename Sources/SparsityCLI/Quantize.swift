@@ -5,7 +5,7 @@ import Sparsity
 /// Quantization of the matrices of a safetensors file, keeping each one's layout.
 struct Quantize: ParsableCommand {
   static let configuration = CommandConfiguration(
-    abstract: "Quantize the matrices of a safetensors file to int8 (per output row, torchao's semantics), keeping their sparse layouts.",
+    abstract: "Quantize the matrices of a safetensors file to int8 (per output row, torchao's semantics) or bf16, keeping their sparse layouts.",
     discussion: """
       Every floating-point matrix whose name matches --include and not --exclude is quantized: int8 values \
       (symmetric, one float32 scale per row: scale = max(|row|) / 127.5, round half to even — torchao's \
@@ -31,7 +31,7 @@ struct Quantize: ParsableCommand {
 
   func run() throws {
     let encoding = try quantization.encoding()
-    guard encoding != .float32 else { throw CLIError("--dtype f32 leaves the weights as they are: give --dtype int8") }
+    guard encoding != .float32 else { throw CLIError("--dtype f32 leaves the weights as they are: give --dtype int8 or bf16") }
     let include = try compileRegex(include, option: "--include")
     let exclude = try compileRegex(exclude, option: "--exclude")
     var archive = try TensorArchive(contentsOf: file)
