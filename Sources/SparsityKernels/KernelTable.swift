@@ -519,20 +519,30 @@ extension PackedCSRWeight: PackedOperand {
   }
 }
 
-/// An int8 dense weight run with dynamic int8 activations (W8A8).
-struct Int8DynamicOperand: PackedOperand {
-  let weight: PackedInt8Weight
-  var kernels: [LinearKernel] { [.int8DynamicGEMM, .int8DynamicGEMV] }
-  var byteCount: Int { weight.byteCount }
-  func unpack(into w: UnsafeMutablePointer<Float>) { weight.unpackDequantized(into: w) }
-  func nonzeros() -> CSRMatrix { weight.dequantizedNonzeros() }
-  func stored() -> StoredTensor { weight.stored(activations: .dynamic) }
+/// A packed form run by the panel-dot driver (``panelDotLinear(weight:x:m:y:bias:workers:)``):
+/// int8 dynamic and bf16, dense, 2:4 and block-sparse.
+protocol PanelDotOperand: PackedOperand {
+  associatedtype Weight: PanelDotWeight
+  var weight: Weight { get }
+}
+
+extension PanelDotOperand {
   func multiply(x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, workers: Int) {
     panelDotLinear(weight: weight, x: x, m: m, y: y, bias: bias, workers: workers)
   }
   func multiplyRows(x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, workers: Int) {
     panelDotLinearRows(weight: weight, x: x, m: m, y: y, bias: bias, workers: workers)
   }
+}
+
+/// An int8 dense weight run with dynamic int8 activations (W8A8).
+struct Int8DynamicOperand: PanelDotOperand {
+  let weight: PackedInt8Weight
+  var kernels: [LinearKernel] { [.int8DynamicGEMM, .int8DynamicGEMV] }
+  var byteCount: Int { weight.byteCount }
+  func unpack(into w: UnsafeMutablePointer<Float>) { weight.unpackDequantized(into: w) }
+  func nonzeros() -> CSRMatrix { weight.dequantizedNonzeros() }
+  func stored() -> StoredTensor { weight.stored(activations: .dynamic) }
 }
 
 /// An int8 dense weight run with float32 activations (weight-only).
@@ -586,7 +596,7 @@ extension PackedInt8Weight {
 }
 
 /// A 2:4 int8 weight run with dynamic int8 activations (W8A8 2:4).
-struct Int8DynamicSemiStructuredOperand: PackedOperand {
+struct Int8DynamicSemiStructuredOperand: PanelDotOperand {
   let weight: PackedInt8SemiStructuredWeight
   var kernels: [LinearKernel] { [.int8DynamicSemiStructuredGEMM, .int8DynamicSemiStructuredGEMV] }
   var byteCount: Int { weight.byteCount }
@@ -594,16 +604,10 @@ struct Int8DynamicSemiStructuredOperand: PackedOperand {
   func unpack(into w: UnsafeMutablePointer<Float>) { logical.unpack(into: w) }
   func nonzeros() -> CSRMatrix { logical.nonzeros() }
   func stored() -> StoredTensor { logical.stored(activations: .dynamic) }
-  func multiply(x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, workers: Int) {
-    panelDotLinear(weight: weight, x: x, m: m, y: y, bias: bias, workers: workers)
-  }
-  func multiplyRows(x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, workers: Int) {
-    panelDotLinearRows(weight: weight, x: x, m: m, y: y, bias: bias, workers: workers)
-  }
 }
 
 /// A bf16 dense weight (bf16-rounded activations, fp32 sums).
-struct BF16Operand: PackedOperand {
+struct BF16Operand: PanelDotOperand {
   let weight: PackedBF16Weight
   var kernels: [LinearKernel] { [.bf16GEMM, .bf16GEMV] }
   var byteCount: Int { weight.byteCount }
@@ -627,16 +631,10 @@ struct BF16Operand: PackedOperand {
     }
     return .dense(Tensor(bits, shape: [weight.n, weight.k]))
   }
-  func multiply(x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, workers: Int) {
-    panelDotLinear(weight: weight, x: x, m: m, y: y, bias: bias, workers: workers)
-  }
-  func multiplyRows(x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, workers: Int) {
-    panelDotLinearRows(weight: weight, x: x, m: m, y: y, bias: bias, workers: workers)
-  }
 }
 
 /// A 2:4 bf16 weight (bf16-rounded activations, fp32 sums).
-struct BF16SemiStructuredOperand: PackedOperand {
+struct BF16SemiStructuredOperand: PanelDotOperand {
   let weight: PackedBF16SemiStructuredWeight
   var kernels: [LinearKernel] { [.bf16SemiStructuredGEMM, .bf16SemiStructuredGEMV] }
   var byteCount: Int { weight.byteCount }
@@ -675,12 +673,6 @@ struct BF16SemiStructuredOperand: PackedOperand {
     return .nOfM(try! SemiStructuredMatrix(
       shape: [n, k], n: 2, m: 4, values: Tensor(values, shape: [n, groups * 2]), indices: positions, name: "packed weight"))
   }
-  func multiply(x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, workers: Int) {
-    panelDotLinear(weight: weight, x: x, m: m, y: y, bias: bias, workers: workers)
-  }
-  func multiplyRows(x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, workers: Int) {
-    panelDotLinearRows(weight: weight, x: x, m: m, y: y, bias: bias, workers: workers)
-  }
 }
 
 /// A block-sparse int8 weight's reading (the W8A8 and weight-only BSR operands share the packed
@@ -714,8 +706,9 @@ struct Int8Blocks {
 }
 
 /// A block-sparse int8 weight run with dynamic int8 activations (W8A8 BSR).
-struct Int8DynamicBlockOperand: PackedOperand {
+struct Int8DynamicBlockOperand: PanelDotOperand {
   let blocks: Int8Blocks
+  var weight: PackedInt8BlockWeight { blocks.weight }
   init(weight: PackedInt8BlockWeight, blockRows: Int, blockColumns: Int) {
     blocks = Int8Blocks(weight: weight, blockRows: blockRows, blockColumns: blockColumns)
   }
@@ -724,12 +717,6 @@ struct Int8DynamicBlockOperand: PackedOperand {
   func unpack(into w: UnsafeMutablePointer<Float>) { blocks.unpack(into: w) }
   func nonzeros() -> CSRMatrix { blocks.nonzeros() }
   func stored() -> StoredTensor { blocks.stored(activations: .dynamic) }
-  func multiply(x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, workers: Int) {
-    panelDotLinear(weight: blocks.weight, x: x, m: m, y: y, bias: bias, workers: workers)
-  }
-  func multiplyRows(x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, workers: Int) {
-    panelDotLinearRows(weight: blocks.weight, x: x, m: m, y: y, bias: bias, workers: workers)
-  }
 }
 
 /// A block-sparse int8 weight run with float32 activations (weight-only BSR).
@@ -753,7 +740,7 @@ struct Int8WeightOnlyBlockOperand: PackedOperand {
 
 /// A block-sparse bf16 weight (bf16-rounded activations, fp32 sums); `blockRows` × `blockColumns`
 /// is the file form's block shape (the packed units are 32 × 2).
-struct BF16BlockOperand: PackedOperand {
+struct BF16BlockOperand: PanelDotOperand {
   let weight: PackedBF16BlockWeight
   let blockRows: Int
   let blockColumns: Int
@@ -772,12 +759,6 @@ struct BF16BlockOperand: PackedOperand {
     // The packed values came from a matrix of these blocks: they fit them.
     return try! StoredTensor.dense(Tensor(bits, shape: [weight.n, weight.k])).stored(
       as: WeightForm(.block(rows: blockRows, columns: blockColumns)), name: "packed weight")
-  }
-  func multiply(x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, workers: Int) {
-    panelDotLinear(weight: weight, x: x, m: m, y: y, bias: bias, workers: workers)
-  }
-  func multiplyRows(x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, workers: Int) {
-    panelDotLinearRows(weight: weight, x: x, m: m, y: y, bias: bias, workers: workers)
   }
 }
 
