@@ -18,7 +18,7 @@ struct Bench: ParsableCommand {
       ours, OpenBLAS and PyTorch. Progress goes to stderr.
       """)
 
-  @Option(help: "Formats to run: dense,2:4,bsr,csr (dense runs as the baseline of the others anyway).")
+  @Option(help: "Formats to run: dense,2:4,bsr,csr, and encoded forms such as w8a8+dense, w8a8+2:4, w8a8+bsr:32x32, int8+2:4, bf16+2:4 (fp32 dense runs as the baseline of the others anyway).")
   var formats: String = "2:4,bsr,csr"
 
   @Option(help: "Weight shapes OUTxIN, comma-separated (default: each table's own).")
