@@ -163,21 +163,20 @@ public enum KernelTable {
   public static let allKernels: [LinearKernel] = [
     .denseGEMM, .denseGEMV, .semiStructuredPanel, .semiStructuredGEMV, .bsr, .bsrGEMV, .csrPanel, .csrSpMV,
     .int8DynamicGEMM, .int8DynamicGEMV, .int8DynamicSemiStructuredGEMM, .int8DynamicSemiStructuredGEMV, .int8DynamicBlockGEMM,
-    .int8DynamicBlockGEMV, .int8WeightOnlyGEMM, .int8WeightOnlySemiStructuredGEMM, .int8WeightOnlySemiStructuredGEMV,
-    .int8WeightOnlyBlockGEMM, .int8WeightOnlyBlockGEMV,
-    .int8WeightOnlyGEMV, .bf16GEMM, .bf16GEMV, .bf16SemiStructuredGEMM, .bf16SemiStructuredGEMV, .bf16BlockGEMM,
-    .bf16BlockGEMV,
+    .int8DynamicBlockGEMV, .int8WeightOnlyGEMM, .int8WeightOnlyGEMV, .int8WeightOnlySemiStructuredGEMM,
+    .int8WeightOnlySemiStructuredGEMV, .int8WeightOnlyBlockGEMM, .int8WeightOnlyBlockGEMV, .bf16GEMM, .bf16GEMV,
+    .bf16SemiStructuredGEMM, .bf16SemiStructuredGEMV, .bf16BlockGEMM, .bf16BlockGEMV,
   ]
 
   /// The forms the kernels run, as examples of each row (block shapes and N:M vary).
-  public static let forms: [WeightForm] = [
-    .dense, .twoFour, .bsr(32, 32), .csr, WeightForm(.dense, encoding: .int8Dynamic), WeightForm(.nOfM(n: 2, m: 4), encoding: .int8Dynamic),
-    WeightForm(.block(rows: 32, columns: 32), encoding: .int8Dynamic), WeightForm(.dense, encoding: .int8),
-    WeightForm(.nOfM(n: 2, m: 4), encoding: .int8), WeightForm(.block(rows: 32, columns: 32), encoding: .int8), WeightForm(.dense, encoding: .bfloat16), WeightForm(.nOfM(n: 2, m: 4), encoding: .bfloat16),
-    WeightForm(.block(rows: 32, columns: 32), encoding: .bfloat16),
-  ]
+  public static let forms: [WeightForm] =
+    [.dense, .twoFour, .bsr(32, 32), .csr]
+    + [WeightForm.Encoding.int8Dynamic, .int8, .bfloat16].flatMap { encoding in
+      [WeightForm.Layout.dense, .nOfM(n: 2, m: 4), .block(rows: 32, columns: 32)].map { WeightForm($0, encoding: encoding) }
+    }
 
-  /// Whether the kernels run `form` (2:4 and no other N:M; float32 values, int8 dense).
+  /// Whether the kernels run `form`: every layout in float32 (2:4 the only N:M), and dense, 2:4
+  /// and block-sparse in each other encoding.
   public static func supports(_ form: WeightForm) -> Bool {
     switch (form.encoding, form.layout) {
     case (.float32, let .nOfM(n, m)): n == 2 && m == 4
