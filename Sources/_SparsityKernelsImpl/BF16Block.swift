@@ -17,6 +17,8 @@ package final class PackedBF16BlockWeight: BF16ActivationPanels, @unchecked Send
   package let steps: Int
   package let units: PanelPairUnits
   package let values: ByteBuffer
+  /// The (zero) activation row that stands for rows past M in a tile, made once.
+  private let zeroRow: ByteBuffer
   package static var inputsPerStep: Int { 2 }
   package static var stepsPerBlock: Int { 192 }
   package static var preparedBytesPerStep: Int { 0 }
@@ -31,6 +33,7 @@ package final class PackedBF16BlockWeight: BF16ActivationPanels, @unchecked Send
     // ±0 are zeros.
     units = PanelPairUnits(n: n, k: k, inputsPerStep: 2, rowOffsets: rowOffsets, columns: columns) { bits[$0] & 0x7FFF != 0 }
     values = ByteBuffer(count: Swift.max(1, units.count) * 128)
+    zeroRow = ByteBuffer(count: steps * 4)
     let v = values.pointer.assumingMemoryBound(to: UInt16.self)
     for r in 0..<n {
       for i in Int(rowOffsets[r])..<Int(rowOffsets[r + 1]) {
@@ -40,16 +43,11 @@ package final class PackedBF16BlockWeight: BF16ActivationPanels, @unchecked Send
     units.finishPacking()
   }
 
-  /// Bytes held: values and step indices.
-  package var byteCount: Int { units.count * (128 + 4) }
+  /// Bytes held: values, step indices and the zero row.
+  package var byteCount: Int { units.count * (128 + 4) + zeroRow.count }
 
   /// The bf16 bits `[n, k]` row-major (zeros outside the kept units).
-  package func dense() -> [UInt16] {
-    var q = [UInt16](repeating: 0, count: n * k)
-    let v = values.pointer.assumingMemoryBound(to: UInt16.self)
-    units.forEachElement(n: n, k: k) { r, c, e in q[r * k + c] = v[e] }
-    return q
-  }
+  package func dense() -> [UInt16] { units.dense(n: n, k: k, values: values.pointer.assumingMemoryBound(to: UInt16.self)) }
 
   package func tile(
     a: PreparedActivations, row: Int, rows: Int, panel: Int, steps range: Range<Int>, prepared: UnsafeRawPointer,
@@ -60,15 +58,12 @@ package final class PackedBF16BlockWeight: BF16ActivationPanels, @unchecked Send
     let v = UnsafePointer(values.pointer.assumingMemoryBound(to: UInt16.self))
     let sums = UnsafeMutableRawPointer(acc).assumingMemoryBound(to: Float.self)
     #if SPARSITY_BF16
-      withUnsafeTemporaryAllocation(of: UInt16.self, capacity: steps * 2) { zero in
-        zero.initialize(repeating: 0)
-        func rowPointer(_ i: Int) -> UnsafeRawPointer {
-          i < rows ? UnsafeRawPointer(a.rows + (row + i) * a.stride) : UnsafeRawPointer(zero.baseAddress!)
-        }
-        bf16BlockKernel6x32(
-          units: kept.count, steps: units.unitSteps + kept.lowerBound, a0: rowPointer(0), a1: rowPointer(1), a2: rowPointer(2),
-          a3: rowPointer(3), a4: rowPointer(4), a5: rowPointer(5), b: v + kept.lowerBound * 64, acc: sums, accumulate: !first)
+      func rowPointer(_ i: Int) -> UnsafeRawPointer {
+        i < rows ? UnsafeRawPointer(a.rows + (row + i) * a.stride) : UnsafeRawPointer(zeroRow.pointer)
       }
+      bf16BlockKernel6x32(
+        units: kept.count, steps: units.unitSteps + kept.lowerBound, a0: rowPointer(0), a1: rowPointer(1), a2: rowPointer(2),
+        a3: rowPointer(3), a4: rowPointer(4), a5: rowPointer(5), b: v + kept.lowerBound * 64, acc: sums, accumulate: !first)
     #else
       for i in 0..<6 {
         if first { for j in 0..<32 { sums[i * 32 + j] = 0 } }

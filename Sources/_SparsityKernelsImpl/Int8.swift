@@ -553,14 +553,9 @@ package func int8WeightOnlyLinear(
   let parts = Swift.max(1, Swift.min(workItems(workers), np))
   let out = Unchecked(y)
   let b = UnsafePointer(weight.data.pointer.assumingMemoryBound(to: Int8.self))
-  withUnsafeTemporaryAllocation(of: Float.self, capacity: groups * 4 * m) { padded in
-    // The rows padded to whole groups with zeros.
-    for r in 0..<m {
-      let dst = padded.baseAddress! + r * groups * 4
-      dst.update(from: x + r * k, count: k)
-      (dst + k).update(repeating: 0, count: groups * 4 - k)
-    }
-    let xp = Unchecked(UnsafePointer(padded.baseAddress!))
+  // The rows padded to whole groups with zeros.
+  withPaddedRows(x: x, m: m, k: k, ldx: groups * 4) { padded in
+    let xp = Unchecked(padded)
     parallelFor(parts) { w in
       for p in (np * w / parts)..<(np * (w + 1) / parts) {
         for r in 0..<m {

@@ -71,16 +71,20 @@ package final class PanelPairUnits: @unchecked Sendable {
   /// Drops the packing map.
   package func finishPacking() { slots = [] }
 
-  /// Calls `body(row, column, element)` for every position of every kept unit inside `[n, k]`.
-  package func forEachElement(n: Int, k: Int, _ body: (Int, Int, Int) -> Void) {
+  /// The `[n, k]` row-major matrix of `values` (the units' elements), zero outside the kept units.
+  package func dense<T: FixedWidthInteger>(n: Int, k: Int, values: UnsafePointer<T>) -> [T] {
+    var q = [T](repeating: 0, count: n * k)
     for p in 0..<pairs {
       for u in offsets[p]..<offsets[p + 1] {
         let s = Int(unitSteps[u])
         for j in 0..<32 where p * 32 + j < n {
-          for i in 0..<inputsPerStep where s * inputsPerStep + i < k { body(p * 32 + j, s * inputsPerStep + i, (u * 32 + j) * inputsPerStep + i) }
+          for i in 0..<inputsPerStep where s * inputsPerStep + i < k {
+            q[(p * 32 + j) * k + s * inputsPerStep + i] = values[(u * 32 + j) * inputsPerStep + i]
+          }
         }
       }
     }
+    return q
   }
 
   /// The units of pair `p` whose steps lie in `range`.
@@ -114,6 +118,9 @@ package final class PackedInt8BlockWeight: Int8ActivationPanels, @unchecked Send
   package let values: ByteBuffer
   package let scales: FloatBuffer
   package let compensation: ByteBuffer
+  /// The activation row that stands for rows past M in a tile: +128 bytes (the shifted zero,
+  /// its products compensated away), made once — the tiles read it at any k-step.
+  private let zeroRow: ByteBuffer
   package static var inputsPerStep: Int { 4 }
   package static var stepsPerBlock: Int { 96 }
   package static var preparedBytesPerStep: Int { 0 }
@@ -133,6 +140,8 @@ package final class PackedInt8BlockWeight: Int8ActivationPanels, @unchecked Send
     values = ByteBuffer(count: Swift.max(1, units.count) * 128)
     scales = FloatBuffer(count: panels * 16)
     compensation = ByteBuffer(count: panels * 16 * 4)
+    zeroRow = ByteBuffer(count: steps * 4)
+    zeroRow.pointer.initializeMemory(as: UInt8.self, repeating: 0x80, count: steps * 4)
     let v = values.pointer.assumingMemoryBound(to: Int8.self)
     let comp = compensation.pointer.assumingMemoryBound(to: Int32.self)
     for r in 0..<n {
@@ -147,16 +156,11 @@ package final class PackedInt8BlockWeight: Int8ActivationPanels, @unchecked Send
     units.finishPacking()
   }
 
-  /// Bytes held: values, step indices, scales and compensation.
-  package var byteCount: Int { units.count * (128 + 4) + scales.count * 4 + compensation.count }
+  /// Bytes held: values, step indices, scales, compensation and the zero row.
+  package var byteCount: Int { units.count * (128 + 4) + scales.count * 4 + compensation.count + zeroRow.count }
 
   /// The int8 values `[n, k]` row-major (zeros outside the kept units).
-  package func dense() -> [Int8] {
-    var q = [Int8](repeating: 0, count: n * k)
-    let v = values.pointer.assumingMemoryBound(to: Int8.self)
-    units.forEachElement(n: n, k: k) { r, c, e in q[r * k + c] = v[e] }
-    return q
-  }
+  package func dense() -> [Int8] { units.dense(n: n, k: k, values: values.pointer.assumingMemoryBound(to: Int8.self)) }
 
   package func tile(
     a: PreparedActivations, row: Int, rows: Int, panel: Int, steps range: Range<Int>, prepared: UnsafeRawPointer,
@@ -166,16 +170,12 @@ package final class PackedInt8BlockWeight: Int8ActivationPanels, @unchecked Send
     let first = range.lowerBound == 0
     let v = UnsafePointer(values.pointer.assumingMemoryBound(to: Int8.self))
     #if SPARSITY_VNNI
-      withUnsafeTemporaryAllocation(of: UInt8.self, capacity: steps * 4) { zero in
-        // A row of +128 bytes: the shifted zero activation (its products are compensated away).
-        zero.initialize(repeating: 0x80)
-        func rowPointer(_ i: Int) -> UnsafeRawPointer {
-          i < rows ? UnsafeRawPointer(a.rows + (row + i) * a.stride) : UnsafeRawPointer(zero.baseAddress!)
-        }
-        int8BlockKernel6x32(
-          units: kept.count, steps: units.unitSteps + kept.lowerBound, a0: rowPointer(0), a1: rowPointer(1), a2: rowPointer(2),
-          a3: rowPointer(3), a4: rowPointer(4), a5: rowPointer(5), b: v + kept.lowerBound * 128, acc: acc, accumulate: !first)
+      func rowPointer(_ i: Int) -> UnsafeRawPointer {
+        i < rows ? UnsafeRawPointer(a.rows + (row + i) * a.stride) : UnsafeRawPointer(zeroRow.pointer)
       }
+      int8BlockKernel6x32(
+        units: kept.count, steps: units.unitSteps + kept.lowerBound, a0: rowPointer(0), a1: rowPointer(1), a2: rowPointer(2),
+        a3: rowPointer(3), a4: rowPointer(4), a5: rowPointer(5), b: v + kept.lowerBound * 128, acc: acc, accumulate: !first)
     #else
       for i in 0..<6 {
         if first { for j in 0..<32 { acc[i * 32 + j] = 0 } }
@@ -384,17 +384,6 @@ package func int8WeightOnlyBlockLinearRows(
         }
       }
     }
-  }
-}
-
-/// Runs `body` with `x [m, k]` copied into rows of `ldx ≥ k` floats, zero past `k`.
-private func withPaddedRows<R>(x: UnsafePointer<Float>, m: Int, k: Int, ldx: Int, _ body: (UnsafePointer<Float>) -> R) -> R {
-  Scratch.with(count: Swift.max(1, m * ldx)) { padded in
-    for r in 0..<m {
-      (padded + r * ldx).update(from: x + r * k, count: k)
-      (padded + r * ldx + k).update(repeating: 0, count: ldx - k)
-    }
-    return body(UnsafePointer(padded))
   }
 }
 

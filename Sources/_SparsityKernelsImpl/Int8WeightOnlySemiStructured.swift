@@ -121,15 +121,12 @@ package func int8WeightOnlySemiStructuredLinearRows(
 ) {
   let (n, k, groups) = (weight.n, weight.k, weight.groups)
   guard m > 0, n > 0 else { return }
+  // x rows padded with zeros to whole groups (filler positions may point past k).
   let stride = groups * 4 + 8
-  Scratch.with(count: m * stride) { xs in
-    for t in 0..<m {
-      (xs + t * stride).update(from: x + t * k, count: k)
-      (xs + t * stride + k).update(repeating: 0, count: stride - k)
-    }
+  withPaddedRows(x: x, m: m, k: k, ldx: stride) { xs in
     let parts = Swift.max(1, Swift.min(workItems(workers), weight.rowBlocks))
     let out = Unchecked(y)
-    let xp = Unchecked(UnsafePointer(xs))
+    let xp = Unchecked(xs)
     parallelFor(parts) { w in
       let y = out.value
       let q = UnsafePointer(weight.values.pointer.assumingMemoryBound(to: Int8.self))

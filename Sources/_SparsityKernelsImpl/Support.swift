@@ -119,3 +119,14 @@ package func balancedRanges(count: Int, parts: Int, prefix: (Int) -> Int) -> [Ra
   }
   return ranges
 }
+
+/// Runs `body` with `x [m, k]` copied into rows of `ldx ≥ k` floats, zero past `k`.
+func withPaddedRows<R>(x: UnsafePointer<Float>, m: Int, k: Int, ldx: Int, _ body: (UnsafePointer<Float>) -> R) -> R {
+  Scratch.with(count: Swift.max(1, m * ldx)) { padded in
+    for r in 0..<m {
+      (padded + r * ldx).update(from: x + r * k, count: k)
+      (padded + r * ldx + k).update(repeating: 0, count: ldx - k)
+    }
+    return body(UnsafePointer(padded))
+  }
+}
