@@ -599,10 +599,10 @@ struct Int8DynamicSemiStructuredOperand: PanelDotOperand {
   let weight: PackedInt8SemiStructuredWeight
   var kernels: [LinearKernel] { [.int8DynamicSemiStructuredGEMM, .int8DynamicSemiStructuredGEMV] }
   var byteCount: Int { weight.byteCount }
-  var logical: Int8TwoFour { Int8TwoFour(n: weight.n, k: weight.k, scales: weight.scales.pointer, kept: weight.kept) }
-  func unpack(into w: UnsafeMutablePointer<Float>) { logical.unpack(into: w) }
-  func nonzeros() -> CSRMatrix { logical.nonzeros() }
-  func stored() -> StoredTensor { logical.stored(activations: .dynamic) }
+  var reader: TwoFourReader<Int8> { TwoFourReader(n: weight.n, k: weight.k, scales: weight.scales.pointer, kept: weight.kept) }
+  func unpack(into w: UnsafeMutablePointer<Float>) { reader.unpack(into: w) }
+  func nonzeros() -> CSRMatrix { reader.nonzeros() }
+  func stored() -> StoredTensor { reader.stored(scales: weight.scales.pointer, activations: .dynamic) }
 }
 
 /// A bf16 dense weight (bf16-rounded activations, fp32 sums).
@@ -637,41 +637,17 @@ struct BF16SemiStructuredOperand: PanelDotOperand {
   let weight: PackedBF16SemiStructuredWeight
   var kernels: [LinearKernel] { [.bf16SemiStructuredGEMM, .bf16SemiStructuredGEMV] }
   var byteCount: Int { weight.byteCount }
-  func unpack(into w: UnsafeMutablePointer<Float>) {
-    let (n, k) = (weight.n, weight.k)
-    w.update(repeating: 0, count: n * k)
-    for r in 0..<n {
-      for g in 0..<(k + 3) / 4 {
-        for slot in 0..<2 {
-          let (bits, position) = weight.kept(row: r, group: g, slot: slot)
-          if 4 * g + position < k { w[r * k + 4 * g + position] = Float(bitPattern: UInt32(bits) << 16) }
-        }
-      }
-    }
+  var reader: TwoFourReader<BFloat16> {
+    let weight = weight
+    return TwoFourReader(
+      n: weight.n, k: weight.k, kept: { r, g, slot in
+        let (bits, position) = weight.kept(row: r, group: g, slot: slot)
+        return (BFloat16(bitPattern: bits), position)
+      }, float: { _, v in Float(v) })
   }
-  func nonzeros() -> CSRMatrix {
-    var dense = [Float](repeating: 0, count: weight.n * weight.k)
-    dense.withUnsafeMutableBufferPointer { unpack(into: $0.baseAddress!) }
-    return try! CSRMatrix(dense: Tensor(dense, shape: [weight.n, weight.k]), name: "packed weight")
-  }
-  func stored() -> StoredTensor {
-    let (n, k) = (weight.n, weight.k)
-    let groups = (k + 3) / 4
-    var values = [BFloat16](repeating: BFloat16(bitPattern: 0), count: n * groups * 2)
-    var positions = [UInt8](repeating: 0, count: n * groups * 2)
-    for r in 0..<n {
-      for g in 0..<groups {
-        for slot in 0..<2 {
-          let (bits, position) = weight.kept(row: r, group: g, slot: slot)
-          values[(r * groups + g) * 2 + slot] = BFloat16(bitPattern: bits)
-          positions[(r * groups + g) * 2 + slot] = UInt8(position)
-        }
-      }
-    }
-    // The packed arrays were checked when they were made: the parts agree.
-    return .nOfM(try! SemiStructuredMatrix(
-      shape: [n, k], n: 2, m: 4, values: Tensor(values, shape: [n, groups * 2]), indices: positions, name: "packed weight"))
-  }
+  func unpack(into w: UnsafeMutablePointer<Float>) { reader.unpack(into: w) }
+  func nonzeros() -> CSRMatrix { reader.nonzeros() }
+  func stored() -> StoredTensor { .nOfM(reader.logical()) }
 }
 
 /// A block-sparse int8 weight's reading (the W8A8 and weight-only BSR operands share the packed
@@ -766,10 +742,10 @@ struct Int8WeightOnlySemiStructuredOperand: PackedOperand {
   let weight: PackedInt8WeightOnlySemiStructuredWeight
   var kernels: [LinearKernel] { [.int8WeightOnlySemiStructuredGEMM, .int8WeightOnlySemiStructuredGEMV] }
   var byteCount: Int { weight.byteCount }
-  var logical: Int8TwoFour { Int8TwoFour(n: weight.n, k: weight.k, scales: weight.scales.pointer, kept: weight.kept) }
-  func unpack(into w: UnsafeMutablePointer<Float>) { logical.unpack(into: w) }
-  func nonzeros() -> CSRMatrix { logical.nonzeros() }
-  func stored() -> StoredTensor { logical.stored(activations: .none) }
+  var reader: TwoFourReader<Int8> { TwoFourReader(n: weight.n, k: weight.k, scales: weight.scales.pointer, kept: weight.kept) }
+  func unpack(into w: UnsafeMutablePointer<Float>) { reader.unpack(into: w) }
+  func nonzeros() -> CSRMatrix { reader.nonzeros() }
+  func stored() -> StoredTensor { reader.stored(scales: weight.scales.pointer, activations: .none) }
   func multiply(x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, workers: Int) {
     int8WeightOnlySemiStructuredPanelLinear(weight: weight, x: x, m: m, y: y, bias: bias, workers: workers)
   }
@@ -778,29 +754,23 @@ struct Int8WeightOnlySemiStructuredOperand: PackedOperand {
   }
 }
 
-/// A packed 2:4 int8 weight read through its kept values: the exact stored form and the
-/// dequantized matrix (the W8A8 and weight-only 2:4 weights share these).
-struct Int8TwoFour {
+/// A packed 2:4 weight read through its kept values (`kept(row, group, slot)`: value and position
+/// in the group): the logical 2:4 matrix it stores exactly, and its dense float values
+/// (`float(row, value)`: dequantized or widened). The int8 (W8A8, weight-only) and bf16 2:4
+/// operands share it.
+struct TwoFourReader<Value: TensorScalar> {
   let n: Int
   let k: Int
-  let scales: UnsafePointer<Float>
-  let kept: (_ row: Int, _ group: Int, _ slot: Int) -> (value: Int8, position: Int)
-
-  init(n: Int, k: Int, scales: UnsafeMutablePointer<Float>, kept: @escaping (Int, Int, Int) -> (value: Int8, position: Int)) {
-    self.n = n
-    self.k = k
-    self.scales = UnsafePointer(scales)
-    self.kept = kept
-  }
+  let kept: (_ row: Int, _ group: Int, _ slot: Int) -> (value: Value, position: Int)
+  let float: (_ row: Int, _ value: Value) -> Float
 
   func unpack(into w: UnsafeMutablePointer<Float>) {
     w.update(repeating: 0, count: n * k)
     for r in 0..<n {
-      let s = scales[r]
       for g in 0..<(k + 3) / 4 {
         for slot in 0..<2 {
           let (v, position) = kept(r, g, slot)
-          if 4 * g + position < k { w[r * k + 4 * g + position] = Float(v) * s }
+          if 4 * g + position < k { w[r * k + 4 * g + position] = float(r, v) }
         }
       }
     }
@@ -812,9 +782,10 @@ struct Int8TwoFour {
     return try! CSRMatrix(dense: Tensor(dense, shape: [n, k]), name: "packed weight")
   }
 
-  func stored(activations: ActivationQuantization) -> StoredTensor {
+  /// The kept values and positions as the logical 2:4 matrix.
+  func logical() -> SemiStructuredMatrix {
     let groups = (k + 3) / 4
-    var values = [Int8](repeating: 0, count: n * groups * 2)
+    var values = [Value](repeating: Value(converting: 0), count: n * groups * 2)
     var positions = [UInt8](repeating: 0, count: n * groups * 2)
     for r in 0..<n {
       for g in 0..<groups {
@@ -825,10 +796,22 @@ struct Int8TwoFour {
         }
       }
     }
-    let scales = Tensor(Array(UnsafeBufferPointer(start: self.scales, count: n)), shape: [n])
     // The packed arrays were checked when they were made: the parts agree.
-    let logical = try! SemiStructuredMatrix(
+    return try! SemiStructuredMatrix(
       shape: [n, k], n: 2, m: 4, values: Tensor(values, shape: [n, groups * 2]), indices: positions, name: "packed weight")
-    return .quantized(try! QuantizedMatrix(values: .nOfM(logical), scales: scales, activations: activations, name: "packed weight"))
+  }
+}
+
+extension TwoFourReader where Value == Int8 {
+  /// Int8 values with the row scales `scales`.
+  init(n: Int, k: Int, scales: UnsafeMutablePointer<Float>, kept: @escaping (Int, Int, Int) -> (value: Int8, position: Int)) {
+    let s = UnsafePointer(scales)
+    self.init(n: n, k: k, kept: kept, float: { r, v in Float(v) * s[r] })
+  }
+
+  /// The exact quantized form: the int8 2:4 values, the scales, `activations`.
+  func stored(scales: UnsafeMutablePointer<Float>, activations: ActivationQuantization) -> StoredTensor {
+    let scales = Tensor(Array(UnsafeBufferPointer(start: scales, count: n)), shape: [n])
+    return .quantized(try! QuantizedMatrix(values: .nOfM(logical()), scales: scales, activations: activations, name: "packed weight"))
   }
 }
