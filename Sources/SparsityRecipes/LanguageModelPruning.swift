@@ -155,21 +155,12 @@ public enum LanguageModelPruning {
     _ path: String, configuration c: LlamaConfiguration, tensors: [(name: String, value: StoredTensor)],
     files: LanguageModelFiles, metadata: [String: String], compressed: CompressedTensors.Configuration? = nil
   ) throws {
-    let manager = FileManager.default
-    if manager.fileExists(atPath: path) { throw FilePruningError("\(path) exists; give a new folder name for --format hf") }
-    let staging = path + ".partial-\(ProcessInfo.processInfo.processIdentifier)"
-    try manager.createDirectory(atPath: staging, withIntermediateDirectories: true)
-    do {
+    try writeFolderAtomically(path) { staging in
       func write(_ name: String, _ data: Data) throws { try data.write(to: URL(fileURLWithPath: staging + "/" + name)) }
       var config = c.huggingFaceConfig()
-      var plain: [(name: String, tensor: Tensor)] = []
-      if let compressed {
-        config["quantization_config"] = compressed.json
-        for (name, value) in tensors {
-          plain += value.shape.count == 2 && name.hasPrefix("model.layers.") ? try CompressedTensors.encode(weight: name, value) : [(name, value.dense())]
-        }
-      } else {
-        plain = tensors.map { ($0.name, $0.value.dense()) }
+      if let compressed { config["quantization_config"] = compressed.json }
+      let plain = try ModelExport.fileTensors(tensors) { name, value in
+        compressed != nil && value.shape.count == 2 && name.hasPrefix("model.layers.")
       }
       try write("config.json", try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys]))
       try SafetensorsFile.write(plain, metadata: metadata.merging(["format": "pt"]) { a, _ in a }, to: staging + "/model.safetensors")
@@ -179,10 +170,6 @@ public enum LanguageModelPruning {
       if let eos = files.tokenizer.eosID { tokenizerConfig["eos_token"] = files.tokenizer.decode([eos]) }
       if let template = files.chatTemplate { tokenizerConfig["chat_template"] = template.source }
       try write("tokenizer_config.json", try JSONSerialization.data(withJSONObject: tokenizerConfig, options: [.prettyPrinted, .sortedKeys]))
-      try manager.moveItem(atPath: staging, toPath: path)
-    } catch {
-      try? manager.removeItem(atPath: staging)
-      throw error
     }
   }
 }

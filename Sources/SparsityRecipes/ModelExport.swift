@@ -84,9 +84,7 @@ public enum ModelExport {
       }
       configuration = try Self.configuration(of: compressed, all: tensors)
     }
-    let staging = output + ".partial-\(ProcessInfo.processInfo.processIdentifier)"
-    try manager.createDirectory(atPath: staging, withIntermediateDirectories: true)
-    do {
+    try writeFolderAtomically(output) { staging in
       // Every file and folder of the model folder (tokenizer, sentence-transformers modules) but
       // its weights and config.json, as it is.
       for file in try manager.contentsOfDirectory(atPath: modelFolder).sorted() {
@@ -100,25 +98,31 @@ public enum ModelExport {
       try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys])
         .write(to: URL(fileURLWithPath: (staging as NSString).appendingPathComponent("config.json")))
       let compressedNames = Set(compressed.map(\.name))
-      var plain: [(name: String, tensor: Tensor)] = []
-      for (name, value) in tensors {
-        if compressedNames.contains(name) {
-          plain += try CompressedTensors.encode(weight: name, value)
-        } else {
-          let dense = value.dense()
-          plain.append((name, dense.dtype.isFloatingPoint && dense.dtype != .float32 ? dense.converted(to: .float32) : dense))
-        }
-      }
       try SafetensorsFile.write(
-        plain, metadata: ["format": "pt", "source": "sparsity export --format \(format.rawValue)"],
+        try Self.fileTensors(tensors) { name, _ in compressedNames.contains(name) },
+        metadata: ["format": "pt", "source": "sparsity export --format \(format.rawValue)"],
         to: (staging as NSString).appendingPathComponent("model.safetensors"))
-      try manager.moveItem(atPath: staging, toPath: output)
-    } catch {
-      try? manager.removeItem(atPath: staging)
-      throw error
     }
     let bytes = (try? manager.attributesOfItem(atPath: output + "/model.safetensors")[.size] as? Int) ?? 0
     return Report(compressedWeights: compressed.count, configuration: configuration, bytes: bytes)
+  }
+
+  /// The plain tensors of a Hugging Face model.safetensors: those `compress` accepts as
+  /// compressed-tensors encodes them (``CompressedTensors/encode(weight:_:)``), the others dense,
+  /// floating point as float32.
+  static func fileTensors(
+    _ tensors: [(name: String, value: StoredTensor)], compress: (String, StoredTensor) -> Bool
+  ) throws -> [(name: String, tensor: Tensor)] {
+    var plain: [(name: String, tensor: Tensor)] = []
+    for (name, value) in tensors {
+      if compress(name, value) {
+        plain += try CompressedTensors.encode(weight: name, value)
+      } else {
+        let dense = value.dense()
+        plain.append((name, dense.dtype.isFloatingPoint && dense.dtype != .float32 ? dense.converted(to: .float32) : dense))
+      }
+    }
+    return plain
   }
 
   /// The quantization_config of `compressed` (the model's other matrices listed in `ignore`
@@ -151,5 +155,22 @@ public enum ModelExport {
     return CompressedTensors.Configuration(
       quantized: quantized, activations: activations.first ?? .none,
       sparsityFormat: sparse.isEmpty ? nil : twoFour ? "sparse-24-bitmask" : "sparse-bitmask", ignore: ignore)
+  }
+}
+
+/// Writes the folder `path` (which must not exist) through `body`, given a staging folder beside
+/// it that is moved into place when `body` returns and removed when it throws: nothing is left
+/// half-written.
+func writeFolderAtomically(_ path: String, _ body: (_ staging: String) throws -> Void) throws {
+  let manager = FileManager.default
+  if manager.fileExists(atPath: path) { throw FilePruningError("\(path) exists; give a new folder name") }
+  let staging = path + ".partial-\(ProcessInfo.processInfo.processIdentifier)"
+  try manager.createDirectory(atPath: staging, withIntermediateDirectories: true)
+  do {
+    try body(staging)
+    try manager.moveItem(atPath: staging, toPath: path)
+  } catch {
+    try? manager.removeItem(atPath: staging)
+    throw error
   }
 }
