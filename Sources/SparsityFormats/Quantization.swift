@@ -72,13 +72,15 @@ public enum ActivationQuantization: String, Sendable, Hashable, CaseIterable {
   case dynamic
 }
 
-/// A matrix of int8 values with one float32 scale per row (symmetric: no zero point), stored in
-/// any layout: the values are a ``StoredTensor`` of int8 (dense, N:M, CSR, BSR — a pruned weight
-/// quantized keeps its zeros), and the scales a `[rows]` float32 tensor.
+/// A matrix of int8 values with float32 scales (symmetric: no zero point), stored in any layout:
+/// the values are a ``StoredTensor`` of int8 (dense, N:M, CSR, BSR — a pruned weight quantized
+/// keeps its zeros), and the scales either one per row (`[rows]`, torchao's per-channel int8) or
+/// one per row and group of consecutive columns (`[rows, columns / groupSize]`: GGUF Q8_0's
+/// blocks of 32, compressed-tensors' "group" strategy), `value = q · scale`.
 public struct QuantizedMatrix: Sendable, Equatable {
   /// The int8 values in their layout.
   public let values: StoredTensor
-  /// `[rows]` float32 scales.
+  /// `[rows]` float32 scales, or `[rows, groups]` with a scale per group of ``groupSize`` columns.
   public let scales: Tensor
   /// How the layer built from this matrix treats its activations.
   public let activations: ActivationQuantization
@@ -86,17 +88,23 @@ public struct QuantizedMatrix: Sendable, Equatable {
   /// Assembles a matrix and checks that the parts agree.
   ///
   /// - Throws: ``SparseFormatError/invalidEncoding(tensor:format:detail:)`` when the values are
-  ///   not int8, not a matrix, or the scales are not `[rows]` float32 values that are positive and finite.
+  ///   not int8, not a matrix, or the scales are not float32 `[rows]` or `[rows, groups]` (groups
+  ///   dividing the columns) holding positive, finite values.
   public init(values: StoredTensor, scales: Tensor, activations: ActivationQuantization, name: String) throws(SparseFormatError) {
     guard values.dtype == .int8, values.shape.count == 2 else {
       throw .invalidEncoding(tensor: name, format: "int8", detail: "values must be an int8 matrix, got \(values.dtype) \(values.shape)")
     }
-    guard scales.dtype == .float32, scales.shape == [values.shape[0]] else {
+    let (rows, columns) = (values.shape[0], values.shape[1])
+    let perRow = scales.shape == [rows]
+    let perGroup = scales.rank == 2 && scales.shape[0] == rows && scales.shape[1] >= 1 && columns % scales.shape[1] == 0
+    guard scales.dtype == .float32, perRow || perGroup else {
       throw .invalidEncoding(
-        tensor: name, format: "int8", detail: "scales must be F32 [\(values.shape[0])], got \(scales.dtype) \(scales.shape)")
+        tensor: name, format: "int8",
+        detail: "scales must be F32 [\(rows)] (per row) or [\(rows), G] with G dividing \(columns) (per group), got \(scales.dtype) \(scales.shape)")
     }
     if let bad = scales.scalars(as: Float.self).firstIndex(where: { !($0 > 0 && $0.isFinite) }) {
-      throw .invalidEncoding(tensor: name, format: "int8", detail: "scale of row \(bad) must be positive and finite")
+      let place = perRow ? "row \(bad)" : "row \(bad / scales.shape[1]), group \(bad % scales.shape[1])"
+      throw .invalidEncoding(tensor: name, format: "int8", detail: "scale of \(place) must be positive and finite")
     }
     self.values = values
     self.scales = scales
@@ -121,15 +129,20 @@ public struct QuantizedMatrix: Sendable, Equatable {
   /// The encoding that names this matrix's form.
   public var encoding: WeightForm.Encoding { activations == .dynamic ? .int8Dynamic : .int8 }
 
+  /// Columns per scale: `nil` for one scale per row.
+  public var groupSize: Int? { scales.rank == 2 ? shape[1] / scales.shape[1] : nil }
+
   /// The dequantized matrix `q · scale` in float32.
   public func dequantized() -> Tensor {
     let q = values.dense()
     let (rows, columns) = (shape[0], shape[1])
+    let groups = scales.rank == 2 ? scales.shape[1] : 1
+    let width = columns / groups
     var out = [Float](repeating: 0, count: rows * columns)
     q.withUnsafeBufferPointer(as: Int8.self) { q in
       scales.withUnsafeBufferPointer(as: Float.self) { s in
         for r in 0..<rows {
-          for c in 0..<columns { out[r * columns + c] = Float(q[r * columns + c]) * s[r] }
+          for c in 0..<columns { out[r * columns + c] = Float(q[r * columns + c]) * s[r * groups + c / width] }
         }
       }
     }

@@ -111,6 +111,12 @@ public enum StoredTensor: Sendable, Equatable {
     }
   }
 
+  /// The scale shape past the rows of a quantized matrix (`[]` per row, `[groups]` per group).
+  private var quantizedScaleColumns: ArraySlice<Int> {
+    if case let .quantized(q) = self { return q.scales.shape.dropFirst() }
+    return []
+  }
+
   /// Matrices with the same number of columns stacked row-wise for packing in `form`: for the
   /// dense form, one dense tensor (`float32` when the dtypes differ); for a sparse form, their
   /// nonzeros as one CSR matrix — never a dense copy.
@@ -132,8 +138,13 @@ public enum StoredTensor: Sendable, Equatable {
       guard quantized.count == parts.count else {
         throw .shapeRule(tensor: name, shape: first.shape, rule: "stacking \(form) needs quantized parts")
       }
+      guard quantized.allSatisfy({ $0.scales.shape.dropFirst() == first.quantizedScaleColumns }) else {
+        throw .shapeRule(
+          tensor: name, shape: first.shape,
+          rule: "stacked int8 matrices must share their scale grouping, got \(quantized.map { $0.groupSize.map { "groups of \($0)" } ?? "per row" })")
+      }
       let values = try stackingRows(quantized.map(\.values), for: WeightForm(form.layout), name: name)
-      let scales = Tensor(quantized.flatMap { $0.scales.scalars(as: Float.self) }, shape: [rows])
+      let scales = Tensor(quantized.flatMap { $0.scales.scalars(as: Float.self) }, shape: [rows] + Array(first.quantizedScaleColumns))
       let activations: ActivationQuantization = form.encoding == .int8Dynamic ? .dynamic : .none
       return .quantized(try QuantizedMatrix(values: values, scales: scales, activations: activations, name: name))
     }

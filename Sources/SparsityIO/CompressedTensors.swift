@@ -129,6 +129,11 @@ public enum CompressedTensors {
     var values = stored
     var out: [(name: String, tensor: Tensor)] = []
     if case let .quantized(q) = stored {
+      if let group = q.groupSize {
+        throw CompressedTensorsError(
+          path: name, field: "weight_scale",
+          rule: "int8 with a scale per \(group) columns (GGUF Q8_0) is not written as compressed-tensors (this writer's int-quantized config is per channel); quantize per row first")
+      }
       values = q.values
       out.append((prefix + ".weight_scale", q.scales.reshaped([q.shape[0], 1])))
     }

@@ -12,6 +12,7 @@ import SparsityFormats
 /// |---|---|---|
 /// | 2:4 (f16, bf16, i8) | `NAME.packed` (values, `[rows, cols/2]`), `NAME.meta` (I16, or I32 for I8 values; CUTLASS layout) | `{"format":"semi_structured_cutlass","shape":[rows,cols]}` |
 /// | int8, per-row scales (any layout above, or `dense`) | the layout's tensors (`NAME.values` for `dense`: I8 `[rows, cols]`) + `NAME.scale` (F32 `[rows]`) | the layout's entry + `"quantization":{"scheme":"int8_symmetric_per_row","activations":"none"\|"dynamic"}` (`"format":"dense"` for dense values) |
+/// | int8, per-group scales (GGUF Q8_0: groups of 32 columns) | as per-row, `NAME.scale` F32 `[rows, cols/G]` | as per-row with `"scheme":"int8_symmetric_per_group"` |
 /// | N:M (f32 2:4, any other N:M) | `NAME.values` (`[rows, ⌈cols/M⌉·N]`, the kept values of each group in column order), `NAME.positions` (U8 `[rows, ⌈⌈cols/M⌉·N·b/8⌉]`: each value's position in its group, b = ⌈log2 M⌉ bits, LSB first, rows byte-aligned) | `{"format":"n_of_m","shape":[rows,cols],"n_of_m":[N,M]}` |
 /// | CSR | `NAME.crow_indices`, `NAME.col_indices` (I32), `NAME.values` | `{"format":"csr","shape":[rows,cols]}` |
 /// | BSR | `NAME.crow_indices`, `NAME.col_indices` (I32), `NAME.values` (`[blocks, R, C]`) | `{"format":"bsr","shape":[rows,cols],"blocksize":[R,C]}` |
@@ -186,7 +187,8 @@ public struct TensorArchive: Sendable {
       return ([("values", m.values), ("positions", m.packedPositions)], [#""format":"n_of_m""#, shape, #""n_of_m":[\#(m.n),\#(m.m)]"#])
     case let .quantized(q):
       let (parts, fields) = components(of: q.values)
-      let quantization = #""quantization":{"scheme":"\#(quantizationScheme)","activations":"\#(q.activations.rawValue)"}"#
+      let scheme = q.groupSize == nil ? quantizationScheme : groupQuantizationScheme
+      let quantization = #""quantization":{"scheme":"\#(scheme)","activations":"\#(q.activations.rawValue)"}"#
       return (parts + [("scale", q.scales)], fields + [quantization])
     }
   }
@@ -194,6 +196,8 @@ public struct TensorArchive: Sendable {
   /// The `scheme` of a quantized tensor's `quantization` entry: int8 values, one float32 scale
   /// per row, no zero point (``Int8Quantization``).
   static let quantizationScheme = "int8_symmetric_per_row"
+  /// The `scheme` of int8 values with a scale per row and group of columns (`[rows, groups]`).
+  static let groupQuantizationScheme = "int8_symmetric_per_group"
 
   // MARK: Decoding
 
@@ -218,7 +222,13 @@ public struct TensorArchive: Sendable {
     let values = try decodeLayout(name: name, info: info, file: file)
     let scaleName = "\(name).scale"
     guard file.entry(named: scaleName) != nil else { throw TensorArchiveError.missingComponent(tensor: name, component: scaleName) }
-    return .quantized(try QuantizedMatrix(values: values, scales: try file.tensor(named: scaleName), activations: activations, name: name))
+    let scales = try file.tensor(named: scaleName)
+    guard (scales.rank == 2) == info.groupedScales else {
+      throw TensorArchiveError.invalidFormatDescription(
+        tensor: name,
+        detail: "scheme \(info.groupedScales ? groupQuantizationScheme : quantizationScheme) does not match \(scaleName) of shape \(scales.shape)")
+    }
+    return .quantized(try QuantizedMatrix(values: values, scales: scales, activations: activations, name: name))
   }
 
   /// The values of a `sparsity:NAME` entry in their layout (a quantized tensor's int8 values).
@@ -309,6 +319,8 @@ private struct FormatDescription {
   var nOfM: [Int]?
   /// Set when the tensor is quantized (the `quantization` entry).
   var activations: ActivationQuantization?
+  /// Whether a quantized tensor has a scale per group of columns (else per row).
+  var groupedScales = false
 
   init(name: String, text: String) throws {
     func fail(_ detail: String) -> TensorArchiveError {
@@ -355,9 +367,11 @@ private struct FormatDescription {
           default: throw fail("unknown key 'quantization.\(qk)'")
           }
         }
-        guard scheme == TensorArchive.quantizationScheme else {
-          throw fail("quantization.scheme must be \(TensorArchive.quantizationScheme), got \(scheme.map { "'\($0)'" } ?? "none")")
+        guard scheme == TensorArchive.quantizationScheme || scheme == TensorArchive.groupQuantizationScheme else {
+          throw fail(
+            "quantization.scheme must be \(TensorArchive.quantizationScheme) or \(TensorArchive.groupQuantizationScheme), got \(scheme.map { "'\($0)'" } ?? "none")")
         }
+        groupedScales = scheme == TensorArchive.groupQuantizationScheme
         guard activations != nil else { throw fail("quantization needs activations (none or dynamic)") }
       default: throw fail("unknown key '\(key)'")
       }

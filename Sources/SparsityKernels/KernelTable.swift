@@ -59,6 +59,11 @@ public struct LinearKernel: Hashable, Sendable, Codable, CustomStringConvertible
   public static let int8DynamicGEMM = LinearKernel("w8a8-gemm")
   /// W8A8 one activation row at a time, 64 columns per pass.
   public static let int8DynamicGEMV = LinearKernel("w8a8-gemv", rowWise: true)
+  /// W8A8 with a weight scale per row and 32-column block (GGUF Q8_0): the 6 × 32 `vpdpbusd`
+  /// tile, each block's int32 sums scaled into float accumulators.
+  public static let int8DynamicGroupedGEMM = LinearKernel("w8a8-group-gemm")
+  /// Grouped W8A8 one activation row at a time, 64 columns per pass.
+  public static let int8DynamicGroupedGEMV = LinearKernel("w8a8-group-gemv", rowWise: true)
   /// W8A8 with 2:4 weights: per 16 columns and 8 inputs a `vpshufb` picks each column's 4
   /// activations, one `vpdpbusd` multiplies them by its 4 kept values (6 × 32 tiles).
   public static let int8DynamicSemiStructuredGEMM = LinearKernel("w8a8-2:4-gemm")
@@ -152,6 +157,7 @@ extension PackedOperand {
 /// | `bsr:RxC` (other R) | as above; runs the CSR kernels on the nonzeros | `csr-panel`, `csr-spmv` |
 /// | `csr` | the nonzeros of any form | `csr-panel`, `csr-spmv` |
 /// | `w8a8+dense` | int8 values + row scales (quantized stored forms), or any float form quantized per row | `w8a8-gemm`, `w8a8-gemv` |
+/// | `w8a8+dense`, scales per group of 32·j columns | int8 values + `[rows, groups]` scales (GGUF Q8_0) | `w8a8-group-gemm`, `w8a8-group-gemv` |
 /// | `w8a8+2:4` | int8 2:4 values (logical or CUTLASS) + row scales, or a 2:4 float form quantized per row | `w8a8-2:4-gemm`, `w8a8-2:4-gemv` |
 /// | `w8a8+bsr:RxC` | int8 values in any layout + row scales, or a block-sparse float form quantized per row | `w8a8-bsr-gemm`, `w8a8-bsr-gemv` |
 /// | `int8+dense`, `int8+2:4`, `int8+bsr:RxC` | as the w8a8 forms (float activations) | `int8-gemm`/`-gemv`, `int8-2:4-gemm`/`-gemv`, `int8-bsr-gemm`/`-gemv` |
@@ -162,7 +168,7 @@ public enum KernelTable {
   /// Every kernel, in table order.
   public static let allKernels: [LinearKernel] = [
     .denseGEMM, .denseGEMV, .semiStructuredPanel, .semiStructuredGEMV, .bsr, .bsrGEMV, .csrPanel, .csrSpMV,
-    .int8DynamicGEMM, .int8DynamicGEMV, .int8DynamicSemiStructuredGEMM, .int8DynamicSemiStructuredGEMV, .int8DynamicBlockGEMM,
+    .int8DynamicGEMM, .int8DynamicGEMV, .int8DynamicGroupedGEMM, .int8DynamicGroupedGEMV, .int8DynamicSemiStructuredGEMM, .int8DynamicSemiStructuredGEMV, .int8DynamicBlockGEMM,
     .int8DynamicBlockGEMV, .int8WeightOnlyGEMM, .int8WeightOnlyGEMV, .int8WeightOnlySemiStructuredGEMM,
     .int8WeightOnlySemiStructuredGEMV, .int8WeightOnlyBlockGEMM, .int8WeightOnlyBlockGEMV, .bf16GEMM, .bf16GEMV,
     .bf16SemiStructuredGEMM, .bf16SemiStructuredGEMV, .bf16BlockGEMM, .bf16BlockGEMV,
@@ -249,6 +255,13 @@ public enum KernelTable {
       // Int8 (dense): quantized values as stored, or float values quantized per row now.
       let q = try convert { () throws(SparseFormatError) in try stored.stored(as: form, name: name) }
       guard case let .quantized(matrix) = q else { preconditionFailure("stored(as: \(form)) is quantized") }
+      if let group = matrix.groupSize {
+        guard form.encoding == .int8Dynamic, form.layout == .dense, group % int8GroupedBlock == 0 else {
+          throw .unsupportedWeight(
+            "'\(name)': int8 with a scale per \(group) columns runs as w8a8+dense with groups of a multiple of \(int8GroupedBlock), not \(form); dequantize it (f32) or quantize per row first")
+        }
+        return (Int8DynamicGroupedOperand(weight: packGrouped(matrix, n: n, k: k)), 1)
+      }
       if case .nOfM = form.layout {
         let logical: SemiStructuredMatrix
         switch matrix.values {
@@ -591,6 +604,52 @@ extension PackedInt8Weight {
     let scales = Tensor(Array(UnsafeBufferPointer(start: self.scales.pointer, count: n)), shape: [n])
     // The packed arrays were checked when they were made: the parts agree.
     return .quantized(try! QuantizedMatrix(values: .dense(Tensor(values(), shape: [n, k])), scales: scales, activations: activations, name: "packed weight"))
+  }
+}
+
+/// Packs a per-group int8 matrix (groups a multiple of 32 columns) for the grouped W8A8 kernels,
+/// each scale repeated over its 32-column blocks.
+private func packGrouped(_ matrix: QuantizedMatrix, n: Int, k: Int) -> PackedInt8GroupedWeight {
+  let repeats = (matrix.groupSize ?? int8GroupedBlock) / int8GroupedBlock
+  let scales = matrix.scales.scalars(as: Float.self).flatMap { repeatElement($0, count: repeats) }
+  return matrix.values.dense().withUnsafeBufferPointer(as: Int8.self) { v in
+    scales.withUnsafeBufferPointer { s in
+      PackedInt8GroupedWeight(values: v.baseAddress ?? UnsafePointer(bitPattern: 16)!, scales: s.baseAddress ?? UnsafePointer(bitPattern: 16)!, n: n, k: k)
+    }
+  }
+}
+
+/// An int8 dense weight with a scale per row and 32-column block (GGUF Q8_0), run with dynamic
+/// int8 activations.
+struct Int8DynamicGroupedOperand: PanelDotOperand {
+  let weight: PackedInt8GroupedWeight
+  var kernels: [LinearKernel] { [.int8DynamicGroupedGEMM, .int8DynamicGroupedGEMV] }
+  var byteCount: Int { weight.byteCount }
+  func unpack(into w: UnsafeMutablePointer<Float>) {
+    for r in 0..<weight.n {
+      for c in 0..<weight.k { w[r * weight.k + c] = Float(weight.value(row: r, column: c)) * weight.scale(row: r, block: c / int8GroupedBlock) }
+    }
+  }
+  func nonzeros() -> CSRMatrix {
+    var b = CSRBuilder(rows: weight.n, columns: weight.k, reserve: weight.n * weight.k)
+    for r in 0..<weight.n {
+      for c in 0..<weight.k { b.append(column: c, Float(weight.value(row: r, column: c)) * weight.scale(row: r, block: c / int8GroupedBlock)) }
+      b.endRow()
+    }
+    return b.matrix()
+  }
+  /// The exact values and one scale per 32-column block.
+  func stored() -> StoredTensor {
+    let (n, k, blocks) = (weight.n, weight.k, weight.blocks)
+    var values = [Int8](repeating: 0, count: n * k)
+    var scales = [Float](repeating: 0, count: n * blocks)
+    for r in 0..<n {
+      for c in 0..<k { values[r * k + c] = weight.value(row: r, column: c) }
+      for b in 0..<blocks { scales[r * blocks + b] = weight.scale(row: r, block: b) }
+    }
+    // The packed arrays were checked when they were made: the parts agree.
+    return .quantized(
+      try! QuantizedMatrix(values: .dense(Tensor(values, shape: [n, k])), scales: Tensor(scales, shape: [n, blocks]), activations: .dynamic, name: "packed weight"))
   }
 }
 

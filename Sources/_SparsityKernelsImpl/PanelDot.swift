@@ -21,6 +21,9 @@ package protocol PanelDotWeight: AnyObject, Sendable {
   static var stepsPerBlock: Int { get }
   /// Bytes of one prepared activation.
   static var activationBytes: Int { get }
+  /// Bytes of one prepared row of `paddedK` inputs, before rounding up to 64: the activations,
+  /// and whatever per-row data follows them (the default: the activations only).
+  static func preparedRowBytes(paddedK: Int) -> Int
   /// Prepares activation rows `x [m, k]` into the kernels' operand: row stride `ldq` elements
   /// (elements `k..<ldq` are the operand's zero), a per-row scale where the form has one.
   static func prepareRows(
@@ -45,6 +48,10 @@ package protocol PanelDotWeight: AnyObject, Sendable {
   func rowQuad(a: UnsafeRawPointer, quad: Int, acc: UnsafeMutablePointer<Int32>)
 }
 
+extension PanelDotWeight {
+  package static func preparedRowBytes(paddedK: Int) -> Int { paddedK * activationBytes }
+}
+
 /// The activations of one call prepared for a weight's kernels (``PanelDotWeight/prepareRows``),
 /// rows padded with the operand's zero to whole k-steps, and a scale per row where there is one.
 package struct PreparedActivations {
@@ -58,7 +65,7 @@ package struct PreparedActivations {
 private func withPreparedActivations<W: PanelDotWeight, R>(
   _: W.Type, x: UnsafePointer<Float>, m: Int, k: Int, paddedK: Int, workers: Int, _ body: (PreparedActivations) -> R
 ) -> R {
-  let stride = (paddedK * W.activationBytes + 63) / 64 * 64
+  let stride = (W.preparedRowBytes(paddedK: paddedK) + 63) / 64 * 64
   let floats = (m * stride + 3) / 4 + m
   return Scratch.with(count: floats) { scratch in
     let raw = UnsafeMutableRawPointer(scratch)

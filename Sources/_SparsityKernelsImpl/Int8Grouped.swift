@@ -1,0 +1,387 @@
+import SparsityCore
+#if SPARSITY_ISA_AVX2 || SPARSITY_ISA_AVX512
+  import _Builtin_intrinsics.intel
+#endif
+
+// Int8 weights with one scale per group of 32 consecutive inputs of a row (GGUF Q8_0's blocks;
+// coarser groups repeat their scale over their 32-input blocks), run against int8 activations
+// quantized per token (torchao's per-row quantizer, as the per-row W8A8 kernels):
+//
+//   y[m, n] = F[m, n] · sx[m] + b[n],   F[m, n] = Σ_blocks Float(Σ_{k ∈ block} xq[m, k] · wq[n, k]) · sw[n, block]
+//
+// F is summed over the blocks in order by fused multiply-adds starting from +0, so the AVX-512,
+// AVX2 and portable builds give the same bits (``int8GroupedReference``). The weight bytes are
+// stored offset by +128 (unsigned: `vpdpbusd`'s unsigned operand) and the activations signed, so
+// a block's sum is corrected by 128 · Σ_{k ∈ block} xq[m, k] — one number per token and block,
+// made when the activations are prepared — instead of a per-column, per-block compensation that
+// would add 4 bytes per 32 weights.
+
+/// Inputs per scale block of ``PackedInt8GroupedWeight``.
+package let int8GroupedBlock = 32
+
+/// An int8 weight `[n, k]` (k a multiple of 32) with a scale per row and block of 32 inputs,
+/// packed for the grouped W8A8 kernels: the values in ``PackedInt8Weight``'s panel order
+/// (`data[((p·groups + g)·16 + j)·4 + i]`) but offset by +128, and the scales per panel and
+/// block (`scales[(p·blocks + b)·16 + j]`). 1.125 bytes per weight.
+package final class PackedInt8GroupedWeight: @unchecked Sendable {
+  package let n: Int
+  package let k: Int
+  /// k-steps of 4 inputs.
+  package let groups: Int
+  /// Scale blocks per row: `k / 32`.
+  package let blocks: Int
+  package let panels: Int
+  package let data: ByteBuffer
+  package let scales: FloatBuffer
+
+  /// Packs row-major int8 values `q [n, k]` and their scales `s [n, k/32]`.
+  package init(values q: UnsafePointer<Int8>, scales s: UnsafePointer<Float>, n: Int, k: Int) {
+    precondition(k % int8GroupedBlock == 0, "grouped int8 weights need whole blocks of 32 inputs")
+    self.n = n
+    self.k = k
+    groups = k / 4
+    blocks = k / int8GroupedBlock
+    panels = (n + 15) / 16
+    data = ByteBuffer(count: panels * groups * 64)
+    scales = FloatBuffer(count: Swift.max(1, panels * blocks * 16))
+    scales.pointer.initialize(repeating: 0, count: Swift.max(1, panels * blocks * 16))
+    let d = data.pointer.assumingMemoryBound(to: UInt8.self)
+    for r in 0..<n {
+      let (p, j) = (r / 16, r % 16)
+      for c in 0..<k { d[((p * groups + c / 4) * 16 + j) * 4 + c % 4] = UInt8(bitPattern: q[r * k + c]) ^ 0x80 }
+      for b in 0..<blocks { scales.pointer[(p * blocks + b) * 16 + j] = s[r * blocks + b] }
+    }
+  }
+
+  /// Bytes held: the values and the scales.
+  package var byteCount: Int { data.count + panels * blocks * 16 * 4 }
+
+  /// The int8 value of row `r`, column `c`.
+  @inline(__always)
+  package func value(row r: Int, column c: Int) -> Int8 {
+    Int8(bitPattern: data.pointer.assumingMemoryBound(to: UInt8.self)[((r / 16 * groups + c / 4) * 16 + r % 16) * 4 + c % 4] ^ 0x80)
+  }
+
+  /// The scale of row `r`'s block `b`.
+  @inline(__always)
+  package func scale(row r: Int, block b: Int) -> Float { scales.pointer[(r / 16 * blocks + b) * 16 + r % 16] }
+}
+
+/// The grouped W8A8 product computed naively, in the kernels' order: per-token quantization,
+/// exact int32 block sums, `F = fma(Float(sum), scale, F)` over the blocks from +0, then
+/// `F · sx + b`. `q [n, k]`, `s [n, k/32]`, `x [m, k]`.
+package func int8GroupedReference(
+  x: UnsafePointer<Float>, m: Int, q: UnsafePointer<Int8>, s: UnsafePointer<Float>, n: Int, k: Int, bias: UnsafePointer<Float>?,
+  y: UnsafeMutablePointer<Float>
+) {
+  let blocks = k / int8GroupedBlock
+  var xq = [Int8](repeating: 0, count: Swift.max(1, m * k))
+  var sx = [Float](repeating: 0, count: Swift.max(1, m))
+  for r in 0..<m {
+    var amax: Float = 0
+    for c in 0..<k { amax = Swift.max(amax, x[r * k + c].magnitude) }
+    sx[r] = int8Scale(amax: amax)
+    let reciprocal = 1 / sx[r]
+    for c in 0..<k { xq[r * k + c] = int8Quantized(x[r * k + c], reciprocal: reciprocal) }
+  }
+  for r in 0..<m {
+    for j in 0..<n {
+      var f: Float = 0
+      for b in 0..<blocks {
+        var sum: Int32 = 0
+        for c in (b * int8GroupedBlock)..<((b + 1) * int8GroupedBlock) { sum += Int32(xq[r * k + c]) * Int32(q[j * k + c]) }
+        f = f.addingProduct(Float(sum), s[j * blocks + b])
+      }
+      let v = f * sx[r]
+      y[r * n + j] = bias.map { v + $0[j] } ?? v
+    }
+  }
+}
+
+extension PackedInt8GroupedWeight: PanelDotWeight {
+  package var steps: Int { groups }
+  package static var inputsPerStep: Int { 4 }
+  /// 384 inputs: 12 whole blocks.
+  package static var stepsPerBlock: Int { 96 }
+  package static var preparedBytesPerStep: Int { 0 }
+  package func prepare(panel: Int, steps: Range<Int>, into: UnsafeMutableRawPointer) {}
+
+  #if SPARSITY_VNNI
+    /// One signed byte per activation (`vpdpbusd`'s signed operand).
+    package static var activationBytes: Int { 1 }
+  #else
+    /// Int16 per activation, for `vpmaddwd` (and the portable loops).
+    package static var activationBytes: Int { 2 }
+  #endif
+
+  /// The activations, then one int32 per block: `128 · Σ_{k ∈ block} xq[k]`.
+  package static func preparedRowBytes(paddedK: Int) -> Int { paddedK * activationBytes + paddedK / int8GroupedBlock * 4 }
+
+  /// Per-token int8 quantization (torchao's), then each row's block corrections after its values.
+  package static func prepareRows(
+    x: UnsafePointer<Float>, m: Int, k: Int, ldq: Int, into: UnsafeMutableRawPointer, scales: UnsafeMutablePointer<Float>
+  ) {
+    quantizeRowsInt8(x: x, m: m, k: k, ldx: k, q: into, ldq: ldq, output: activationBytes == 1 ? .int8 : .int16, scales: scales)
+    let stride = ldq * activationBytes
+    for r in 0..<m {
+      let row = UnsafeRawPointer(into + r * stride)
+      let corrections = (into + r * stride + k * activationBytes).assumingMemoryBound(to: Int32.self)
+      for b in 0..<(k / int8GroupedBlock) {
+        var sum: Int32 = 0
+        for c in (b * int8GroupedBlock)..<((b + 1) * int8GroupedBlock) {
+          sum += activationBytes == 1 ? Int32(row.load(fromByteOffset: c, as: Int8.self)) : Int32(row.load(fromByteOffset: 2 * c, as: Int16.self))
+        }
+        corrections[b] = 128 * sum
+      }
+    }
+  }
+
+  /// `y = F · sx + b` (F the float sums the tiles left in `acc`).
+  package func finish(
+    acc: UnsafeMutablePointer<Int32>, ldacc: Int, a: PreparedActivations, row: Int, rows: Int, column: Int, columns: Int,
+    y: UnsafeMutablePointer<Float>, ldy: Int, bias: UnsafePointer<Float>?
+  ) {
+    typealias V = SIMD16<Float>
+    let sums = UnsafeMutableRawPointer(acc).assumingMemoryBound(to: Float.self)
+    for i in 0..<rows {
+      let sx = a.scales[row + i]
+      let out = y + (row + i) * ldy + column
+      let f = sums + i * ldacc
+      var j = 0
+      while j + 16 <= columns {
+        var v = UnsafeRawPointer(f + j).loadUnaligned(as: V.self) * V(repeating: sx)
+        if let bias { v += UnsafeRawPointer(bias + column + j).loadUnaligned(as: V.self) }
+        UnsafeMutableRawPointer(out + j).storeBytes(of: v, as: V.self)
+        j += 16
+      }
+      while j < columns {
+        let v = f[j] * sx
+        out[j] = bias.map { v + $0[column + j] } ?? v
+        j += 1
+      }
+    }
+  }
+
+  package func tile(
+    a: PreparedActivations, row: Int, rows: Int, panel: Int, steps range: Range<Int>, prepared: UnsafeRawPointer,
+    acc: UnsafeMutablePointer<Int32>
+  ) {
+    let b = UnsafePointer(data.pointer.assumingMemoryBound(to: UInt8.self))
+    let f = UnsafeMutableRawPointer(acc).assumingMemoryBound(to: Float.self)
+    let stepsPerScale = int8GroupedBlock / 4
+    let blockRange = (range.lowerBound / stepsPerScale)..<(range.upperBound / stepsPerScale)
+    let width = Self.activationBytes
+    func activations(_ i: Int) -> UnsafeRawPointer { UnsafeRawPointer(a.rows + (row + i) * a.stride + range.lowerBound * 4 * width) }
+    func corrections(_ i: Int) -> UnsafePointer<Int32> {
+      UnsafeRawPointer(a.rows + (row + i) * a.stride + k * width).assumingMemoryBound(to: Int32.self) + blockRange.lowerBound
+    }
+    func weights(_ p: Int) -> UnsafePointer<UInt8> { b + (p * groups + range.lowerBound) * 64 }
+    func scales(_ p: Int) -> UnsafePointer<Float> { UnsafePointer(self.scales.pointer) + (p * blocks + blockRange.lowerBound) * 16 }
+    let accumulate = range.lowerBound != 0
+    #if SPARSITY_VNNI
+      // Rows past `rows` read zero activations with zero corrections; a missing second panel
+      // multiplies the first one again into sums that are not used.
+      withUnsafeTemporaryAllocation(of: UInt8.self, capacity: range.count * 4 + blockRange.count * 4) { zero in
+        zero.initialize(repeating: 0)
+        let zeroRow = UnsafeRawPointer(zero.baseAddress!)
+        let zeroCorrections = UnsafeRawPointer(zero.baseAddress! + range.count * 4).assumingMemoryBound(to: Int32.self)
+        let second = panel + 1 < panels ? panel + 1 : panel
+        withUnsafeTemporaryAllocation(of: UnsafeRawPointer.self, capacity: 6) { rowPointers in
+          withUnsafeTemporaryAllocation(of: UnsafePointer<Int32>.self, capacity: 6) { correctionPointers in
+            for i in 0..<6 {
+              rowPointers[i] = i < rows ? activations(i) : zeroRow
+              correctionPointers[i] = i < rows ? corrections(i) : zeroCorrections
+            }
+            int8GroupedVNNIKernel6x32(
+              blocks: blockRange.count, a: UnsafePointer(rowPointers.baseAddress!), corrections: UnsafePointer(correctionPointers.baseAddress!),
+              b0: weights(panel), b1: weights(second), s0: scales(panel), s1: scales(second), f: f, accumulate: accumulate)
+          }
+        }
+      }
+    #else
+      for i in 0..<rows {
+        for half in 0..<2 where panel + half < panels {
+          int8GroupedRowPanel(
+            blocks: blockRange.count, a: activations(i), corrections: corrections(i), b: weights(panel + half), scales: scales(panel + half),
+            f: f + i * 32 + half * 16, accumulate: accumulate)
+        }
+      }
+    #endif
+  }
+
+  package func rowQuad(a: UnsafeRawPointer, quad: Int, acc: UnsafeMutablePointer<Int32>) {
+    let b = UnsafePointer(data.pointer.assumingMemoryBound(to: UInt8.self))
+    let f = UnsafeMutableRawPointer(acc).assumingMemoryBound(to: Float.self)
+    let count = Swift.min(4, panels - quad * 4)
+    let corrections = (a + k * Self.activationBytes).assumingMemoryBound(to: Int32.self)
+    #if SPARSITY_VNNI
+      int8GroupedVNNIKernel1x64(
+        blocks: blocks, a: a, corrections: corrections, b: b + quad * 4 * groups * 64, s: UnsafePointer(scales.pointer) + quad * 4 * blocks * 16,
+        panelStride: groups * 64, scaleStride: blocks * 16, panels: count, f: f)
+    #else
+      for p in 0..<count {
+        let panel = quad * 4 + p
+        int8GroupedRowPanel(
+          blocks: blocks, a: a, corrections: corrections, b: b + panel * groups * 64, scales: UnsafePointer(scales.pointer) + panel * blocks * 16,
+          f: f + p * 16, accumulate: false)
+      }
+    #endif
+  }
+}
+
+#if SPARSITY_VNNI
+  /// 6 rows × 32 columns over `blocks` blocks of 32 inputs: per block, 8 k-steps of `vpdpbusd`
+  /// (unsigned weights × broadcast signed activations) into 12 int32 accumulators, then each
+  /// corrected by its row's `128 · Σ xq`, converted and multiply-added with the block's scales into
+  /// 12 float accumulators (read from `f` first when `accumulate`).
+  @inline(never)
+  private func int8GroupedVNNIKernel6x32(
+    blocks: Int, a: UnsafePointer<UnsafeRawPointer>, corrections: UnsafePointer<UnsafePointer<Int32>>, b0: UnsafePointer<UInt8>,
+    b1: UnsafePointer<UInt8>, s0: UnsafePointer<Float>, s1: UnsafePointer<Float>, f: UnsafeMutablePointer<Float>, accumulate: Bool
+  ) {
+    let (a0, a1, a2, a3, a4, a5) = (a[0], a[1], a[2], a[3], a[4], a[5])
+    let (r0, r1, r2, r3, r4, r5) = (corrections[0], corrections[1], corrections[2], corrections[3], corrections[4], corrections[5])
+    var f00 = _mm512_setzero_ps(), f01 = _mm512_setzero_ps(), f10 = _mm512_setzero_ps(), f11 = _mm512_setzero_ps()
+    var f20 = _mm512_setzero_ps(), f21 = _mm512_setzero_ps(), f30 = _mm512_setzero_ps(), f31 = _mm512_setzero_ps()
+    var f40 = _mm512_setzero_ps(), f41 = _mm512_setzero_ps(), f50 = _mm512_setzero_ps(), f51 = _mm512_setzero_ps()
+    if accumulate {
+      f00 = _mm512_loadu_ps(f); f01 = _mm512_loadu_ps(f + 16); f10 = _mm512_loadu_ps(f + 32); f11 = _mm512_loadu_ps(f + 48)
+      f20 = _mm512_loadu_ps(f + 64); f21 = _mm512_loadu_ps(f + 80); f30 = _mm512_loadu_ps(f + 96); f31 = _mm512_loadu_ps(f + 112)
+      f40 = _mm512_loadu_ps(f + 128); f41 = _mm512_loadu_ps(f + 144); f50 = _mm512_loadu_ps(f + 160); f51 = _mm512_loadu_ps(f + 176)
+    }
+    for block in 0..<blocks {
+      var c00 = _mm512_setzero_si512(), c01 = _mm512_setzero_si512(), c10 = _mm512_setzero_si512()
+      var c11 = _mm512_setzero_si512(), c20 = _mm512_setzero_si512(), c21 = _mm512_setzero_si512()
+      var c30 = _mm512_setzero_si512(), c31 = _mm512_setzero_si512(), c40 = _mm512_setzero_si512()
+      var c41 = _mm512_setzero_si512(), c50 = _mm512_setzero_si512(), c51 = _mm512_setzero_si512()
+      for g in (block * 8)..<(block * 8 + 8) {
+        let w0 = _mm512_loadu_si512(b0 + g * 64)
+        let w1 = _mm512_loadu_si512(b1 + g * 64)
+        let offset = g * 4
+        var x = _mm512_set1_epi32(a0.loadUnaligned(fromByteOffset: offset, as: Int32.self))
+        c00 = _mm512_dpbusd_epi32(c00, w0, x); c01 = _mm512_dpbusd_epi32(c01, w1, x)
+        x = _mm512_set1_epi32(a1.loadUnaligned(fromByteOffset: offset, as: Int32.self))
+        c10 = _mm512_dpbusd_epi32(c10, w0, x); c11 = _mm512_dpbusd_epi32(c11, w1, x)
+        x = _mm512_set1_epi32(a2.loadUnaligned(fromByteOffset: offset, as: Int32.self))
+        c20 = _mm512_dpbusd_epi32(c20, w0, x); c21 = _mm512_dpbusd_epi32(c21, w1, x)
+        x = _mm512_set1_epi32(a3.loadUnaligned(fromByteOffset: offset, as: Int32.self))
+        c30 = _mm512_dpbusd_epi32(c30, w0, x); c31 = _mm512_dpbusd_epi32(c31, w1, x)
+        x = _mm512_set1_epi32(a4.loadUnaligned(fromByteOffset: offset, as: Int32.self))
+        c40 = _mm512_dpbusd_epi32(c40, w0, x); c41 = _mm512_dpbusd_epi32(c41, w1, x)
+        x = _mm512_set1_epi32(a5.loadUnaligned(fromByteOffset: offset, as: Int32.self))
+        c50 = _mm512_dpbusd_epi32(c50, w0, x); c51 = _mm512_dpbusd_epi32(c51, w1, x)
+      }
+      let d0 = _mm512_loadu_ps(s0 + block * 16), d1 = _mm512_loadu_ps(s1 + block * 16)
+      var r = _mm512_set1_epi32(r0[block])
+      f00 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(c00, r)), d0, f00)
+      f01 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(c01, r)), d1, f01)
+      r = _mm512_set1_epi32(r1[block])
+      f10 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(c10, r)), d0, f10)
+      f11 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(c11, r)), d1, f11)
+      r = _mm512_set1_epi32(r2[block])
+      f20 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(c20, r)), d0, f20)
+      f21 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(c21, r)), d1, f21)
+      r = _mm512_set1_epi32(r3[block])
+      f30 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(c30, r)), d0, f30)
+      f31 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(c31, r)), d1, f31)
+      r = _mm512_set1_epi32(r4[block])
+      f40 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(c40, r)), d0, f40)
+      f41 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(c41, r)), d1, f41)
+      r = _mm512_set1_epi32(r5[block])
+      f50 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(c50, r)), d0, f50)
+      f51 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(c51, r)), d1, f51)
+    }
+    _mm512_storeu_ps(f, f00); _mm512_storeu_ps(f + 16, f01); _mm512_storeu_ps(f + 32, f10); _mm512_storeu_ps(f + 48, f11)
+    _mm512_storeu_ps(f + 64, f20); _mm512_storeu_ps(f + 80, f21); _mm512_storeu_ps(f + 96, f30); _mm512_storeu_ps(f + 112, f31)
+    _mm512_storeu_ps(f + 128, f40); _mm512_storeu_ps(f + 144, f41); _mm512_storeu_ps(f + 160, f50); _mm512_storeu_ps(f + 176, f51)
+  }
+
+  /// One activation row against up to 4 consecutive panels (`panels`; missing ones read panel 0
+  /// again into sums that are not used): per block, two sets of 4 int32 accumulators over its 8
+  /// k-steps, then corrected, converted and multiply-added with the block's scales.
+  @inline(never)
+  private func int8GroupedVNNIKernel1x64(
+    blocks: Int, a: UnsafeRawPointer, corrections: UnsafePointer<Int32>, b: UnsafePointer<UInt8>, s: UnsafePointer<Float>,
+    panelStride: Int, scaleStride: Int, panels: Int, f: UnsafeMutablePointer<Float>
+  ) {
+    let p1 = panels > 1 ? panelStride : 0, p2 = panels > 2 ? 2 * panelStride : 0, p3 = panels > 3 ? 3 * panelStride : 0
+    let q1 = panels > 1 ? scaleStride : 0, q2 = panels > 2 ? 2 * scaleStride : 0, q3 = panels > 3 ? 3 * scaleStride : 0
+    var f0 = _mm512_setzero_ps(), f1 = _mm512_setzero_ps(), f2 = _mm512_setzero_ps(), f3 = _mm512_setzero_ps()
+    for block in 0..<blocks {
+      var c0 = _mm512_setzero_si512(), c1 = _mm512_setzero_si512(), c2 = _mm512_setzero_si512(), c3 = _mm512_setzero_si512()
+      var d0 = _mm512_setzero_si512(), d1 = _mm512_setzero_si512(), d2 = _mm512_setzero_si512(), d3 = _mm512_setzero_si512()
+      var g = block * 8
+      while g < block * 8 + 8 {
+        let o = g * 64
+        let x = _mm512_set1_epi32(a.loadUnaligned(fromByteOffset: g * 4, as: Int32.self))
+        let x2 = _mm512_set1_epi32(a.loadUnaligned(fromByteOffset: g * 4 + 4, as: Int32.self))
+        c0 = _mm512_dpbusd_epi32(c0, _mm512_loadu_si512(b + o), x)
+        c1 = _mm512_dpbusd_epi32(c1, _mm512_loadu_si512(b + p1 + o), x)
+        c2 = _mm512_dpbusd_epi32(c2, _mm512_loadu_si512(b + p2 + o), x)
+        c3 = _mm512_dpbusd_epi32(c3, _mm512_loadu_si512(b + p3 + o), x)
+        d0 = _mm512_dpbusd_epi32(d0, _mm512_loadu_si512(b + o + 64), x2)
+        d1 = _mm512_dpbusd_epi32(d1, _mm512_loadu_si512(b + p1 + o + 64), x2)
+        d2 = _mm512_dpbusd_epi32(d2, _mm512_loadu_si512(b + p2 + o + 64), x2)
+        d3 = _mm512_dpbusd_epi32(d3, _mm512_loadu_si512(b + p3 + o + 64), x2)
+        g += 2
+      }
+      let r = _mm512_set1_epi32(corrections[block])
+      let sb = s + block * 16
+      f0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_add_epi32(c0, d0), r)), _mm512_loadu_ps(sb), f0)
+      f1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_add_epi32(c1, d1), r)), _mm512_loadu_ps(sb + q1), f1)
+      f2 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_add_epi32(c2, d2), r)), _mm512_loadu_ps(sb + q2), f2)
+      f3 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_add_epi32(c3, d3), r)), _mm512_loadu_ps(sb + q3), f3)
+    }
+    _mm512_storeu_ps(f, f0); _mm512_storeu_ps(f + 16, f1); _mm512_storeu_ps(f + 32, f2); _mm512_storeu_ps(f + 48, f3)
+  }
+#else
+  /// One activation row (int16) against one 16-column panel over `blocks` blocks:
+  /// `f[j] = fma(Float(Σ_{k ∈ block} x[k] · w[j][k]), scale[block][j], f[j])` block by block
+  /// (from +0 unless `accumulate`).
+  @inline(never)
+  private func int8GroupedRowPanel(
+    blocks: Int, a: UnsafeRawPointer, corrections: UnsafePointer<Int32>, b: UnsafePointer<UInt8>, scales: UnsafePointer<Float>,
+    f: UnsafeMutablePointer<Float>, accumulate: Bool
+  ) {
+    let x = a.assumingMemoryBound(to: Int16.self)
+    #if SPARSITY_ISA_AVX2 || SPARSITY_ISA_AVX512
+      // Per k-step: 4 chunks of 4 columns × 4 inputs, the unsigned bytes widened to int16 and
+      // multiplied by the row's 4 inputs with vpmaddwd (pairs of products in int32, exact: ≤ 2 · 255 · 128).
+      var lo = accumulate ? _mm256_loadu_ps(f) : _mm256_setzero_ps()
+      var hi = accumulate ? _mm256_loadu_ps(f + 8) : _mm256_setzero_ps()
+      for block in 0..<blocks {
+        var s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256(), s2 = _mm256_setzero_si256(), s3 = _mm256_setzero_si256()
+        for g in (block * 8)..<(block * 8 + 8) {
+          let xv = _mm256_set1_epi64x(UnsafeRawPointer(x + g * 4).loadUnaligned(as: Int64.self))
+          let w = UnsafeRawPointer(b + g * 64)
+          s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(_mm256_cvtepu8_epi16(w.loadUnaligned(as: __m128i.self)), xv))
+          s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(_mm256_cvtepu8_epi16(w.loadUnaligned(fromByteOffset: 16, as: __m128i.self)), xv))
+          s2 = _mm256_add_epi32(s2, _mm256_madd_epi16(_mm256_cvtepu8_epi16(w.loadUnaligned(fromByteOffset: 32, as: __m128i.self)), xv))
+          s3 = _mm256_add_epi32(s3, _mm256_madd_epi16(_mm256_cvtepu8_epi16(w.loadUnaligned(fromByteOffset: 48, as: __m128i.self)), xv))
+        }
+        // Each sum holds two partial sums per column: add the pairs, put columns in order.
+        // hadd leaves columns 0 1 4 5 2 3 6 7.
+        let order = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7)
+        let r = _mm256_set1_epi32(corrections[block])
+        let first = _mm256_sub_epi32(_mm256_permutevar8x32_epi32(_mm256_hadd_epi32(s0, s1), order), r)
+        let second = _mm256_sub_epi32(_mm256_permutevar8x32_epi32(_mm256_hadd_epi32(s2, s3), order), r)
+        lo = _mm256_fmadd_ps(_mm256_cvtepi32_ps(first), _mm256_loadu_ps(scales + block * 16), lo)
+        hi = _mm256_fmadd_ps(_mm256_cvtepi32_ps(second), _mm256_loadu_ps(scales + block * 16 + 8), hi)
+      }
+      _mm256_storeu_ps(f, lo)
+      _mm256_storeu_ps(f + 8, hi)
+    #else
+      for j in 0..<16 {
+        var sum = accumulate ? f[j] : 0
+        for block in 0..<blocks {
+          var dot: Int32 = 0
+          for g in (block * 8)..<(block * 8 + 8) {
+            for i in 0..<4 { dot &+= Int32(x[g * 4 + i]) &* (Int32(b[(g * 16 + j) * 4 + i]) &- 128) }
+          }
+          sum = sum.addingProduct(Float(dot), scales[block * 16 + j])
+        }
+        f[j] = sum
+      }
+    #endif
+  }
+#endif
