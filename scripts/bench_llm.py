@@ -25,9 +25,12 @@ text of Sources/SparsityRecipes/Resources/llm-text.json; no BOS), then greedy de
 * ours: `BINARY generate --model GGUF [--weights FILE] --prompt-file PROMPT --max-tokens 128
   --ignore-eos --json` (SPARSITY_THREADS=THREADS), which prints one JSON object on stdout with
   prompt_tokens, prefill_seconds, prefill_tokens_per_second, decode_tokens, decode_seconds,
-  decode_tokens_per_second. Dense (the Q4_1 GGUF's weights), then each --ours-weights LABEL=FILE
-  (FILE `dense`: the GGUF's own weights; a suffix `@int8` adds `--dtype int8`: every Linear, LM head
-  included, quantized to int8 with dynamic int8 activations, W8A8; `@bf16` adds `--dtype bf16`).
+  decode_tokens_per_second. Dense (the Q4_1 GGUF's weights, `--dtype f32`: every tensor dequantized to
+  fp32, the file's Q8_0 token embedding / tied LM head included), then each --ours-weights LABEL=FILE
+  (FILE `dense`: the GGUF's own weights; FILE `gguf:Q8_0`: ours runs the Q8_0 file made for llama.cpp,
+  its Q8_0 matrices kept in int8 with their block scales; a suffix `@int8` adds `--dtype int8`: every
+  Linear, LM head included, quantized to int8 with dynamic int8 activations, W8A8; `@bf16` adds
+  `--dtype bf16`).
   If the binary is missing or its first run fails, "ours" is skipped with a message.
 
 Each engine gets one untimed warm-up (prefill + 8 decode steps; for ours, one full run); then
@@ -295,26 +298,34 @@ def main():
         log(notes[-1])
         notes.append("llama.cpp system info: " + llama_cpp.llama_print_system_info().decode().strip())
     if "ours" in engines_wanted:
-        models = [("dense", None, None)]
+        models = [("dense", None, "f32")]
         for item in args.ours_weights:
             if "=" not in item:
                 sys.exit(f"--ours-weights {item!r}: expected LABEL=FILE[@int8|@bf16]")
             label, file = item.split("=", 1)
             file, _, dtype = file.partition("@")
             if file == "dense":
-                models.append((label, None, dtype or None))
+                models.append((label, None, dtype or "f32"))
+                continue
+            if file == "gguf:Q8_0":
+                import llama_cpp
+                models.append((label, ("model", make_gguf(gguf_path, llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0, "Q8_0", args.threads)),
+                               dtype or None))
                 continue
             path = pathlib.Path(file).expanduser().resolve()
             if not path.is_file():
                 skipped.append(f"ours ({label}): skipped, no weights file {path}")
                 continue
-            models.append((label, path, dtype or None))
+            models.append((label, path, dtype or "f32"))
         binary = args.binary.expanduser()
         if not binary.is_file():
             skipped.append(f"ours: skipped, no binary at {binary} (build with `swift build -c release`)")
         else:
             for label, file, dtype in models:
-                engines.append(OursEngine(binary.resolve(), gguf_path, prompt_file, label, file, dtype))
+                if isinstance(file, tuple):  # ("model", GGUF): ours runs that GGUF file itself
+                    engines.append(OursEngine(binary.resolve(), file[1], prompt_file, label, None, dtype))
+                else:
+                    engines.append(OursEngine(binary.resolve(), gguf_path, prompt_file, label, file, dtype))
 
     samples = {id(e): [] for e in engines}
     # Warm-up (untimed); an "ours" engine that fails here is skipped.

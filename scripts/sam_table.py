@@ -19,7 +19,8 @@ fp32, PyTorch quantize_dynamic (fbgemm) and torchao Int8DynamicActivationInt8Wei
 
 Decoder (SmolLM2-135M-Instruct, scripts/fetch_smollm2.py): scripts/bench_llm.py times prefill (512
 tokens) and decode (128 tokens) for ours — fp32 dense, bf16 and int8 dynamic (every Linear, LM head
-included), 2:4 (LLM_24 from `prune-model`), bf16 + 2:4, int8 dynamic + 2:4 — and llama.cpp F32 / Q8_0 /
+included), the Q8_0 GGUF run on its own int8 blocks, 2:4 (LLM_24 from `prune-model`), bf16 + 2:4, int8
+dynamic + 2:4 — and llama.cpp F32 / Q8_0 /
 Q4_1 and PyTorch in one interleaved run; `sparsity perplexity` gives each of ours its held-out perplexity.
 (No block-sparse decoder row: a block-pruned LLM is not part of this table's inputs.)
 """
@@ -91,7 +92,8 @@ def minilm(args):
 
 def llm(args):
     gguf = MODELS / "SmolLM2-135M-Instruct" / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    variants = [("fp32 dense", None, None), ("bf16", "dense", "bf16"), ("int8 dynamic", "dense", "int8"), ("2:4", str(args.llm_24), None),
+    variants = [("fp32 dense", None, None), ("bf16", "dense", "bf16"), ("int8 dynamic", "dense", "int8"),
+                ("int8 dynamic, Q8_0 blocks", "gguf:Q8_0", None), ("2:4", str(args.llm_24), None),
                 ("bf16 + 2:4", str(args.llm_24), "bf16"), ("int8 dynamic + 2:4", str(args.llm_24), "int8")]
     command = [sys.executable, str(ROOT / "scripts" / "bench_llm.py"), "--rounds", str(args.repeats), "--binary", str(args.binary),
                "--json", str(args.workdir / "bench_llm.json")]
@@ -105,11 +107,12 @@ def llm(args):
     rows = []
     for label, file, dtype in variants:
         log(f"decoder perplexity: {label}")
-        command = [str(args.binary), "perplexity", "--model", str(gguf), "--json"]
-        if file and file != "dense":
+        model = gguf.with_name(gguf.name.replace(".Q4_1.", ".Q8_0.")) if file == "gguf:Q8_0" else gguf
+        command = [str(args.binary), "perplexity", "--model", str(model), "--json"]
+        if file and file not in ("dense", "gguf:Q8_0"):
             command += ["--weights", file]
-        if dtype:
-            command += ["--dtype", dtype]
+        if dtype or file != "gguf:Q8_0":
+            command += ["--dtype", dtype or "f32"]
         ppl = run_json(command)["perplexity"]
         timing = next(r for r in speed["results"] if r["engine"].startswith("ours") and r["weights"] == ("dense" if label == "fp32 dense" else label))
         rows.append({"model": "SmolLM2-135M", "engine": "ours", "row": label, "prefill": timing["prefill_tokens_per_second"],

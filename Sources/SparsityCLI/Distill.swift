@@ -143,7 +143,7 @@ struct Distill: ParsableCommand {
     case "hidden": target = .hiddenStates
     default: throw CLIError("--objective must be logits or hidden, got '\(objective)'")
     }
-    let teacher = try LanguageModel(path: model, holding: .packed)
+    let teacher = try LanguageModel(path: model, holding: .packed, keepingQ8_0: false)
     let student = try LanguageModel(path: model, weights: weights, holding: .trainable)
     let masks = student.model.prunedWeightMasks()
     guard !masks.masks.isEmpty else {

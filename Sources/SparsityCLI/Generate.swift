@@ -13,10 +13,11 @@ struct LanguageModelOptions: ParsableArguments {
   @OptionGroup var quantization: QuantizationOptions
 
   /// The model, its Linear layers (decoder and LM head) quantized when --dtype says so (each
-  /// keeping its layout: a 2:4 layer becomes an int8 2:4 layer). Options are checked first.
+  /// keeping its layout: a 2:4 layer becomes an int8 2:4 layer); a GGUF file's Q8_0 matrices
+  /// kept in int8 unless --dtype asks for floats or weight-only int8. Options are checked first.
   func load() throws -> LanguageModel {
     let encoding = try quantization.encoding()
-    let loaded = try LanguageModel(path: model, weights: weights, holding: .packed)
+    let loaded = try LanguageModel(path: model, weights: weights, holding: .packed, keepingQ8_0: try quantization.keepsQ8_0())
     if encoding != .float32 {
       do { try quantize(loaded.model, encoding: encoding) } catch { throw CLIError("\(error)") }
       MemoryTuning.releaseFreedMemory()

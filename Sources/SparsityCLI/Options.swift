@@ -36,8 +36,9 @@ struct JSONOption: ParsableArguments {
 /// command writes or runs (int8: symmetric per output row, torchao's semantics; with dynamic
 /// activations the layers run int8 × int8 — W8A8).
 struct QuantizationOptions: ParsableArguments {
-  @Option(help: "Weight values: f32 (as they are), bf16 (activations rounded to bf16 too, fp32 sums), or int8 (symmetric, one scale per output row, torchao's semantics).")
-  var dtype = "f32"
+  @Option(
+    help: "Weight values: f32 (as they are; the default), bf16 (activations rounded to bf16 too, fp32 sums), or int8 (symmetric, one scale per output row, torchao's semantics). Running a GGUF file, its Q8_0 matrices stay int8 with their block scales unless --dtype f32 or bf16 is given.")
+  var dtype: String?
 
   @Option(help: "With --dtype int8: dynamic (activations quantized per token at run time: W8A8) or none (weight-only).")
   var activations = "dynamic"
@@ -47,11 +48,18 @@ struct QuantizationOptions: ParsableArguments {
     guard let mode = ActivationQuantization(rawValue: activations.lowercased()) else {
       throw CLIError("--activations must be none or dynamic, got '\(activations)'")
     }
-    switch dtype.lowercased() {
+    switch (dtype ?? "f32").lowercased() {
     case "f32", "float32": return .float32
     case "int8", "i8": return mode == .dynamic ? .int8Dynamic : .int8
     case "bf16", "bfloat16": return .bfloat16
-    default: throw CLIError("--dtype must be f32, bf16 or int8, got '\(dtype)'")
+    default: throw CLIError("--dtype must be f32, bf16 or int8, got '\(dtype ?? "")'")
     }
+  }
+
+  /// Whether a GGUF file's Q8_0 matrices may stay int8 with their block scales (grouped W8A8):
+  /// no --dtype, or --dtype int8 with dynamic activations.
+  func keepsQ8_0() throws -> Bool {
+    let encoding = try encoding()
+    return dtype == nil || encoding == .int8Dynamic
   }
 }

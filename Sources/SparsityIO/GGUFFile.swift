@@ -172,6 +172,30 @@ public struct GGUFFile: Sendable {
     return Tensor(shape: info.shape, dtype: .float32, storage: storage)
   }
 
+  /// A Q8_0 matrix's own int8 values (`shape`, row-major) and block scales (`[rows, columns / 32]`,
+  /// float32, exact from the stored f16), without going through float: `value = q · scale`, as
+  /// ``dequantized(_:)-(GGUFTensorInfo)`` computes it. A block whose scale is zero keeps zero
+  /// values (its elements dequantize to zero) with scale 1. `nil` when the tensor is not a Q8_0
+  /// matrix, or has a negative or non-finite block scale (it then loads as float32 only).
+  public func q8_0Blocks(_ info: GGUFTensorInfo) -> (values: Tensor, scales: Tensor)? {
+    guard info.type == .q8_0, info.shape.count == 2 else { return nil }
+    let (rows, columns) = (info.shape[0], info.shape[1])
+    let blocks = rows * columns / 32
+    let raw = bytes(of: info)
+    guard let base = raw.baseAddress, raw.count == blocks * 34 else { return nil }
+    var values = [Int8](repeating: 0, count: rows * columns)
+    var scales = [Float](repeating: 1, count: blocks)
+    for b in 0..<blocks {
+      let block = base + 34 * b
+      let d = GGUFDequantization.float(fromHalf: UInt16(littleEndian: block.loadUnaligned(as: UInt16.self)))
+      guard d >= 0, d.isFinite else { return nil }
+      guard d > 0 else { continue }
+      scales[b] = d
+      for j in 0..<32 { values[32 * b + j] = block.load(fromByteOffset: 2 + j, as: Int8.self) }
+    }
+    return (Tensor(values, shape: [rows, columns]), Tensor(scales, shape: [rows, columns / 32]))
+  }
+
   /// Drops the resident pages of the tensor's bytes (`madvise(MADV_DONTNEED)`; a later read
   /// faults them in again from the file), e.g. after it has been dequantized or packed.
   /// Does nothing for a file read from memory.

@@ -21,8 +21,10 @@ public struct LanguageModelFiles {
   public let path: String
 
   /// Opens `path`: a GGUF file or a Hugging Face folder; `pruned`, a safetensors file of tensors
-  /// under Hugging Face names, takes precedence over the model's own.
-  public init(path: String, weights pruned: String? = nil) throws(ModelLoadingError) {
+  /// under Hugging Face names, takes precedence over the model's own. With `keepingQ8_0`, a GGUF
+  /// file's Q8_0 matrices load as int8 with their block scales (run as grouped W8A8) instead of
+  /// dequantized to float32.
+  public init(path: String, weights pruned: String? = nil, keepingQ8_0: Bool = false) throws(ModelLoadingError) {
     self.path = path
     var isDirectory: ObjCBool = false
     guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
@@ -37,7 +39,8 @@ public struct LanguageModelFiles {
       let file: GGUFFile
       do { file = try GGUFFile(contentsOf: path) } catch { throw .unreadable(path: path, detail: "\(error)") }
       configuration = try LlamaConfiguration(gguf: file, path: path)
-      let tensors = GGUFLlamaTensors(file: file, path: path, configuration: configuration, architecture: configuration.modelType)
+      let tensors = GGUFLlamaTensors(
+        file: file, path: path, configuration: configuration, architecture: configuration.modelType, keepingQ8_0: keepingQ8_0)
       weights = StoredWeights(sources: try Self.prunedSources(pruned) + [(path, tensors)])
       tokenizer = try Self.ggufTokenizer(file, path: path)
       if let source = try? file.string("tokenizer.chat_template") {
@@ -135,9 +138,12 @@ public final class LanguageModel {
   public var chatTemplate: ChatTemplate? { files.chatTemplate }
 
   /// Loads a GGUF file or a Hugging Face folder (see ``LanguageModelFiles``), every decoder
-  /// weight held as `holding` says.
-  public init(path: String, weights pruned: String? = nil, holding: LoadedWeights = .packed) throws(ModelLoadingError) {
-    files = try LanguageModelFiles(path: path, weights: pruned)
+  /// weight held as `holding` says. Packed (inference) layers keep a GGUF file's Q8_0 matrices
+  /// in int8 with their block scales unless `keepingQ8_0` is false; trainable ones dequantize them.
+  public init(path: String, weights pruned: String? = nil, holding: LoadedWeights = .packed, keepingQ8_0: Bool = true)
+    throws(ModelLoadingError)
+  {
+    files = try LanguageModelFiles(path: path, weights: pruned, keepingQ8_0: keepingQ8_0 && holding == .packed)
     model = try LlamaModel(files.configuration, weights: files.weights, holding: holding)
   }
 }

@@ -347,7 +347,9 @@ public final class LlamaModel: Module {
     self.layers = layers
     norm = RMSNorm(weight: try weights.values("model.norm.weight", shape: [d]), epsilon: Float(c.rmsNormEpsilon))
     if c.tieWordEmbeddings || !weights.contains("lm_head.weight") {
-      do { lmHead = try PackedLinear(.dense(dense.converted(to: .float32)), as: .dense, bias: nil, name: "lm_head.weight") } catch {
+      // A quantized table (GGUF Q8_0 kept in int8) gives an int8 head; otherwise float32.
+      let head: StoredTensor = if case .quantized = table { table } else { .dense(dense.converted(to: .float32)) }
+      do { lmHead = try PackedLinear(head, bias: nil, name: "lm_head.weight") } catch {
         throw .unsupported(path: "lm_head.weight", detail: "\(error)")
       }
     } else {

@@ -10,18 +10,25 @@ import SparsityNN
 /// embedding rotates adjacent pairs (GGUF row `h·d + 2i + j` holds Hugging Face row
 /// `h·d + j·d/2 + i`); they are put back, so the decoder runs Hugging Face's rotary embedding
 /// (halves, `rotate_half`) on every file. Qwen2 files are not reordered by the converter.
+///
+/// With `keepingQ8_0`, Q8_0 matrices are not dequantized: their int8 values and block scales
+/// become a ``QuantizedMatrix`` with a scale per 32 columns (run by the grouped W8A8 kernels,
+/// activations quantized per token).
 package struct GGUFLlamaTensors: TensorSource {
   package let file: GGUFFile
   package let path: String
   let configuration: LlamaConfiguration
   /// Whether q/k rows are in llama.cpp's order (architecture `llama`).
   let permutedQK: Bool
+  /// Whether Q8_0 matrices load as int8 with their block scales.
+  let keepingQ8_0: Bool
 
-  package init(file: GGUFFile, path: String, configuration: LlamaConfiguration, architecture: String) {
+  package init(file: GGUFFile, path: String, configuration: LlamaConfiguration, architecture: String, keepingQ8_0: Bool = false) {
     self.file = file
     self.path = path
     self.configuration = configuration
     permutedQK = architecture == "llama"
+    self.keepingQ8_0 = keepingQ8_0
   }
 
   /// The GGUF name of a Hugging Face tensor name, or `nil` for a name the format has no tensor for.
@@ -51,34 +58,47 @@ package struct GGUFLlamaTensors: TensorSource {
     guard let g = Self.ggufName(name), let info = file.tensor(named: g) else {
       throw ModelLoadingError.weights(path: path, .missingTensor(name))
     }
+    let heads: Int? =
+      !permutedQK ? nil
+      : name.hasSuffix("q_proj.weight") ? configuration.headCount : name.hasSuffix("k_proj.weight") ? configuration.kvHeadCount : nil
+    if keepingQ8_0, let (values, scales) = file.q8_0Blocks(info) {
+      file.evictPages(of: info)
+      let (v, s) = try heads.map { h in (try Self.unpermuted(values, heads: h, name: name), try Self.unpermuted(scales, heads: h, name: name)) }
+        ?? (values, scales)
+      do { return .quantized(try QuantizedMatrix(values: .dense(v), scales: s, activations: .dynamic, name: name)) } catch {
+        throw ModelLoadingError.unreadable(path: path, detail: "\(g): \(error)")
+      }
+    }
     var tensor = try file.dequantized(g)
     file.evictPages(of: info)
-    if permutedQK, name.hasSuffix("q_proj.weight") || name.hasSuffix("k_proj.weight") {
-      let heads = name.hasSuffix("q_proj.weight") ? configuration.headCount : configuration.kvHeadCount
-      tensor = try Self.unpermuted(tensor, heads: heads, name: name)
-    }
+    if let heads { tensor = try Self.unpermuted(tensor, heads: heads, name: name) }
     return .dense(tensor)
   }
 
-  /// Hugging Face row order from llama.cpp's: row `h·d + j·d/2 + i` ← GGUF row `h·d + 2i + j`.
+  /// Hugging Face row order from llama.cpp's: row `h·d + j·d/2 + i` ← GGUF row `h·d + 2i + j`
+  /// (any element type: whole rows move).
   static func unpermuted(_ t: Tensor, heads: Int, name: String) throws -> Tensor {
     guard t.rank == 2, heads > 0, t.shape[0] % (2 * heads) == 0 else {
       throw ModelLoadingError.unsupported(path: name, detail: "\(t.shape[0]) rows do not split into \(heads) heads of pairs")
     }
     let (rows, columns) = (t.shape[0], t.shape[1])
     let d = rows / heads
-    let source = t.floatValues
-    var out = [Float](repeating: 0, count: source.count)
-    for h in 0..<heads {
-      for i in 0..<d / 2 {
-        for j in 0..<2 {
-          let from = (h * d + 2 * i + j) * columns
-          let to = (h * d + j * (d / 2) + i) * columns
-          out[to..<to + columns] = source[from..<from + columns]
+    let rowBytes = columns * (t.dtype.byteWidth ?? 4)
+    var out = Tensor(zeros: t.shape, dtype: t.dtype)
+    t.withUnsafeBytes { source in
+      out.withUnsafeMutableBytes { target in
+        for h in 0..<heads {
+          for i in 0..<d / 2 {
+            for j in 0..<2 {
+              let from = (h * d + 2 * i + j) * rowBytes
+              let to = (h * d + j * (d / 2) + i) * rowBytes
+              target.baseAddress!.advanced(by: to).copyMemory(from: source.baseAddress!.advanced(by: from), byteCount: rowBytes)
+            }
+          }
         }
       }
     }
-    return Tensor(out, shape: [rows, columns])
+    return out
   }
 }
 

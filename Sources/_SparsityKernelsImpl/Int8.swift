@@ -131,14 +131,14 @@ package func quantizeRowsInt8(
 }
 
 @inline(__always)
-private func abs16(_ v: SIMD16<Float>) -> SIMD16<Float> {
+func abs16(_ v: SIMD16<Float>) -> SIMD16<Float> {
   unsafeBitCast(unsafeBitCast(v, to: SIMD16<UInt32>.self) & SIMD16<UInt32>(repeating: 0x7FFF_FFFF), to: SIMD16<Float>.self)
 }
 
 /// Lane-wise max/min by compare and blend (the standard library's `pointwiseMax` is not
 /// inlined for SIMD16 and runs lane by lane). A NaN lane yields the first operand.
 @inline(__always)
-private func pointwiseMaxFast(_ a: SIMD16<Float>, _ b: SIMD16<Float>) -> SIMD16<Float> { a.replacing(with: b, where: b .> a) }
+func pointwiseMaxFast(_ a: SIMD16<Float>, _ b: SIMD16<Float>) -> SIMD16<Float> { a.replacing(with: b, where: b .> a) }
 @inline(__always)
 private func pointwiseMinFast(_ a: SIMD16<Float>, _ b: SIMD16<Float>) -> SIMD16<Float> { a.replacing(with: b, where: b .< a) }
 

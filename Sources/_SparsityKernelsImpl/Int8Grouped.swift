@@ -5,9 +5,11 @@ import SparsityCore
 
 // Int8 weights with one scale per group of 32 consecutive inputs of a row (GGUF Q8_0's blocks;
 // coarser groups repeat their scale over their 32-input blocks), run against int8 activations
-// quantized per token (torchao's per-row quantizer, as the per-row W8A8 kernels):
+// quantized per token and block of 32 inputs, as llama.cpp quantizes activations for its Q8_0 dot
+// products (`dx = amax / 127`, `xq = round_half_even(x · (127 / amax))`, an all-zero block
+// giving zeros and `dx = 0`):
 //
-//   y[m, n] = F[m, n] · sx[m] + b[n],   F[m, n] = Σ_blocks Float(Σ_{k ∈ block} xq[m, k] · wq[n, k]) · sw[n, block]
+//   y[m, n] = F[m, n] + b[n],   F[m, n] = Σ_blocks (Float(Σ_{k ∈ block} xq[m, k] · wq[n, k]) · dx[m, block]) · sw[n, block]
 //
 // F is summed over the blocks in order by fused multiply-adds starting from +0, so the AVX-512,
 // AVX2 and portable builds give the same bits (``int8GroupedReference``). The weight bytes are
@@ -67,22 +69,32 @@ package final class PackedInt8GroupedWeight: @unchecked Sendable {
   package func scale(row r: Int, block b: Int) -> Float { scales.pointer[(r / 16 * blocks + b) * 16 + r % 16] }
 }
 
-/// The grouped W8A8 product computed naively, in the kernels' order: per-token quantization,
-/// exact int32 block sums, `F = fma(Float(sum), scale, F)` over the blocks from +0, then
-/// `F · sx + b`. `q [n, k]`, `s [n, k/32]`, `x [m, k]`.
+/// One block of activations quantized as llama.cpp quantizes Q8_0 activations: the scale
+/// `amax / 127` and `round_half_even(x · (127 / amax))` (zeros and scale 0 for an all-zero block;
+/// NaN gives 0).
+@inline(__always)
+package func int8BlockScale(amax: Float) -> (scale: Float, reciprocal: Float) {
+  amax > 0 ? (amax / 127, 127 / amax) : (0, 0)
+}
+
+/// The grouped W8A8 product computed naively, in the kernels' order: activations quantized per
+/// token and 32-input block (``int8BlockScale(amax:)``), exact int32 block sums,
+/// `F = fma(Float(sum) · dx, sw, F)` over the blocks from +0, then `F + b`. `q [n, k]`,
+/// `s [n, k/32]`, `x [m, k]`.
 package func int8GroupedReference(
   x: UnsafePointer<Float>, m: Int, q: UnsafePointer<Int8>, s: UnsafePointer<Float>, n: Int, k: Int, bias: UnsafePointer<Float>?,
   y: UnsafeMutablePointer<Float>
 ) {
   let blocks = k / int8GroupedBlock
   var xq = [Int8](repeating: 0, count: Swift.max(1, m * k))
-  var sx = [Float](repeating: 0, count: Swift.max(1, m))
+  var dx = [Float](repeating: 0, count: Swift.max(1, m * blocks))
   for r in 0..<m {
-    var amax: Float = 0
-    for c in 0..<k { amax = Swift.max(amax, x[r * k + c].magnitude) }
-    sx[r] = int8Scale(amax: amax)
-    let reciprocal = 1 / sx[r]
-    for c in 0..<k { xq[r * k + c] = int8Quantized(x[r * k + c], reciprocal: reciprocal) }
+    for b in 0..<blocks {
+      let range = (r * k + b * int8GroupedBlock)..<(r * k + (b + 1) * int8GroupedBlock)
+      let (scale, reciprocal) = int8BlockScale(amax: range.reduce(Float(0)) { Swift.max($0, x[$1].magnitude) })
+      dx[r * blocks + b] = scale
+      for c in range { xq[c] = int8Quantized(x[c], reciprocal: reciprocal) }
+    }
   }
   for r in 0..<m {
     for j in 0..<n {
@@ -90,12 +102,48 @@ package func int8GroupedReference(
       for b in 0..<blocks {
         var sum: Int32 = 0
         for c in (b * int8GroupedBlock)..<((b + 1) * int8GroupedBlock) { sum += Int32(xq[r * k + c]) * Int32(q[j * k + c]) }
-        f = f.addingProduct(Float(sum), s[j * blocks + b])
+        f = f.addingProduct(Float(sum) * dx[r * blocks + b], s[j * blocks + b])
       }
-      let v = f * sx[r]
-      y[r * n + j] = bias.map { v + $0[j] } ?? v
+      y[r * n + j] = bias.map { f + $0[j] } ?? f
     }
   }
+}
+
+/// Quantizes 32 activations (``int8BlockScale(amax:)``) into `out` — int8 in VNNI builds, int16
+/// otherwise — and returns the sum of the quantized values and the block's scale.
+@inline(__always)
+private func quantizeBlock32(_ x: UnsafePointer<Float>, into out: UnsafeMutableRawPointer) -> (sum: Int32, scale: Float) {
+  typealias V = SIMD16<Float>
+  let lo = UnsafeRawPointer(x).loadUnaligned(as: V.self)
+  let hi = UnsafeRawPointer(x + 16).loadUnaligned(as: V.self)
+  let (scale, reciprocal) = int8BlockScale(amax: pointwiseMaxFast(abs16(lo), abs16(hi)).max())
+  var qlo = SIMD16<Int32>(), qhi = SIMD16<Int32>()
+  #if SPARSITY_ISA_AVX512
+    // Rounded half to even (the MXCSR default); |x · 127/amax| ≤ 127 needs no clamp.
+    let rv = _mm512_set1_ps(reciprocal)
+    qlo = unsafeBitCast(_mm512_cvtps_epi32(_mm512_mul_ps(lo, rv)), to: SIMD16<Int32>.self)
+    qhi = unsafeBitCast(_mm512_cvtps_epi32(_mm512_mul_ps(hi, rv)), to: SIMD16<Int32>.self)
+  #elseif SPARSITY_ISA_AVX2
+    let rv = _mm256_set1_ps(reciprocal)
+    let l = unsafeBitCast(lo, to: (__m256, __m256).self), h = unsafeBitCast(hi, to: (__m256, __m256).self)
+    qlo = unsafeBitCast((_mm256_cvtps_epi32(_mm256_mul_ps(l.0, rv)), _mm256_cvtps_epi32(_mm256_mul_ps(l.1, rv))), to: SIMD16<Int32>.self)
+    qhi = unsafeBitCast((_mm256_cvtps_epi32(_mm256_mul_ps(h.0, rv)), _mm256_cvtps_epi32(_mm256_mul_ps(h.1, rv))), to: SIMD16<Int32>.self)
+  #else
+    for i in 0..<16 {
+      qlo[i] = Int32(int8Quantized(lo[i], reciprocal: reciprocal))
+      qhi[i] = Int32(int8Quantized(hi[i], reciprocal: reciprocal))
+    }
+  #endif
+  // A NaN lane converts to 0x80000000, whose low bytes are the 0 that the reference gives it.
+  let blo = SIMD16<Int8>(truncatingIfNeeded: qlo), bhi = SIMD16<Int8>(truncatingIfNeeded: qhi)
+  #if SPARSITY_VNNI
+    out.storeBytes(of: blo, as: SIMD16<Int8>.self)
+    out.storeBytes(of: bhi, toByteOffset: 16, as: SIMD16<Int8>.self)
+  #else
+    out.storeBytes(of: SIMD16<Int16>(truncatingIfNeeded: blo), as: SIMD16<Int16>.self)
+    out.storeBytes(of: SIMD16<Int16>(truncatingIfNeeded: bhi), toByteOffset: 32, as: SIMD16<Int16>.self)
+  #endif
+  return ((SIMD16<Int32>(truncatingIfNeeded: blo) &+ SIMD16<Int32>(truncatingIfNeeded: bhi)).wrappedSum(), scale)
 }
 
 extension PackedInt8GroupedWeight: PanelDotWeight {
@@ -114,29 +162,32 @@ extension PackedInt8GroupedWeight: PanelDotWeight {
     package static var activationBytes: Int { 2 }
   #endif
 
-  /// The activations, then one int32 per block: `128 · Σ_{k ∈ block} xq[k]`.
-  package static func preparedRowBytes(paddedK: Int) -> Int { paddedK * activationBytes + paddedK / int8GroupedBlock * 4 }
+  /// The activations, then per block one int32 `128 · Σ_{k ∈ block} xq[k]` (the correction),
+  /// then per block its float scale.
+  package static func preparedRowBytes(paddedK: Int) -> Int { paddedK * activationBytes + paddedK / int8GroupedBlock * 8 }
 
-  /// Per-token int8 quantization (torchao's), then each row's block corrections after its values.
+  /// Per-token, per-block int8 quantization (llama.cpp's Q8_0 activations), each row's block
+  /// corrections and scales after its values; the per-row scales are 1.
   package static func prepareRows(
     x: UnsafePointer<Float>, m: Int, k: Int, ldq: Int, into: UnsafeMutableRawPointer, scales: UnsafeMutablePointer<Float>
   ) {
-    quantizeRowsInt8(x: x, m: m, k: k, ldx: k, q: into, ldq: ldq, output: activationBytes == 1 ? .int8 : .int16, scales: scales)
     let stride = ldq * activationBytes
+    let blocks = k / int8GroupedBlock
     for r in 0..<m {
-      let row = UnsafeRawPointer(into + r * stride)
-      let corrections = (into + r * stride + k * activationBytes).assumingMemoryBound(to: Int32.self)
-      for b in 0..<(k / int8GroupedBlock) {
-        var sum: Int32 = 0
-        for c in (b * int8GroupedBlock)..<((b + 1) * int8GroupedBlock) {
-          sum += activationBytes == 1 ? Int32(row.load(fromByteOffset: c, as: Int8.self)) : Int32(row.load(fromByteOffset: 2 * c, as: Int16.self))
-        }
+      scales[r] = 1
+      let row = into + r * stride
+      let corrections = (row + k * activationBytes).assumingMemoryBound(to: Int32.self)
+      let blockScales = UnsafeMutableRawPointer(corrections + blocks).assumingMemoryBound(to: Float.self)
+      for b in 0..<blocks {
+        let (sum, scale) = quantizeBlock32(x + r * k + b * int8GroupedBlock, into: row + b * int8GroupedBlock * activationBytes)
         corrections[b] = 128 * sum
+        blockScales[b] = scale
       }
+      if ldq > k { (row + k * activationBytes + blocks * 8).initializeMemory(as: UInt8.self, repeating: 0, count: stride - k * activationBytes - blocks * 8) }
     }
   }
 
-  /// `y = F · sx + b` (F the float sums the tiles left in `acc`).
+  /// `y = F + b` (F the float sums the tiles left in `acc`).
   package func finish(
     acc: UnsafeMutablePointer<Int32>, ldacc: Int, a: PreparedActivations, row: Int, rows: Int, column: Int, columns: Int,
     y: UnsafeMutablePointer<Float>, ldy: Int, bias: UnsafePointer<Float>?
@@ -144,19 +195,17 @@ extension PackedInt8GroupedWeight: PanelDotWeight {
     typealias V = SIMD16<Float>
     let sums = UnsafeMutableRawPointer(acc).assumingMemoryBound(to: Float.self)
     for i in 0..<rows {
-      let sx = a.scales[row + i]
       let out = y + (row + i) * ldy + column
       let f = sums + i * ldacc
       var j = 0
       while j + 16 <= columns {
-        var v = UnsafeRawPointer(f + j).loadUnaligned(as: V.self) * V(repeating: sx)
+        var v = UnsafeRawPointer(f + j).loadUnaligned(as: V.self)
         if let bias { v += UnsafeRawPointer(bias + column + j).loadUnaligned(as: V.self) }
         UnsafeMutableRawPointer(out + j).storeBytes(of: v, as: V.self)
         j += 16
       }
       while j < columns {
-        let v = f[j] * sx
-        out[j] = bias.map { v + $0[column + j] } ?? v
+        out[j] = bias.map { f[j] + $0[column + j] } ?? f[j]
         j += 1
       }
     }
@@ -181,7 +230,7 @@ extension PackedInt8GroupedWeight: PanelDotWeight {
     #if SPARSITY_VNNI
       // Rows past `rows` read zero activations with zero corrections; a missing second panel
       // multiplies the first one again into sums that are not used.
-      withUnsafeTemporaryAllocation(of: UInt8.self, capacity: range.count * 4 + blockRange.count * 4) { zero in
+      withUnsafeTemporaryAllocation(of: UInt8.self, capacity: range.count * 4 + blocks * 8) { zero in
         zero.initialize(repeating: 0)
         let zeroRow = UnsafeRawPointer(zero.baseAddress!)
         let zeroCorrections = UnsafeRawPointer(zero.baseAddress! + range.count * 4).assumingMemoryBound(to: Int32.self)
@@ -194,7 +243,7 @@ extension PackedInt8GroupedWeight: PanelDotWeight {
             }
             int8GroupedVNNIKernel6x32(
               blocks: blockRange.count, a: UnsafePointer(rowPointers.baseAddress!), corrections: UnsafePointer(correctionPointers.baseAddress!),
-              b0: weights(panel), b1: weights(second), s0: scales(panel), s1: scales(second), f: f, accumulate: accumulate)
+              scaleOffset: blocks, b0: weights(panel), b1: weights(second), s0: scales(panel), s1: scales(second), f: f, accumulate: accumulate)
           }
         }
       }
@@ -202,8 +251,8 @@ extension PackedInt8GroupedWeight: PanelDotWeight {
       for i in 0..<rows {
         for half in 0..<2 where panel + half < panels {
           int8GroupedRowPanel(
-            blocks: blockRange.count, a: activations(i), corrections: corrections(i), b: weights(panel + half), scales: scales(panel + half),
-            f: f + i * 32 + half * 16, accumulate: accumulate)
+            blocks: blockRange.count, a: activations(i), corrections: corrections(i), scaleOffset: blocks, b: weights(panel + half),
+            scales: scales(panel + half), f: f + i * 32 + half * 16, accumulate: accumulate)
         }
       }
     #endif
@@ -216,13 +265,15 @@ extension PackedInt8GroupedWeight: PanelDotWeight {
     let corrections = (a + k * Self.activationBytes).assumingMemoryBound(to: Int32.self)
     #if SPARSITY_VNNI
       int8GroupedVNNIKernel1x64(
-        blocks: blocks, a: a, corrections: corrections, b: b + quad * 4 * groups * 64, s: UnsafePointer(scales.pointer) + quad * 4 * blocks * 16,
+        blocks: blocks, a: a, corrections: corrections, scaleOffset: blocks, b: b + quad * 4 * groups * 64,
+        s: UnsafePointer(scales.pointer) + quad * 4 * blocks * 16,
         panelStride: groups * 64, scaleStride: blocks * 16, panels: count, f: f)
     #else
       for p in 0..<count {
         let panel = quad * 4 + p
         int8GroupedRowPanel(
-          blocks: blocks, a: a, corrections: corrections, b: b + panel * groups * 64, scales: UnsafePointer(scales.pointer) + panel * blocks * 16,
+          blocks: blocks, a: a, corrections: corrections, scaleOffset: blocks, b: b + panel * groups * 64,
+          scales: UnsafePointer(scales.pointer) + panel * blocks * 16,
           f: f + p * 16, accumulate: false)
       }
     #endif
@@ -232,11 +283,12 @@ extension PackedInt8GroupedWeight: PanelDotWeight {
 #if SPARSITY_VNNI
   /// 6 rows × 32 columns over `blocks` blocks of 32 inputs: per block, 8 k-steps of `vpdpbusd`
   /// (unsigned weights × broadcast signed activations) into 12 int32 accumulators, then each
-  /// corrected by its row's `128 · Σ xq`, converted and multiply-added with the block's scales into
-  /// 12 float accumulators (read from `f` first when `accumulate`).
+  /// corrected by its row's `128 · Σ xq`, converted, scaled by the row's block scale (`scaleOffset`
+  /// words past its correction) and multiply-added with the block's weight scales into 12 float
+  /// accumulators (read from `f` first when `accumulate`).
   @inline(never)
   private func int8GroupedVNNIKernel6x32(
-    blocks: Int, a: UnsafePointer<UnsafeRawPointer>, corrections: UnsafePointer<UnsafePointer<Int32>>, b0: UnsafePointer<UInt8>,
+    blocks: Int, a: UnsafePointer<UnsafeRawPointer>, corrections: UnsafePointer<UnsafePointer<Int32>>, scaleOffset: Int, b0: UnsafePointer<UInt8>,
     b1: UnsafePointer<UInt8>, s0: UnsafePointer<Float>, s1: UnsafePointer<Float>, f: UnsafeMutablePointer<Float>, accumulate: Bool
   ) {
     let (a0, a1, a2, a3, a4, a5) = (a[0], a[1], a[2], a[3], a[4], a[5])
@@ -273,23 +325,29 @@ extension PackedInt8GroupedWeight: PanelDotWeight {
       }
       let d0 = _mm512_loadu_ps(s0 + block * 16), d1 = _mm512_loadu_ps(s1 + block * 16)
       var r = _mm512_set1_epi32(r0[block])
-      f00 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(c00, r)), d0, f00)
-      f01 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(c01, r)), d1, f01)
+      var x = _mm512_set1_ps(UnsafeRawPointer(r0 + scaleOffset).load(fromByteOffset: 4 * block, as: Float.self))
+      f00 = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(c00, r)), x), d0, f00)
+      f01 = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(c01, r)), x), d1, f01)
       r = _mm512_set1_epi32(r1[block])
-      f10 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(c10, r)), d0, f10)
-      f11 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(c11, r)), d1, f11)
+      x = _mm512_set1_ps(UnsafeRawPointer(r1 + scaleOffset).load(fromByteOffset: 4 * block, as: Float.self))
+      f10 = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(c10, r)), x), d0, f10)
+      f11 = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(c11, r)), x), d1, f11)
       r = _mm512_set1_epi32(r2[block])
-      f20 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(c20, r)), d0, f20)
-      f21 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(c21, r)), d1, f21)
+      x = _mm512_set1_ps(UnsafeRawPointer(r2 + scaleOffset).load(fromByteOffset: 4 * block, as: Float.self))
+      f20 = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(c20, r)), x), d0, f20)
+      f21 = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(c21, r)), x), d1, f21)
       r = _mm512_set1_epi32(r3[block])
-      f30 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(c30, r)), d0, f30)
-      f31 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(c31, r)), d1, f31)
+      x = _mm512_set1_ps(UnsafeRawPointer(r3 + scaleOffset).load(fromByteOffset: 4 * block, as: Float.self))
+      f30 = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(c30, r)), x), d0, f30)
+      f31 = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(c31, r)), x), d1, f31)
       r = _mm512_set1_epi32(r4[block])
-      f40 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(c40, r)), d0, f40)
-      f41 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(c41, r)), d1, f41)
+      x = _mm512_set1_ps(UnsafeRawPointer(r4 + scaleOffset).load(fromByteOffset: 4 * block, as: Float.self))
+      f40 = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(c40, r)), x), d0, f40)
+      f41 = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(c41, r)), x), d1, f41)
       r = _mm512_set1_epi32(r5[block])
-      f50 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(c50, r)), d0, f50)
-      f51 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(c51, r)), d1, f51)
+      x = _mm512_set1_ps(UnsafeRawPointer(r5 + scaleOffset).load(fromByteOffset: 4 * block, as: Float.self))
+      f50 = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(c50, r)), x), d0, f50)
+      f51 = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(c51, r)), x), d1, f51)
     }
     _mm512_storeu_ps(f, f00); _mm512_storeu_ps(f + 16, f01); _mm512_storeu_ps(f + 32, f10); _mm512_storeu_ps(f + 48, f11)
     _mm512_storeu_ps(f + 64, f20); _mm512_storeu_ps(f + 80, f21); _mm512_storeu_ps(f + 96, f30); _mm512_storeu_ps(f + 112, f31)
@@ -298,12 +356,14 @@ extension PackedInt8GroupedWeight: PanelDotWeight {
 
   /// One activation row against up to 4 consecutive panels (`panels`; missing ones read panel 0
   /// again into sums that are not used): per block, two sets of 4 int32 accumulators over its 8
-  /// k-steps, then corrected, converted and multiply-added with the block's scales.
+  /// k-steps, then corrected, converted, scaled by the row's block scale and multiply-added with
+  /// the block's weight scales.
   @inline(never)
   private func int8GroupedVNNIKernel1x64(
-    blocks: Int, a: UnsafeRawPointer, corrections: UnsafePointer<Int32>, b: UnsafePointer<UInt8>, s: UnsafePointer<Float>,
-    panelStride: Int, scaleStride: Int, panels: Int, f: UnsafeMutablePointer<Float>
+    blocks: Int, a: UnsafeRawPointer, corrections: UnsafePointer<Int32>, scaleOffset: Int, b: UnsafePointer<UInt8>,
+    s: UnsafePointer<Float>, panelStride: Int, scaleStride: Int, panels: Int, f: UnsafeMutablePointer<Float>
   ) {
+    let activationScales = UnsafeRawPointer(corrections + scaleOffset).assumingMemoryBound(to: Float.self)
     let p1 = panels > 1 ? panelStride : 0, p2 = panels > 2 ? 2 * panelStride : 0, p3 = panels > 3 ? 3 * panelStride : 0
     let q1 = panels > 1 ? scaleStride : 0, q2 = panels > 2 ? 2 * scaleStride : 0, q3 = panels > 3 ? 3 * scaleStride : 0
     var f0 = _mm512_setzero_ps(), f1 = _mm512_setzero_ps(), f2 = _mm512_setzero_ps(), f3 = _mm512_setzero_ps()
@@ -326,24 +386,26 @@ extension PackedInt8GroupedWeight: PanelDotWeight {
         g += 2
       }
       let r = _mm512_set1_epi32(corrections[block])
+      let x = _mm512_set1_ps(activationScales[block])
       let sb = s + block * 16
-      f0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_add_epi32(c0, d0), r)), _mm512_loadu_ps(sb), f0)
-      f1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_add_epi32(c1, d1), r)), _mm512_loadu_ps(sb + q1), f1)
-      f2 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_add_epi32(c2, d2), r)), _mm512_loadu_ps(sb + q2), f2)
-      f3 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_add_epi32(c3, d3), r)), _mm512_loadu_ps(sb + q3), f3)
+      f0 = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_add_epi32(c0, d0), r)), x), _mm512_loadu_ps(sb), f0)
+      f1 = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_add_epi32(c1, d1), r)), x), _mm512_loadu_ps(sb + q1), f1)
+      f2 = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_add_epi32(c2, d2), r)), x), _mm512_loadu_ps(sb + q2), f2)
+      f3 = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_add_epi32(c3, d3), r)), x), _mm512_loadu_ps(sb + q3), f3)
     }
     _mm512_storeu_ps(f, f0); _mm512_storeu_ps(f + 16, f1); _mm512_storeu_ps(f + 32, f2); _mm512_storeu_ps(f + 48, f3)
   }
 #else
   /// One activation row (int16) against one 16-column panel over `blocks` blocks:
-  /// `f[j] = fma(Float(Σ_{k ∈ block} x[k] · w[j][k]), scale[block][j], f[j])` block by block
-  /// (from +0 unless `accumulate`).
+  /// `f[j] = fma(Float(Σ_{k ∈ block} x[k] · w[j][k]) · dx[block], scale[block][j], f[j])` block by
+  /// block (from +0 unless `accumulate`; `dx` `scaleOffset` words past `corrections`).
   @inline(never)
   private func int8GroupedRowPanel(
-    blocks: Int, a: UnsafeRawPointer, corrections: UnsafePointer<Int32>, b: UnsafePointer<UInt8>, scales: UnsafePointer<Float>,
-    f: UnsafeMutablePointer<Float>, accumulate: Bool
+    blocks: Int, a: UnsafeRawPointer, corrections: UnsafePointer<Int32>, scaleOffset: Int, b: UnsafePointer<UInt8>,
+    scales: UnsafePointer<Float>, f: UnsafeMutablePointer<Float>, accumulate: Bool
   ) {
     let x = a.assumingMemoryBound(to: Int16.self)
+    let activationScales = UnsafeRawPointer(corrections + scaleOffset).assumingMemoryBound(to: Float.self)
     #if SPARSITY_ISA_AVX2 || SPARSITY_ISA_AVX512
       // Per k-step: 4 chunks of 4 columns × 4 inputs, the unsigned bytes widened to int16 and
       // multiplied by the row's 4 inputs with vpmaddwd (pairs of products in int32, exact: ≤ 2 · 255 · 128).
@@ -365,8 +427,9 @@ extension PackedInt8GroupedWeight: PanelDotWeight {
         let r = _mm256_set1_epi32(corrections[block])
         let first = _mm256_sub_epi32(_mm256_permutevar8x32_epi32(_mm256_hadd_epi32(s0, s1), order), r)
         let second = _mm256_sub_epi32(_mm256_permutevar8x32_epi32(_mm256_hadd_epi32(s2, s3), order), r)
-        lo = _mm256_fmadd_ps(_mm256_cvtepi32_ps(first), _mm256_loadu_ps(scales + block * 16), lo)
-        hi = _mm256_fmadd_ps(_mm256_cvtepi32_ps(second), _mm256_loadu_ps(scales + block * 16 + 8), hi)
+        let sx = _mm256_set1_ps(activationScales[block])
+        lo = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(first), sx), _mm256_loadu_ps(scales + block * 16), lo)
+        hi = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(second), sx), _mm256_loadu_ps(scales + block * 16 + 8), hi)
       }
       _mm256_storeu_ps(f, lo)
       _mm256_storeu_ps(f + 8, hi)
@@ -378,7 +441,7 @@ extension PackedInt8GroupedWeight: PanelDotWeight {
           for g in (block * 8)..<(block * 8 + 8) {
             for i in 0..<4 { dot &+= Int32(x[g * 4 + i]) &* (Int32(b[(g * 16 + j) * 4 + i]) &- 128) }
           }
-          sum = sum.addingProduct(Float(dot), scales[block * 16 + j])
+          sum = sum.addingProduct(Float(dot) * activationScales[block], scales[block * 16 + j])
         }
         f[j] = sum
       }

@@ -85,6 +85,35 @@ import Testing
     #expect(file.metadata["test.strings"]?.typeName == "[STRING]")
   }
 
+  /// Q8_0 matrices split into their own int8 values and block scales, which multiply back to
+  /// the dequantized values (bit-exact with gguf-py) element for element; other types and ranks give nil.
+  @Test func q8_0BlocksAreTheFilesOwnValues() throws {
+    let file = try GGUFFile(contentsOf: GGUFFixtures.path("types.gguf"))
+    var split = 0
+    for info in file.tensors {
+      guard let (values, scales) = file.q8_0Blocks(info) else {
+        if info.type == .q8_0 && info.shape.count == 2 {
+          // Only a block scale that is negative or not finite keeps a Q8_0 matrix out of int8.
+          let bytes = file.bytes(of: info)
+          let halves = (0..<(bytes.count / 34)).map { GGUFDequantization.float(fromHalf: bytes.load(fromByteOffset: 34 * $0, as: UInt16.self)) }
+          #expect(halves.contains { !($0 >= 0 && $0.isFinite) }, "\(info.name) \(info.shape)")
+        }
+        continue
+      }
+      split += 1
+      let (rows, columns) = (info.shape[0], info.shape[1])
+      #expect(values.shape == [rows, columns] && scales.shape == [rows, columns / 32])
+      let q = values.scalars(as: Int8.self)
+      let s = scales.floatValues
+      let expected = try file.dequantized(info).floatValues
+      for i in 0..<(rows * columns) where Float(q[i]) * s[i / 32] != expected[i] {
+        Issue.record("\(info.name) element \(i): \(q[i]) × \(s[i / 32]) ≠ \(expected[i])")
+        break
+      }
+    }
+    #expect(split >= 1)
+  }
+
   @Test func typedAccessorsConvertAndNameTheKey() throws {
     let file = try GGUFFile(contentsOf: GGUFFixtures.path("types.gguf"))
     #expect(try file.integer("test.uint8") == 255)

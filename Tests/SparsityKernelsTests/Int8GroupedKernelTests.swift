@@ -6,8 +6,9 @@ import Testing
 import _SparsityKernelsImpl
 
 /// The grouped W8A8 kernels (a weight scale per row and 32-column block, as GGUF Q8_0 stores
-/// them) against ``int8GroupedReference``: exact int32 block sums, the same float operations in
-/// the same order, so every build must match it bit for bit.
+/// them; activations quantized per token and block, as llama.cpp does) against
+/// ``int8GroupedReference``: exact int32 block sums, the same float operations in the same
+/// order, so every build must match it bit for bit.
 @Suite struct Int8GroupedKernelTests {
   /// A random int8 matrix (−128 included) and positive scales `[n, k / group]`.
   static func grouped(n: Int, k: Int, group: Int, seed: UInt64) throws -> QuantizedMatrix {
@@ -48,7 +49,9 @@ import _SparsityKernelsImpl
     let weight = try LinearWeight(.quantized(w), as: WeightForm(.dense, encoding: .int8Dynamic), name: "w")
     #expect(weight.ownKernels == [.int8DynamicGroupedGEMM, .int8DynamicGroupedGEMV])
     for m in tokenCounts {
-      let x = activations(m, shape.k, seed: UInt64(m) &+ 3)
+      var x = activations(m, shape.k, seed: UInt64(m) &+ 3)
+      // An all-zero block of activations (scale 0) in the first row.
+      x.withUnsafeMutableBufferPointer(as: Float.self) { $0[0..<32].update(repeating: 0) }
       let b = biasVector(shape.n, seed: UInt64(m) &+ 9)
       for bias in [nil, b] {
         let expected = Self.reference(w, x: x, bias: bias)
