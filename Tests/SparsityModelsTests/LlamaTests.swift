@@ -26,3 +26,19 @@ struct LlamaTests {
     #expect(worst < 1e-4, "max |Δ| \(worst)")
   }
 }
+
+@Suite struct GGUFRowOrderTests {
+  /// llama.cpp's q/k row order is undone the same way for int8 values (Q8_0 kept in int8) as for
+  /// floats: whole rows move, row `h·d + j·d/2 + i` ← GGUF row `h·d + 2i + j`.
+  @Test func int8RowsMoveLikeFloatRows() throws {
+    let (rows, columns, heads) = (16, 3, 2)
+    let floats = Tensor((0..<(rows * columns)).map { Float($0 % 120) }, shape: [rows, columns])
+    let bytes = Tensor((0..<(rows * columns)).map { Int8($0 % 120) }, shape: [rows, columns])
+    let f = try GGUFLlamaTensors.unpermuted(floats, heads: heads, name: "q")
+    let b = try GGUFLlamaTensors.unpermuted(bytes, heads: heads, name: "q")
+    #expect(b.dtype == .int8)
+    #expect(b.scalars(as: Int8.self).map(Float.init) == f.floatValues)
+    // Row 1 of head 0 (d = 8: j = 0, i = 1) comes from GGUF row 2.
+    #expect(Array(f.floatValues[3..<6]) == Array(floats.floatValues[6..<9]))
+  }
+}
