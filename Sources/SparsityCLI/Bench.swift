@@ -51,6 +51,9 @@ struct Bench: ParsableCommand {
   @Option(help: "Also write the JSON records to this file.")
   var jsonOutput: String?
 
+  @Flag(help: "Time one training step (forward, backward, SGD) of a transformer MLP block instead: ViT-B 768↔3072 and ViT-L 1024↔4096 at 4,096 and 16,384 tokens (--m), dense against 2:4 weights and 2:4 activations.")
+  var training = false
+
   func validate() throws {
     if json && markdown { throw ValidationError("choose one of --json and --markdown") }
     if runs < 1 { throw ValidationError("--runs must be at least 1") }
@@ -62,6 +65,7 @@ struct Bench: ParsableCommand {
     } catch {
       throw CLIError("\(error)")
     }
+    if training { return try runTraining() }
     let machine = MachineDescription.current()
     let plan = try BenchPlan(
       formats: formats, shapes: shapes, tokens: tokens, sparsities: sparsities, blocks: blocks)
@@ -80,6 +84,34 @@ struct Bench: ParsableCommand {
       say(report.markdown())
     } else {
       say(report.text())
+    }
+  }
+
+  /// `--training`: the MLP-block training step table.
+  private func runTraining() throws {
+    var cases = TrainingStepBenchmark.defaultCases
+    if let tokens {
+      let counts = try tokens.split(separator: ",").map { item -> Int in
+        guard let m = Int(item.trimmingCharacters(in: .whitespaces)), m > 0 else { throw CLIError("--m: '\(item)' is not a positive token count") }
+        return m
+      }
+      cases = Array(Set(cases.map { TrainingStepBenchmark.Case(dimension: $0.dimension, hidden: $0.hidden, tokens: 0) }))
+        .sorted { $0.dimension < $1.dimension }
+        .flatMap { c in counts.map { TrainingStepBenchmark.Case(dimension: c.dimension, hidden: c.hidden, tokens: $0) } }
+    }
+    let machine = MachineDescription.current()
+    let records = TrainingStepBenchmark.run(cases: cases, rounds: runs) { FileHandle.standardError.write(Data("\($0)\n".utf8)) }
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    let jsonText = String(decoding: try encoder.encode(records), as: UTF8.self)
+    if let jsonOutput { try write(jsonText, to: jsonOutput) }
+    if json {
+      say(jsonText)
+    } else {
+      say(
+        "Training step of a squared-ReLU MLP block (forward, MSE loss, backward, SGD), median of \(runs) interleaved rounds; "
+          + "\(machine.cpu), \(machine.threads) threads, \(machine.kernelBuild), load \(machine.loadAverage), \(machine.date)")
+      say(TrainingStepBenchmark.table(records))
     }
   }
 

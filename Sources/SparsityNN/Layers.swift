@@ -54,6 +54,14 @@ public final class Linear: LinearLayer {
     super.init(inFeatures: weight.shape[1], outFeatures: weight.shape[0])
   }
 
+  /// A layer on existing parameters (shared, not copied): `weight [out, in]`, `bias [out]`.
+  init(sharing weight: Variable, bias: Variable?) {
+    precondition(weight.shape.count == 2 && weight.requiresGradient, "a Linear weight is a trainable [out, in], got \(weight.shape)")
+    self.weight = weight
+    self.bias = bias
+    super.init(inFeatures: weight.shape[1], outFeatures: weight.shape[0])
+  }
+
   public override var ownParameters: [(name: String, parameter: Variable)] {
     [("weight", weight)] + (bias.map { [("bias", $0)] } ?? [])
   }
@@ -314,11 +322,18 @@ public final class Dropout: Module {
 }
 
 /// `fc2(dropout(activation(fc1(x))))`: the feed-forward block of a transformer.
+///
+/// With ``sparseActivations`` set (and a trainable `fc2`), the activations are made 2:4 at run
+/// time before `fc2`, whose product runs with them as the 2:4 operand
+/// (``sparseActivationLinear(_:weight:bias:algorithm:gradient:)``: xFormers' sp24 after a squared
+/// ReLU, whose outputs are ≥ 0 and mostly zero).
 public final class MLP: Module {
   public private(set) var fc1: LinearLayer
   public private(set) var fc2: LinearLayer
   public let activation: Activation
   public let dropout: Dropout
+  /// How the gradient passes back through 2:4 activations, or `nil` for dense activations.
+  public var sparseActivations: Sparse24Gradient?
 
   public init(
     _ dimension: Int, hidden: Int, activation: Activation = .gelu, dropout: Double = 0, generator: inout SeededGenerator
@@ -339,7 +354,13 @@ public final class MLP: Module {
     }
   }
 
-  public func callAsFunction(_ x: Variable) -> Variable { fc2(dropout(activation(fc1(x)))) }
+  public func callAsFunction(_ x: Variable) -> Variable {
+    let h = dropout(activation(fc1(x)))
+    if let gradient = sparseActivations, let fc2 = fc2 as? Linear {
+      return sparseActivationLinear(h, weight: fc2.weight, bias: fc2.bias, gradient: gradient)
+    }
+    return fc2(h)
+  }
 }
 
 /// Scaled dot-product attention of `[batch, tokens, heads · headDimension]` projections:

@@ -1,0 +1,108 @@
+import Foundation
+import SparsityCore
+import SparsityNN
+
+/// One training step of a transformer MLP block (`fc2(relu(fc1(x))²)`, xFormers' squared-ReLU
+/// block) at ViT shapes, dense against 2:4 sparse training, timed in alternating rounds
+/// (``InterleavedTiming``): `sparsity bench --training` as API.
+///
+/// A step is the forward pass over `tokens × dimension` inputs, a mean-squared-error loss, the
+/// backward pass into both layers' weights and biases, and an SGD update (momentum 0.9) — the
+/// optimizer step included, as a training loop runs it. Variants:
+/// - `dense`: both Linear layers dense;
+/// - `2:4 weights`: both layers ``SemiSparseLinear`` (weights made 2:4 both ways every step,
+///   `x·W̃ᵀ` and `g·W̃` on the 2:4 kernels, `gᵀx` dense, straight-through);
+/// - `2:4 activations`: the squared-ReLU activations made 2:4 before `fc2`
+///   (``sparseActivationLinear(_:weight:bias:algorithm:gradient:)``: `fc2`'s forward and weight
+///   gradient on the 2:4 kernels, the input gradient masked).
+public enum TrainingStepBenchmark {
+  /// A block shape and token count.
+  public struct Case: Sendable, Hashable {
+    public var dimension: Int
+    public var hidden: Int
+    public var tokens: Int
+    public init(dimension: Int, hidden: Int, tokens: Int) {
+      self.dimension = dimension
+      self.hidden = hidden
+      self.tokens = tokens
+    }
+    /// `dimension↔hidden`.
+    public var shape: String { "\(dimension)↔\(hidden)" }
+  }
+
+  public enum Variant: String, CaseIterable, Sendable, Codable {
+    case dense
+    case weights = "2:4 weights"
+    case activations = "2:4 activations"
+  }
+
+  /// One variant's step time on one case.
+  public struct Record: Codable, Sendable {
+    public var dimension: Int
+    public var hidden: Int
+    public var tokens: Int
+    public var variant: Variant
+    /// Median seconds per step.
+    public var seconds: Double
+    /// The dense step's median over this one's (same case, same run).
+    public var speedup: Double
+  }
+
+  /// ViT-B (768↔3072) and ViT-L (1024↔4096) MLP blocks at 4,096 and 16,384 tokens.
+  public static let defaultCases: [Case] = [(768, 3072), (1024, 4096)].flatMap { d, h in
+    [4096, 16384].map { Case(dimension: d, hidden: h, tokens: $0) }
+  }
+
+  /// Times every variant on every case (`rounds` alternating rounds after one warm-up step each).
+  public static func run(
+    cases: [Case] = defaultCases, variants: [Variant] = Variant.allCases, rounds: Int = 3, progress: (String) -> Void = { _ in }
+  ) -> [Record] {
+    var records: [Record] = []
+    for c in cases {
+      progress("training step \(c.shape), \(c.tokens) tokens: \(variants.map(\.rawValue).joined(separator: ", "))")
+      let steps = variants.map { step(for: $0, case: c) }
+      let timing = InterleavedTiming.measure(steps, warmups: 1, rounds: rounds)
+      let dense = variants.firstIndex(of: .dense).map { timing.median($0) }
+      for (i, variant) in variants.enumerated() {
+        let seconds = timing.median(i)
+        records.append(
+          Record(
+            dimension: c.dimension, hidden: c.hidden, tokens: c.tokens, variant: variant, seconds: seconds,
+            speedup: dense.map { $0 / seconds } ?? .nan))
+      }
+    }
+    return records
+  }
+
+  /// A closure running one training step of a fresh block in `variant` (its own weights, inputs
+  /// and optimizer, made once).
+  static func step(for variant: Variant, case c: Case) -> () -> Void {
+    var generator = SeededGenerator(seed: 7)
+    let block = MLP(c.dimension, hidden: c.hidden, activation: .squaredReLU, generator: &generator)
+    switch variant {
+    case .dense: break
+    case .weights: swapLinearWithSemiSparseLinear(block)
+    case .activations: block.sparseActivations = .masked
+    }
+    let x = Variable(randomNormal: [c.tokens, c.dimension], standardDeviation: 1, seed: 8)
+    let target = [Float](repeating: 0, count: c.tokens * c.dimension)
+    let rows = [Int32](repeating: 1, count: c.tokens)
+    let optimizer = SGD(block.parameters())
+    return {
+      let loss = maskedMeanSquaredError(block(x), target: target, rowMask: rows)
+      optimizer.zeroGradients()
+      loss.backward()
+      optimizer.step(learningRate: 1e-4)
+    }
+  }
+
+  /// A text table: one row per case and variant.
+  public static func table(_ records: [Record]) -> String {
+    var lines = ["| MLP block | tokens | variant | ms per step | vs dense |", "|---|---:|---|---:|---:|"]
+    for r in records {
+      lines.append(
+        "| \(r.dimension)↔\(r.hidden) | \(r.tokens) | \(r.variant.rawValue) | \(String(format: "%.1f", r.seconds * 1000)) | \(String(format: "%.2f×", r.speedup)) |")
+    }
+    return lines.joined(separator: "\n")
+  }
+}
