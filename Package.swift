@@ -90,7 +90,7 @@ let package = Package(
     .target(name: "SparsityPruning", dependencies: ["SparsityCore", "SparsityFormats"]),
     .target(name: "_SparsityCPUID"),
     .target(name: "_SparsityBF16"),
-    .target(name: "_SparsityKernelsImpl", dependencies: ["SparsityCore", "_SparsityBF16"], swiftSettings: kernelSwiftSettings),
+    .target(name: "_SparsityKernelsImpl", dependencies: ["SparsityCore", "_SparsityBF16", "_SparsityCPUID"], swiftSettings: kernelSwiftSettings),
     .target(
       name: "SparsityKernels",
       dependencies: ["SparsityCore", "SparsityFormats", "_SparsityKernelsImpl", "_SparsityCPUID"],

@@ -60,6 +60,21 @@ package final class PackedSemiStructuredWeight: TokenPanelWeight, @unchecked Sen
     }
   }
 
+  /// A weight whose values and code words a kernel writes itself, every one of them
+  /// (`sparsify24`, which makes this layout straight from a dense matrix): the buffers are not
+  /// zeroed, except the 16 values past the last block.
+  package init(uninitializedN n: Int, k: Int) {
+    self.n = n
+    self.k = k
+    groups = (k + 3) / 4
+    rowBlocks = (n + 7) / 8
+    values = FloatBuffer(count: rowBlocks * groups * 16 + 16, zeroed: false)
+    (values.pointer + rowBlocks * groups * 16).update(repeating: 0, count: 16)
+    MemoryLedger.recordAllocation(bytes: Swift.max(1, rowBlocks * groups) * 4)
+    codes = .allocate(capacity: Swift.max(1, rowBlocks * groups))
+    codes.initialize(to: 0)
+  }
+
   deinit { codes.deallocate() }
 
   /// Values plus 4 bits per group and row (the zero rows that pad to a multiple of 8 not counted).
