@@ -41,6 +41,9 @@ struct Train: ParsableCommand {
   @Option(help: "Write the retrained weights to this safetensors file.")
   var output: String?
 
+  @Option(help: "Train 2:4 from scratch instead of pruning: weights (every hidden Linear made 2:4 each step), activations (squared-ReLU activations made 2:4), or both; compares with the same model trained dense.")
+  var sparseTraining: String?
+
   @OptionGroup var jsonOption: JSONOption
   var json: Bool { jsonOption.json }
 
@@ -65,6 +68,12 @@ struct Train: ParsableCommand {
       retrain.epochs = retrainEpochs
     }
     let split = try Digits.builtIn().split()
+    if let sparseTraining {
+      guard let mode = SparseTrainingMode(rawValue: sparseTraining) else {
+        throw CLIError("--sparse-training must be weights, activations or both; got '\(sparseTraining)'")
+      }
+      return try runSparseTraining(kind, mode: mode, split: split, configuration: dense)
+    }
     let progress = ProgressLine()
     let result = try runPruneRetrain(
       kind, plans: plans, seed: seed, train: LabeledData(split.train), test: LabeledData(split.test), dense: dense,
@@ -92,6 +101,35 @@ struct Train: ParsableCommand {
       say(String(decoding: try encoder.encode(result.records), as: UTF8.self))
     } else {
       say(DemoReport(records: result.records, pictures: [], seconds: 0, threads: Parallel.workerCount).text())
+    }
+  }
+
+  /// `--sparse-training`: dense and 2:4 training from scratch, the same schedule.
+  func runSparseTraining(_ kind: DigitsModel, mode: SparseTrainingMode, split: Digits.Split, configuration: TrainingConfiguration) throws {
+    let progress = ProgressLine()
+    let records = try Sparsity.runSparseTraining(
+      kind, mode: mode, seed: seed, train: LabeledData(split.train), test: LabeledData(split.test), configuration: configuration
+    ) { event in
+      switch event {
+      case .stage(let text): progress.stage(text)
+      case let .batch(epoch, epochs, batch, batches, loss):
+        progress.update(
+          fraction: (Double(epoch) + Double(batch + 1) / Double(batches)) / Double(epochs),
+          detail: "epoch \(epoch + 1)/\(epochs)  loss \(String(format: "%.4f", loss))")
+      default: break
+      }
+    }
+    progress.finish()
+    if json {
+      let encoder = JSONEncoder()
+      encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+      say(String(decoding: try encoder.encode(records), as: UTF8.self))
+    } else {
+      say("| model | training | seed | test accuracy | training s |")
+      say("|---|---|---:|---:|---:|")
+      for r in records {
+        say("| \(r.model) | \(r.training) | \(r.seed) | \(formatPercent(r.accuracy)) | \(String(format: "%.1f", r.trainingSeconds)) |")
+      }
     }
   }
 

@@ -11,6 +11,10 @@ public final class MLPClassifier: Module, Classifier {
   public private(set) var layers: [LinearLayer]
   public let activation: Activation
   private let dropouts: [Dropout]
+  /// With a gradient mode, every hidden layer's activations are made 2:4 at run time before the
+  /// next (trainable) layer, whose product takes them as the 2:4 operand
+  /// (``sparseActivationLinear(_:weight:bias:algorithm:gradient:)``); `nil`: dense activations.
+  public var sparseActivations: Sparse24Gradient?
 
   public init(
     inputs: Int, hidden: [Int], classes: Int, activation: Activation = .relu, dropout: Double = 0, seed: UInt64
@@ -38,7 +42,11 @@ public final class MLPClassifier: Module, Classifier {
   public func logits(_ inputs: Variable) -> Variable {
     var h = inputs
     for (i, layer) in layers.enumerated() {
-      h = layer(h)
+      if i > 0, let gradient = sparseActivations, let linear = layer as? Linear {
+        h = sparseActivationLinear(h, weight: linear.weight, bias: linear.bias, gradient: gradient)
+      } else {
+        h = layer(h)
+      }
       if i < dropouts.count { h = dropouts[i](activation(h)) }
     }
     return h

@@ -16,14 +16,15 @@ public enum DigitsModel: String, Sendable, CaseIterable, Codable {
   /// MLP 128, GELU. (Non-overlapping 2×2 patches reached only 95–97% here, with more variance.)
   case vit
 
-  /// A freshly initialised model.
-  public func make(seed: UInt64) -> any Classifier {
+  /// A freshly initialised model; `activation` replaces the model's own (ReLU for the MLP, GELU
+  /// for the ViT's blocks).
+  public func make(seed: UInt64, activation: Activation? = nil) -> any Classifier {
     switch self {
-    case .mlp: MLPClassifier(inputs: 64, hidden: [256, 256], classes: 10, activation: .relu, dropout: 0.1, seed: seed)
+    case .mlp: MLPClassifier(inputs: 64, hidden: [256, 256], classes: 10, activation: activation ?? .relu, dropout: 0.1, seed: seed)
     case .vit:
       VisionTransformer(
-        imageSide: 8, patch: 4, stride: 2, dimension: 64, depth: 2, heads: 4, mlpHidden: 128, classes: 10, activation: .gelu,
-        dropout: 0, seed: seed)
+        imageSide: 8, patch: 4, stride: 2, dimension: 64, depth: 2, heads: 4, mlpHidden: 128, classes: 10,
+        activation: activation ?? .gelu, dropout: 0, seed: seed)
     }
   }
 

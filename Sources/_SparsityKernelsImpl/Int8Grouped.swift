@@ -22,9 +22,10 @@ import SparsityCore
 package let int8GroupedBlock = 32
 
 /// An int8 weight `[n, k]` (k a multiple of 32) with a scale per row and block of 32 inputs,
-/// packed for the grouped W8A8 kernels: the values in ``PackedInt8Weight``'s panel order
-/// (`data[((p·groups + g)·16 + j)·4 + i]`) but offset by +128, and the scales per panel and
-/// block (`scales[(p·blocks + b)·16 + j]`). 1.125 bytes per weight.
+/// packed for the grouped W8A8 kernels: per panel of 16 output columns and block of 32 inputs,
+/// 576 bytes — the 8 k-steps' values in ``PackedInt8Weight``'s order but offset by +128
+/// (`[step][16 columns][4 inputs]`, 512 bytes), then the 16 columns' fp32 scales — so a kernel
+/// reads one stream per panel. 1.125 bytes per weight.
 package final class PackedInt8GroupedWeight: @unchecked Sendable {
   package let n: Int
   package let k: Int
@@ -34,7 +35,6 @@ package final class PackedInt8GroupedWeight: @unchecked Sendable {
   package let blocks: Int
   package let panels: Int
   package let data: ByteBuffer
-  package let scales: FloatBuffer
 
   /// Packs row-major int8 values `q [n, k]` and their scales `s [n, k/32]`.
   package init(values q: UnsafePointer<Int8>, scales s: UnsafePointer<Float>, n: Int, k: Int) {
@@ -44,30 +44,39 @@ package final class PackedInt8GroupedWeight: @unchecked Sendable {
     groups = k / 4
     blocks = k / int8GroupedBlock
     panels = (n + 15) / 16
-    data = ByteBuffer(count: panels * groups * 64)
-    scales = FloatBuffer(count: Swift.max(1, panels * blocks * 16))
-    scales.pointer.initialize(repeating: 0, count: Swift.max(1, panels * blocks * 16))
-    let d = data.pointer.assumingMemoryBound(to: UInt8.self)
+    data = ByteBuffer(count: panels * blocks * int8GroupedBlockBytes)
+    let d = data.pointer
     for r in 0..<n {
       let (p, j) = (r / 16, r % 16)
-      for c in 0..<k { d[((p * groups + c / 4) * 16 + j) * 4 + c % 4] = UInt8(bitPattern: q[r * k + c]) ^ 0x80 }
-      for b in 0..<blocks { scales.pointer[(p * blocks + b) * 16 + j] = s[r * blocks + b] }
+      for b in 0..<blocks {
+        let block = d + (p * blocks + b) * int8GroupedBlockBytes
+        for c in 0..<int8GroupedBlock {
+          block.storeBytes(of: UInt8(bitPattern: q[r * k + b * int8GroupedBlock + c]) ^ 0x80, toByteOffset: ((c / 4) * 16 + j) * 4 + c % 4, as: UInt8.self)
+        }
+        block.storeBytes(of: s[r * blocks + b], toByteOffset: 512 + 4 * j, as: Float.self)
+      }
     }
   }
 
   /// Bytes held: the values and the scales.
-  package var byteCount: Int { data.count + panels * blocks * 16 * 4 }
+  package var byteCount: Int { data.count }
 
   /// The int8 value of row `r`, column `c`.
   @inline(__always)
   package func value(row r: Int, column c: Int) -> Int8 {
-    Int8(bitPattern: data.pointer.assumingMemoryBound(to: UInt8.self)[((r / 16 * groups + c / 4) * 16 + r % 16) * 4 + c % 4] ^ 0x80)
+    let block = data.pointer + (r / 16 * blocks + c / int8GroupedBlock) * int8GroupedBlockBytes
+    return Int8(bitPattern: block.load(fromByteOffset: ((c % int8GroupedBlock / 4) * 16 + r % 16) * 4 + c % 4, as: UInt8.self) ^ 0x80)
   }
 
   /// The scale of row `r`'s block `b`.
   @inline(__always)
-  package func scale(row r: Int, block b: Int) -> Float { scales.pointer[(r / 16 * blocks + b) * 16 + r % 16] }
+  package func scale(row r: Int, block b: Int) -> Float {
+    (data.pointer + (r / 16 * blocks + b) * int8GroupedBlockBytes).load(fromByteOffset: 512 + 4 * (r % 16), as: Float.self)
+  }
 }
+
+/// Bytes per panel and block of ``PackedInt8GroupedWeight``: 8 k-steps × 64 bytes, 16 scales.
+package let int8GroupedBlockBytes = 576
 
 /// One block of activations quantized as llama.cpp quantizes Q8_0 activations: the scale
 /// `amax / 127` and `round_half_even(x · (127 / amax))` (zeros and scale 0 for an all-zero block;
@@ -224,8 +233,7 @@ extension PackedInt8GroupedWeight: PanelDotWeight {
     func corrections(_ i: Int) -> UnsafePointer<Int32> {
       UnsafeRawPointer(a.rows + (row + i) * a.stride + k * width).assumingMemoryBound(to: Int32.self) + blockRange.lowerBound
     }
-    func weights(_ p: Int) -> UnsafePointer<UInt8> { b + (p * groups + range.lowerBound) * 64 }
-    func scales(_ p: Int) -> UnsafePointer<Float> { UnsafePointer(self.scales.pointer) + (p * blocks + blockRange.lowerBound) * 16 }
+    func weights(_ p: Int) -> UnsafePointer<UInt8> { b + (p * blocks + blockRange.lowerBound) * int8GroupedBlockBytes }
     let accumulate = range.lowerBound != 0
     #if SPARSITY_VNNI
       // Rows past `rows` read zero activations with zero corrections; a missing second panel
@@ -243,7 +251,7 @@ extension PackedInt8GroupedWeight: PanelDotWeight {
             }
             int8GroupedVNNIKernel6x32(
               blocks: blockRange.count, a: UnsafePointer(rowPointers.baseAddress!), corrections: UnsafePointer(correctionPointers.baseAddress!),
-              scaleOffset: blocks, b0: weights(panel), b1: weights(second), s0: scales(panel), s1: scales(second), f: f, accumulate: accumulate)
+              scaleOffset: blocks, b0: weights(panel), b1: weights(second), f: f, accumulate: accumulate)
           }
         }
       }
@@ -252,7 +260,7 @@ extension PackedInt8GroupedWeight: PanelDotWeight {
         for half in 0..<2 where panel + half < panels {
           int8GroupedRowPanel(
             blocks: blockRange.count, a: activations(i), corrections: corrections(i), scaleOffset: blocks, b: weights(panel + half),
-            scales: scales(panel + half), f: f + i * 32 + half * 16, accumulate: accumulate)
+            f: f + i * 32 + half * 16, accumulate: accumulate)
         }
       }
     #endif
@@ -265,15 +273,13 @@ extension PackedInt8GroupedWeight: PanelDotWeight {
     let corrections = (a + k * Self.activationBytes).assumingMemoryBound(to: Int32.self)
     #if SPARSITY_VNNI
       int8GroupedVNNIKernel1x64(
-        blocks: blocks, a: a, corrections: corrections, scaleOffset: blocks, b: b + quad * 4 * groups * 64,
-        s: UnsafePointer(scales.pointer) + quad * 4 * blocks * 16,
-        panelStride: groups * 64, scaleStride: blocks * 16, panels: count, f: f)
+        blocks: blocks, a: a, corrections: corrections, scaleOffset: blocks, b: b + quad * 4 * blocks * int8GroupedBlockBytes,
+        panelStride: blocks * int8GroupedBlockBytes, panels: count, f: f)
     #else
       for p in 0..<count {
         let panel = quad * 4 + p
         int8GroupedRowPanel(
-          blocks: blocks, a: a, corrections: corrections, scaleOffset: blocks, b: b + panel * groups * 64,
-          scales: UnsafePointer(scales.pointer) + panel * blocks * 16,
+          blocks: blocks, a: a, corrections: corrections, scaleOffset: blocks, b: b + panel * blocks * int8GroupedBlockBytes,
           f: f + p * 16, accumulate: false)
       }
     #endif
@@ -289,7 +295,7 @@ extension PackedInt8GroupedWeight: PanelDotWeight {
   @inline(never)
   private func int8GroupedVNNIKernel6x32(
     blocks: Int, a: UnsafePointer<UnsafeRawPointer>, corrections: UnsafePointer<UnsafePointer<Int32>>, scaleOffset: Int, b0: UnsafePointer<UInt8>,
-    b1: UnsafePointer<UInt8>, s0: UnsafePointer<Float>, s1: UnsafePointer<Float>, f: UnsafeMutablePointer<Float>, accumulate: Bool
+    b1: UnsafePointer<UInt8>, f: UnsafeMutablePointer<Float>, accumulate: Bool
   ) {
     let (a0, a1, a2, a3, a4, a5) = (a[0], a[1], a[2], a[3], a[4], a[5])
     let (r0, r1, r2, r3, r4, r5) = (corrections[0], corrections[1], corrections[2], corrections[3], corrections[4], corrections[5])
@@ -307,8 +313,9 @@ extension PackedInt8GroupedWeight: PanelDotWeight {
       var c30 = _mm512_setzero_si512(), c31 = _mm512_setzero_si512(), c40 = _mm512_setzero_si512()
       var c41 = _mm512_setzero_si512(), c50 = _mm512_setzero_si512(), c51 = _mm512_setzero_si512()
       for g in (block * 8)..<(block * 8 + 8) {
-        let w0 = _mm512_loadu_si512(b0 + g * 64)
-        let w1 = _mm512_loadu_si512(b1 + g * 64)
+        let o = block * int8GroupedBlockBytes + (g - block * 8) * 64
+        let w0 = _mm512_loadu_si512(b0 + o)
+        let w1 = _mm512_loadu_si512(b1 + o)
         let offset = g * 4
         var x = _mm512_set1_epi32(a0.loadUnaligned(fromByteOffset: offset, as: Int32.self))
         c00 = _mm512_dpbusd_epi32(c00, w0, x); c01 = _mm512_dpbusd_epi32(c01, w1, x)
@@ -323,7 +330,7 @@ extension PackedInt8GroupedWeight: PanelDotWeight {
         x = _mm512_set1_epi32(a5.loadUnaligned(fromByteOffset: offset, as: Int32.self))
         c50 = _mm512_dpbusd_epi32(c50, w0, x); c51 = _mm512_dpbusd_epi32(c51, w1, x)
       }
-      let d0 = _mm512_loadu_ps(s0 + block * 16), d1 = _mm512_loadu_ps(s1 + block * 16)
+      let d0 = _mm512_loadu_ps(b0 + block * int8GroupedBlockBytes + 512), d1 = _mm512_loadu_ps(b1 + block * int8GroupedBlockBytes + 512)
       var r = _mm512_set1_epi32(r0[block])
       var x = _mm512_set1_ps(UnsafeRawPointer(r0 + scaleOffset).load(fromByteOffset: 4 * block, as: Float.self))
       f00 = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(c00, r)), x), d0, f00)
@@ -361,18 +368,17 @@ extension PackedInt8GroupedWeight: PanelDotWeight {
   @inline(never)
   private func int8GroupedVNNIKernel1x64(
     blocks: Int, a: UnsafeRawPointer, corrections: UnsafePointer<Int32>, scaleOffset: Int, b: UnsafePointer<UInt8>,
-    s: UnsafePointer<Float>, panelStride: Int, scaleStride: Int, panels: Int, f: UnsafeMutablePointer<Float>
+    panelStride: Int, panels: Int, f: UnsafeMutablePointer<Float>
   ) {
     let activationScales = UnsafeRawPointer(corrections + scaleOffset).assumingMemoryBound(to: Float.self)
     let p1 = panels > 1 ? panelStride : 0, p2 = panels > 2 ? 2 * panelStride : 0, p3 = panels > 3 ? 3 * panelStride : 0
-    let q1 = panels > 1 ? scaleStride : 0, q2 = panels > 2 ? 2 * scaleStride : 0, q3 = panels > 3 ? 3 * scaleStride : 0
     var f0 = _mm512_setzero_ps(), f1 = _mm512_setzero_ps(), f2 = _mm512_setzero_ps(), f3 = _mm512_setzero_ps()
     for block in 0..<blocks {
       var c0 = _mm512_setzero_si512(), c1 = _mm512_setzero_si512(), c2 = _mm512_setzero_si512(), c3 = _mm512_setzero_si512()
       var d0 = _mm512_setzero_si512(), d1 = _mm512_setzero_si512(), d2 = _mm512_setzero_si512(), d3 = _mm512_setzero_si512()
       var g = block * 8
       while g < block * 8 + 8 {
-        let o = g * 64
+        let o = block * int8GroupedBlockBytes + (g - block * 8) * 64
         let x = _mm512_set1_epi32(a.loadUnaligned(fromByteOffset: g * 4, as: Int32.self))
         let x2 = _mm512_set1_epi32(a.loadUnaligned(fromByteOffset: g * 4 + 4, as: Int32.self))
         c0 = _mm512_dpbusd_epi32(c0, _mm512_loadu_si512(b + o), x)
@@ -387,11 +393,11 @@ extension PackedInt8GroupedWeight: PanelDotWeight {
       }
       let r = _mm512_set1_epi32(corrections[block])
       let x = _mm512_set1_ps(activationScales[block])
-      let sb = s + block * 16
+      let sb = b + block * int8GroupedBlockBytes + 512
       f0 = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_add_epi32(c0, d0), r)), x), _mm512_loadu_ps(sb), f0)
-      f1 = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_add_epi32(c1, d1), r)), x), _mm512_loadu_ps(sb + q1), f1)
-      f2 = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_add_epi32(c2, d2), r)), x), _mm512_loadu_ps(sb + q2), f2)
-      f3 = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_add_epi32(c3, d3), r)), x), _mm512_loadu_ps(sb + q3), f3)
+      f1 = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_add_epi32(c1, d1), r)), x), _mm512_loadu_ps(sb + p1), f1)
+      f2 = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_add_epi32(c2, d2), r)), x), _mm512_loadu_ps(sb + p2), f2)
+      f3 = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_add_epi32(c3, d3), r)), x), _mm512_loadu_ps(sb + p3), f3)
     }
     _mm512_storeu_ps(f, f0); _mm512_storeu_ps(f + 16, f1); _mm512_storeu_ps(f + 32, f2); _mm512_storeu_ps(f + 48, f3)
   }
@@ -402,7 +408,7 @@ extension PackedInt8GroupedWeight: PanelDotWeight {
   @inline(never)
   private func int8GroupedRowPanel(
     blocks: Int, a: UnsafeRawPointer, corrections: UnsafePointer<Int32>, scaleOffset: Int, b: UnsafePointer<UInt8>,
-    scales: UnsafePointer<Float>, f: UnsafeMutablePointer<Float>, accumulate: Bool
+    f: UnsafeMutablePointer<Float>, accumulate: Bool
   ) {
     let x = a.assumingMemoryBound(to: Int16.self)
     let activationScales = UnsafeRawPointer(corrections + scaleOffset).assumingMemoryBound(to: Float.self)
@@ -415,7 +421,7 @@ extension PackedInt8GroupedWeight: PanelDotWeight {
         var s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256(), s2 = _mm256_setzero_si256(), s3 = _mm256_setzero_si256()
         for g in (block * 8)..<(block * 8 + 8) {
           let xv = _mm256_set1_epi64x(UnsafeRawPointer(x + g * 4).loadUnaligned(as: Int64.self))
-          let w = UnsafeRawPointer(b + g * 64)
+          let w = UnsafeRawPointer(b + block * int8GroupedBlockBytes + (g - block * 8) * 64)
           s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(_mm256_cvtepu8_epi16(w.loadUnaligned(as: __m128i.self)), xv))
           s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(_mm256_cvtepu8_epi16(w.loadUnaligned(fromByteOffset: 16, as: __m128i.self)), xv))
           s2 = _mm256_add_epi32(s2, _mm256_madd_epi16(_mm256_cvtepu8_epi16(w.loadUnaligned(fromByteOffset: 32, as: __m128i.self)), xv))
@@ -428,8 +434,9 @@ extension PackedInt8GroupedWeight: PanelDotWeight {
         let first = _mm256_sub_epi32(_mm256_permutevar8x32_epi32(_mm256_hadd_epi32(s0, s1), order), r)
         let second = _mm256_sub_epi32(_mm256_permutevar8x32_epi32(_mm256_hadd_epi32(s2, s3), order), r)
         let sx = _mm256_set1_ps(activationScales[block])
-        lo = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(first), sx), _mm256_loadu_ps(scales + block * 16), lo)
-        hi = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(second), sx), _mm256_loadu_ps(scales + block * 16 + 8), hi)
+        let scales = UnsafeRawPointer(b + block * int8GroupedBlockBytes + 512).assumingMemoryBound(to: Float.self)
+        lo = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(first), sx), _mm256_loadu_ps(scales), lo)
+        hi = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(second), sx), _mm256_loadu_ps(scales + 8), hi)
       }
       _mm256_storeu_ps(f, lo)
       _mm256_storeu_ps(f + 8, hi)
@@ -438,10 +445,12 @@ extension PackedInt8GroupedWeight: PanelDotWeight {
         var sum = accumulate ? f[j] : 0
         for block in 0..<blocks {
           var dot: Int32 = 0
-          for g in (block * 8)..<(block * 8 + 8) {
-            for i in 0..<4 { dot &+= Int32(x[g * 4 + i]) &* (Int32(b[(g * 16 + j) * 4 + i]) &- 128) }
+          let base = b + block * int8GroupedBlockBytes
+          for step in 0..<8 {
+            for i in 0..<4 { dot &+= Int32(x[(block * 8 + step) * 4 + i]) &* (Int32(base[(step * 16 + j) * 4 + i]) &- 128) }
           }
-          sum = sum.addingProduct(Float(dot) * activationScales[block], scales[block * 16 + j])
+          let scale = UnsafeRawPointer(base).load(fromByteOffset: 512 + 4 * j, as: Float.self)
+          sum = sum.addingProduct(Float(dot) * activationScales[block], scale)
         }
         f[j] = sum
       }
