@@ -4,7 +4,8 @@
 // parse into a file whose invariants hold: tensors contiguous, aligned and inside the file,
 // every metadata value readable through every typed accessor (a value or a GGUFError), and
 // every dequantizable tensor decoding to its element count (F32 bit-identical to its bytes),
-// the same through GGUFFile.dequantized and GGUFDequantization. Anything else (a crash, a
+// the same through GGUFFile.dequantized and GGUFDequantization (and through GGUFFile.q8_0Blocks for
+// Q8_0 matrices). Anything else (a crash, a
 // trap, another error, a broken invariant) is a bug.
 import SparsityCore
 import SparsityIO
@@ -81,6 +82,12 @@ func decode(_ file: GGUFFile, _ info: GGUFTensorInfo, _ raw: UnsafeRawBufferPoin
       decoded.elementsEqual(values) { $0.bitPattern == $1.bitPattern }
     }
     guard same else { fatalError("tensor \(info.name): the two decoders differ") }
+    // A Q8_0 matrix handed over as int8 values and block scales gives back the same numbers.
+    if let (q, scales) = file.q8_0Blocks(info) {
+      guard info.type == .q8_0, info.shape.count == 2 else { fatalError("q8_0Blocks of a \(info.type) \(info.shape) tensor") }
+      let (qv, sv) = (q.scalars(as: Int8.self), scales.floatValues)
+      for i in values.indices where Float(qv[i]) * sv[i / 32] != values[i] { fatalError("q8_0Blocks of \(info.name) differ at \(i)") }
+    }
     if info.type == .f32, !tensor.withUnsafeBytes({ $0.elementsEqual(raw) }) {
       fatalError("F32 tensor \(info.name) differs from its bytes")
     }
