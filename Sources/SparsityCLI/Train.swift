@@ -78,18 +78,7 @@ struct Train: ParsableCommand {
     let result = try runPruneRetrain(
       kind, plans: plans, seed: seed, train: LabeledData(split.train), test: LabeledData(split.test), dense: dense,
       retrain: retrain, srsteDecay: srste ? 2e-4 : nil
-    ) { event in
-      switch event {
-      case .stage(let text): progress.stage(text)
-      case let .batch(epoch, epochs, batch, batches, loss):
-        progress.update(
-          fraction: (Double(epoch) + Double(batch + 1) / Double(batches)) / Double(epochs),
-          detail: "epoch \(epoch + 1)/\(epochs)  loss \(String(format: "%.4f", loss))")
-      case .record(let r):
-        progress.note("\(r.stage.rawValue): accuracy \(formatPercent(r.accuracy)), \(String(format: "%.2f", r.inferenceMilliseconds)) ms")
-      case .retrained: break
-      }
-    }
+    ) { Self.show($0, on: progress) }
     progress.finish()
     if let output {
       try SafetensorsFile.write(
@@ -104,21 +93,26 @@ struct Train: ParsableCommand {
     }
   }
 
+  /// A recipe's progress on the terminal: stages, a bar per epoch with the loss, each record.
+  static func show(_ event: ExperimentEvent, on progress: ProgressLine) {
+    switch event {
+    case .stage(let text): progress.stage(text)
+    case let .batch(epoch, epochs, batch, batches, loss):
+      progress.update(
+        fraction: (Double(epoch) + Double(batch + 1) / Double(batches)) / Double(epochs),
+        detail: "epoch \(epoch + 1)/\(epochs)  loss \(String(format: "%.4f", loss))")
+    case .record(let r):
+      progress.note("\(r.stage.rawValue): accuracy \(formatPercent(r.accuracy)), \(String(format: "%.2f", r.inferenceMilliseconds)) ms")
+    case .retrained: break
+    }
+  }
+
   /// `--sparse-training`: dense and 2:4 training from scratch, the same schedule.
   func runSparseTraining(_ kind: DigitsModel, mode: SparseTrainingMode, split: Digits.Split, configuration: TrainingConfiguration) throws {
     let progress = ProgressLine()
     let records = try Sparsity.runSparseTraining(
       kind, mode: mode, seed: seed, train: LabeledData(split.train), test: LabeledData(split.test), configuration: configuration
-    ) { event in
-      switch event {
-      case .stage(let text): progress.stage(text)
-      case let .batch(epoch, epochs, batch, batches, loss):
-        progress.update(
-          fraction: (Double(epoch) + Double(batch + 1) / Double(batches)) / Double(epochs),
-          detail: "epoch \(epoch + 1)/\(epochs)  loss \(String(format: "%.4f", loss))")
-      default: break
-      }
-    }
+    ) { Self.show($0, on: progress) }
     progress.finish()
     if json {
       let encoder = JSONEncoder()

@@ -201,23 +201,7 @@ extension PackedInt8GroupedWeight: PanelDotWeight {
     acc: UnsafeMutablePointer<Int32>, ldacc: Int, a: PreparedActivations, row: Int, rows: Int, column: Int, columns: Int,
     y: UnsafeMutablePointer<Float>, ldy: Int, bias: UnsafePointer<Float>?
   ) {
-    typealias V = SIMD16<Float>
-    let sums = UnsafeMutableRawPointer(acc).assumingMemoryBound(to: Float.self)
-    for i in 0..<rows {
-      let out = y + (row + i) * ldy + column
-      let f = sums + i * ldacc
-      var j = 0
-      while j + 16 <= columns {
-        var v = UnsafeRawPointer(f + j).loadUnaligned(as: V.self)
-        if let bias { v += UnsafeRawPointer(bias + column + j).loadUnaligned(as: V.self) }
-        UnsafeMutableRawPointer(out + j).storeBytes(of: v, as: V.self)
-        j += 16
-      }
-      while j < columns {
-        out[j] = bias.map { f[j] + $0[column + j] } ?? f[j]
-        j += 1
-      }
-    }
+    storeFloatSums(acc, ldacc: ldacc, row: row, rows: rows, column: column, columns: columns, y: y, ldy: ldy, bias: bias)
   }
 
   package func tile(

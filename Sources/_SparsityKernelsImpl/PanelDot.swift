@@ -52,6 +52,33 @@ extension PanelDotWeight {
   package static func preparedRowBytes(paddedK: Int) -> Int { paddedK * activationBytes }
 }
 
+/// `y[row + i][column + j] = sums[i][j] + bias[column + j]` for the valid part of a tile whose
+/// 32-bit sums are fp32 (row stride `ldacc`): the epilogue of the bf16 and grouped int8 forms.
+/// Without a bias the sums are stored as they are (−0 stays −0).
+package func storeFloatSums(
+  _ acc: UnsafeMutablePointer<Int32>, ldacc: Int, row: Int, rows: Int, column: Int, columns: Int, y: UnsafeMutablePointer<Float>,
+  ldy: Int, bias: UnsafePointer<Float>?
+) {
+  typealias V = SIMD16<Float>
+  let sums = UnsafeMutableRawPointer(acc).assumingMemoryBound(to: Float.self)
+  for i in 0..<rows {
+    let out = y + (row + i) * ldy + column
+    let s = sums + i * ldacc
+    var j = 0
+    // 16 columns at a time (the bias is padded to whole panels).
+    while j + 16 <= columns {
+      var v = UnsafeRawPointer(s + j).loadUnaligned(as: V.self)
+      if let bias { v += UnsafeRawPointer(bias + column + j).loadUnaligned(as: V.self) }
+      UnsafeMutableRawPointer(out + j).storeBytes(of: v, as: V.self)
+      j += 16
+    }
+    while j < columns {
+      out[j] = bias.map { s[j] + $0[column + j] } ?? s[j]
+      j += 1
+    }
+  }
+}
+
 /// The activations of one call prepared for a weight's kernels (``PanelDotWeight/prepareRows``),
 /// rows padded with the operand's zero to whole k-steps, and a scale per row where there is one.
 package struct PreparedActivations {
