@@ -121,7 +121,12 @@ public func sparseActivationLinear(
   let yT = sparse.weight.apply(x: weight.tensor).floatValues
   var y = transposed(yT, rows: n, columns: m)
   if let bias {
-    for i in 0..<m { for j in 0..<n { y[i * n + j] += bias.value[j] } }
+    let b = bias.value
+    y.withUnsafeMutableBufferPointer { y in
+      b.withUnsafeBufferPointer { b in
+        for i in 0..<m { for j in 0..<n { y[i * n + j] += b[j] } }
+      }
+    }
   }
   return Variable(y, shape: Array(h.shape.dropLast()) + [n], parents: [h, weight] + (bias.map { [$0] } ?? [])) { out in
     let g = out.gradient!
@@ -141,7 +146,11 @@ public func sparseActivationLinear(
 /// `Σ_i g[i, j]` for `g [rows, columns]`.
 private func columnSums(_ g: [Float], rows: Int, columns: Int) -> [Float] {
   var sums = [Float](repeating: 0, count: columns)
-  for i in 0..<rows { for j in 0..<columns { sums[j] += g[i * columns + j] } }
+  sums.withUnsafeMutableBufferPointer { sums in
+    g.withUnsafeBufferPointer { g in
+      for i in 0..<rows { for j in 0..<columns { sums[j] += g[i * columns + j] } }
+    }
+  }
   return sums
 }
 
