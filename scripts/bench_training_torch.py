@@ -5,7 +5,8 @@ squared-ReLU MLP block, on the same shapes, timed the same way.
     /work/venv/bin/python scripts/bench_training_torch.py [--threads 2] [--rounds 3] [--m 4096,16384] [--json out.json]
 
 Block: fc1 = nn.Linear(d, h), fc2 = nn.Linear(h, d), y = fc2(relu(fc1(x)) ** 2), fp32, x [tokens, d]
-standard normal (no gradient). Step: forward, MSE loss against zeros (mean over every element),
+standard normal, requiring a gradient (as any block past a network's first, and as xFormers'
+benchmark_sp24.py). Step: forward, MSE loss against zeros (mean over every element),
 loss.backward(), SGD(momentum=0.9, lr=1e-4).step(), with zero_grad(set_to_none=True) first —
 what `sparsity bench --training` times for its `dense` variant. One untimed warm-up step, then
 the median of --rounds steps. torch.set_num_threads(THREADS); OMP/MKL thread variables are set
@@ -37,11 +38,12 @@ for d, h in ((768, 3072), (1024, 4096)):
         fc1, fc2 = torch.nn.Linear(d, h), torch.nn.Linear(h, d)
         params = list(fc1.parameters()) + list(fc2.parameters())
         optimizer = torch.optim.SGD(params, lr=1e-4, momentum=0.9)
-        x = torch.randn(tokens, d)
+        x = torch.randn(tokens, d, requires_grad=True)
         target = torch.zeros(tokens, d)
 
         def step():
             optimizer.zero_grad(set_to_none=True)
+            x.grad = None
             loss = torch.nn.functional.mse_loss(fc2(torch.relu(fc1(x)) ** 2), target)
             loss.backward()
             optimizer.step()

@@ -4,22 +4,38 @@ import _SparsityKernelsImpl
 /// Dense `float32` products on raw row-major buffers with the packed GEMM of ``LinearKernel/denseGEMM``:
 /// the building block for training (forward and backward passes of linear layers).
 public enum DenseMatmul {
-  /// `c[m, n] = a[m, k] · bᵀ (+ bias[n])`, where `b` is row-major `[n, k]` (a linear layer's weight).
+  /// `c[m, n] = op(a) · op(b) (+ bias[n])`, BLAS's GEMM on row-major buffers: `op(a)` is
+  /// `[m, k]`, held as is or, with `transposeA`, as its transpose `[k, m]`; `op(b)` is `[k, n]`,
+  /// held as is or, with `transposeB`, as `[n, k]` (a linear layer's weight: `x · Wᵀ` is
+  /// `multiply(x, W, transposeB: true)`).
   ///
-  /// `b` is packed on every call (O(n·k)), which is small beside the O(m·n·k) product for the
-  /// batch sizes of training. Runs on `workers` threads.
-  public static func multiplyTransposed(
-    _ a: UnsafePointer<Float>, rows m: Int, _ b: UnsafePointer<Float>, rows n: Int, inner k: Int,
-    into c: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>? = nil,
+  /// A linear layer's backward pass needs no transposed copies: `g · W` is
+  /// `multiply(g, W)` and `gᵀ · x` is `multiply(g, x, transposeA: true)` — the GEMM's packing
+  /// reads either layout. `b` is packed on every call (O(n·k)), small beside the O(m·n·k) product
+  /// for the batch sizes of training. Runs on `workers` threads.
+  public static func multiply(
+    _ a: UnsafePointer<Float>, transposeA: Bool = false, _ b: UnsafePointer<Float>, transposeB: Bool = false,
+    m: Int, n: Int, k: Int, into c: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>? = nil,
     workers: Int = Parallel.workerCount
   ) {
     if let problem = CPUFeatures.host.kernelSupportProblem { preconditionFailure(problem) }
     guard m > 0, n > 0 else { return }
     if k == 0 {
-      for i in 0..<m { for j in 0..<n { c[i * n + j] = bias?[j] ?? 0 } }
+      fillBias(y: c, m: m, n: n, bias: bias)
       return
     }
-    let packed = PackedDenseWeight(weight: b, n: n, k: k)
-    denseLinear(weight: packed, x: a, m: m, y: c, bias: bias, workers: workers)
+    // The GEMM's weight operand is `[n, k]` row-major: op(b)ᵀ, held as such exactly when transposeB.
+    let packed = PackedDenseWeight(weight: b, n: n, k: k, transposed: !transposeB, workers: workers)
+    denseLinear(weight: packed, x: a, m: m, xTransposed: transposeA, y: c, bias: bias, workers: workers)
+  }
+
+  /// `c[m, n] = a[m, k] · bᵀ (+ bias[n])`, where `b` is row-major `[n, k]` (a linear layer's weight):
+  /// ``multiply(_:transposeA:_:transposeB:m:n:k:into:bias:workers:)`` with `transposeB`.
+  public static func multiplyTransposed(
+    _ a: UnsafePointer<Float>, rows m: Int, _ b: UnsafePointer<Float>, rows n: Int, inner k: Int,
+    into c: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>? = nil,
+    workers: Int = Parallel.workerCount
+  ) {
+    multiply(a, b, transposeB: true, m: m, n: n, k: k, into: c, bias: bias, workers: workers)
   }
 }

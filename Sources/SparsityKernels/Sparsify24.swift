@@ -166,6 +166,36 @@ public enum Sparse24 {
     /// `[rows, columns]` of `A`.
     public var shape: [Int] { [mask.rows, mask.columns] }
 
+    /// Which packed form a product runs on.
+    public enum Side: Sendable {
+      /// `A`, 2:4 along its rows.
+      case matrix
+      /// `Aᵀ`, 2:4 along its rows (the columns of `A`); needs a transposable mask.
+      case transposed
+    }
+
+    /// `y = x · Sᵀ (+ bias)` on the 2:4 kernel, with `S [n, k]` = `A` or `Aᵀ` (`side`), on raw
+    /// row-major buffers: `x [tokens, k]`, or held as `xᵀ [k, tokens]` with `xTransposed`;
+    /// `y [tokens, n]`, or written as `yᵀ [n, tokens]` with `yTransposed`; `bias [n]`.
+    ///
+    /// Every product of a 2:4 training step is one of these, none needing a transposed copy:
+    /// with `A` a weight `W̃`, `x · W̃ᵀ` and `g · W̃` (`.transposed`); with `A` activations `h̃`,
+    /// `h̃ · Wᵀ = (W · h̃ᵀ)ᵀ` (`x` = `W`, `yTransposed`) and `gᵀ · h̃` (`.transposed`, `x` = `g`
+    /// held transposed).
+    public func multiply(
+      _ side: Side = .matrix, x: UnsafePointer<Float>, tokens: Int, xTransposed: Bool = false,
+      into y: UnsafeMutablePointer<Float>, yTransposed: Bool = false, bias: UnsafePointer<Float>? = nil,
+      workers: Int = Parallel.workerCount
+    ) {
+      if let problem = CPUFeatures.host.kernelSupportProblem { preconditionFailure(problem) }
+      guard let operand = side == .matrix ? packed : packedTransposed else {
+        preconditionFailure("Aᵀ has no 2:4 form: the mask is not transposable")
+      }
+      semiStructuredPanelLinear(
+        weight: operand, x: x, m: tokens, xTransposed: xTransposed, y: y, yTransposed: yTransposed, bias: bias,
+        workers: workers)
+    }
+
     /// `A`'s 2:4 form in the logical layout (equal to `SemiStructuredMatrix(dense:)` of the
     /// masked `A`); unpacked from the packed form, a pass over it.
     public var matrix: SemiStructuredMatrix { Self.logical(packed) }
@@ -206,6 +236,16 @@ public enum Sparse24 {
     try sparsify(a, algorithm: algorithm, workers: Parallel.workerCount, name: name)
   }
 
+  /// ``sparsifyBothWays(_:algorithm:name:)`` of the row-major `a [rows, columns]` read in place
+  /// (a training step's buffers, without a copy into a ``Tensor``).
+  public static func sparsifyBothWays(
+    _ a: UnsafeBufferPointer<Float>, rows: Int, columns: Int, algorithm: Algorithm = .largestAbsValuesGreedy,
+    name: String = "tensor"
+  ) throws(Sparse24Error) -> BothWays {
+    try checkBuffer(a.count, rows: rows, columns: columns, name: name)
+    return try sparsify(a, rows: rows, columns: columns, algorithm: algorithm, workers: Parallel.workerCount, name: name)
+  }
+
   /// Applies an existing mask to `a` (xFormers' `sparsify24_like` / `sparse24_apply`: a gradient
   /// takes its weight's mask): both 2:4 forms of `a` masked by `mask`; the transposed one only
   /// when `mask` is transposable. NaN values are kept or dropped like any other.
@@ -213,22 +253,16 @@ public enum Sparse24 {
   /// - Throws: ``Sparse24Error/maskMismatch(tensor:shape:maskShape:)`` when the shapes differ,
   ///   or the errors of ``sparsifyBothWays(_:algorithm:name:)`` about `a`.
   public static func apply(_ mask: TileMask, to a: Tensor, name: String = "tensor") throws(Sparse24Error) -> BothWays {
-    let (rows, columns) = try check(a, name: name)
-    guard rows == mask.rows, columns == mask.columns else {
-      throw .maskMismatch(tensor: name, shape: a.shape, maskShape: [mask.rows, mask.columns])
-    }
-    let forward = PackedSemiStructuredWeight(uninitializedN: rows, k: columns)
-    let transposed = mask.isTransposable ? PackedSemiStructuredWeight(uninitializedN: columns, k: rows) : nil
-    a.withUnsafeBufferPointer(as: Float.self) { x in
-      mask.bits.withUnsafeBufferPointer { m in
-        // With no rule the kernel only reads the mask.
-        _ = _SparsityKernelsImpl.sparsify24(
-          a: x.baseAddress ?? UnsafePointer(bitPattern: 64)!, rows: rows, columns: columns, rule: nil,
-          mask: UnsafeMutablePointer(mutating: m.baseAddress ?? UnsafePointer(bitPattern: 64)!), forward: forward,
-          transposed: transposed, workers: Parallel.workerCount)
-      }
-    }
-    return BothWays(mask: mask, packed: forward, transposed: transposed)
+    try checkShape(of: a, against: mask, name: name)
+    return a.withUnsafeBufferPointer(as: Float.self) { packed(mask, $0) }
+  }
+
+  /// ``apply(_:to:name:)`` to the row-major `a [mask.rows, mask.columns]` read in place.
+  public static func apply(_ mask: TileMask, to a: UnsafeBufferPointer<Float>, name: String = "tensor") throws(Sparse24Error)
+    -> BothWays
+  {
+    try checkBuffer(a.count, rows: mask.rows, columns: mask.columns, name: name)
+    return packed(mask, a)
   }
 
   /// `a` with the elements `mask` does not keep set to zero, dense (xFormers'
@@ -236,47 +270,97 @@ public enum Sparse24 {
   ///
   /// - Throws: as ``apply(_:to:name:)``.
   public static func applyDense(_ mask: TileMask, to a: Tensor, name: String = "tensor") throws(Sparse24Error) -> Tensor {
-    let (rows, columns) = try check(a, name: name)
-    guard rows == mask.rows, columns == mask.columns else {
-      throw .maskMismatch(tensor: name, shape: a.shape, maskShape: [mask.rows, mask.columns])
-    }
-    var out = Tensor(shape: [rows, columns], dtype: .float32, storage: TensorStorage(uninitializedByteCount: rows * columns * 4))
+    try checkShape(of: a, against: mask, name: name)
+    var out = Tensor(shape: a.shape, dtype: .float32, storage: TensorStorage(uninitializedByteCount: a.count * 4))
     a.withUnsafeBufferPointer(as: Float.self) { x in
-      mask.bits.withUnsafeBufferPointer { m in
-        out.withUnsafeMutableBufferPointer(as: Float.self) { y in
-          guard let x = x.baseAddress, let m = m.baseAddress, let y = y.baseAddress else { return }
-          sparse24MaskDense(a: x, rows: rows, columns: columns, mask: m, out: y, workers: Parallel.workerCount)
-        }
-      }
+      out.withUnsafeMutableBufferPointer(as: Float.self) { y in masked(mask, x, into: y) }
     }
     return out
+  }
+
+  /// Zeroes, in place, the elements of the row-major `a [mask.rows, mask.columns]` that `mask`
+  /// does not keep (``applyDense(_:to:name:)`` without a copy: the masked gradient of a step).
+  public static func applyInPlace(_ mask: TileMask, to a: UnsafeMutableBufferPointer<Float>, name: String = "tensor")
+    throws(Sparse24Error)
+  {
+    try checkBuffer(a.count, rows: mask.rows, columns: mask.columns, name: name)
+    masked(mask, UnsafeBufferPointer(a), into: a)
+  }
+
+  /// Both packed forms of `a` under `mask` (sizes checked).
+  private static func packed(_ mask: TileMask, _ a: UnsafeBufferPointer<Float>) -> BothWays {
+    let (rows, columns) = (mask.rows, mask.columns)
+    let forward = PackedSemiStructuredWeight(uninitializedN: rows, k: columns)
+    let transposed = mask.isTransposable ? PackedSemiStructuredWeight(uninitializedN: columns, k: rows) : nil
+    mask.bits.withUnsafeBufferPointer { m in
+      // With no rule the kernel only reads the mask.
+      _ = _SparsityKernelsImpl.sparsify24(
+        a: a.baseAddress ?? UnsafePointer(bitPattern: 64)!, rows: rows, columns: columns, rule: nil,
+        mask: UnsafeMutablePointer(mutating: m.baseAddress ?? UnsafePointer(bitPattern: 64)!), forward: forward,
+        transposed: transposed, workers: Parallel.workerCount)
+    }
+    return BothWays(mask: mask, packed: forward, transposed: transposed)
+  }
+
+  /// `y = a` masked by `mask` (sizes checked; `y` may be `a`).
+  private static func masked(_ mask: TileMask, _ a: UnsafeBufferPointer<Float>, into y: UnsafeMutableBufferPointer<Float>) {
+    mask.bits.withUnsafeBufferPointer { m in
+      guard let x = a.baseAddress, let m = m.baseAddress, let y = y.baseAddress else { return }
+      sparse24MaskDense(a: x, rows: mask.rows, columns: mask.columns, mask: m, out: y, workers: Parallel.workerCount)
+    }
   }
 
   /// ``sparsifyBothWays(_:algorithm:name:)`` on `workers` threads.
   package static func sparsify(_ a: Tensor, algorithm: Algorithm, workers: Int, name: String) throws(Sparse24Error) -> BothWays {
     let (rows, columns) = try check(a, name: name)
+    let result = a.withUnsafeBufferPointer(as: Float.self) { x in
+      Result { () throws(Sparse24Error) in
+        try sparsify(x, rows: rows, columns: columns, algorithm: algorithm, workers: workers, name: name)
+      }
+    }
+    return try result.get()
+  }
+
+  /// The sparsifier on a buffer of `rows × columns` values (sizes checked).
+  private static func sparsify(
+    _ x: UnsafeBufferPointer<Float>, rows: Int, columns: Int, algorithm: Algorithm, workers: Int, name: String
+  ) throws(Sparse24Error) -> BothWays {
     let forward = PackedSemiStructuredWeight(uninitializedN: rows, k: columns)
     let transposed = algorithm.isTransposable ? PackedSemiStructuredWeight(uninitializedN: columns, k: rows) : nil
     var bits = [UInt16](repeating: 0, count: ((rows + 3) / 4) * ((columns + 3) / 4))
-    let sawNaN = a.withUnsafeBufferPointer(as: Float.self) { x in
-      bits.withUnsafeMutableBufferPointer { m in
-        _SparsityKernelsImpl.sparsify24(
-          a: x.baseAddress ?? UnsafePointer(bitPattern: 64)!, rows: rows, columns: columns, rule: algorithm.rule,
-          mask: m.baseAddress ?? UnsafeMutablePointer(bitPattern: 64)!, forward: forward, transposed: transposed,
-          workers: workers)
-      }
+    let sawNaN = bits.withUnsafeMutableBufferPointer { m in
+      _SparsityKernelsImpl.sparsify24(
+        a: x.baseAddress ?? UnsafePointer(bitPattern: 64)!, rows: rows, columns: columns, rule: algorithm.rule,
+        mask: m.baseAddress ?? UnsafeMutablePointer(bitPattern: 64)!, forward: forward, transposed: transposed,
+        workers: workers)
     }
     if sawNaN {
-      let index = a.withUnsafeBufferPointer(as: Float.self) { $0.firstIndex { $0.isNaN } ?? 0 }
+      let index = x.firstIndex { $0.isNaN } ?? 0
       throw .notANumber(tensor: name, row: index / Swift.max(1, columns), column: index % Swift.max(1, columns))
     }
     let transposable = algorithm.isTransposable || bits.withUnsafeBufferPointer { sparse24IsTransposable($0) }
     let mask = TileMask(rows: rows, columns: columns, bits: bits, isTransposable: transposable)
     if transposed == nil && transposable {
       // The per-row choice happened to be transposable: make Aᵀ's form from the mask.
-      return BothWays(mask: mask, packed: forward, transposed: try apply(mask, to: a, name: name).packedTransposed)
+      return BothWays(mask: mask, packed: forward, transposed: packed(mask, x).packedTransposed)
     }
     return BothWays(mask: mask, packed: forward, transposed: transposed)
+  }
+
+  /// `a` fits `mask` (and passes ``check(_:name:)``).
+  private static func checkShape(of a: Tensor, against mask: TileMask, name: String) throws(Sparse24Error) {
+    let (rows, columns) = try check(a, name: name)
+    guard rows == mask.rows, columns == mask.columns else {
+      throw .maskMismatch(tensor: name, shape: a.shape, maskShape: [mask.rows, mask.columns])
+    }
+  }
+
+  /// A buffer of `count` values holds `[rows, columns]`; the CPU runs this build's kernels.
+  private static func checkBuffer(_ count: Int, rows: Int, columns: Int, name: String) throws(Sparse24Error) {
+    do { try CPUFeatures.requireKernelSupport() } catch { throw .unsupportedCPU(error.description) }
+    guard rows >= 0, columns >= 0, count == rows * columns else {
+      throw .maskMismatch(tensor: name, shape: [count], maskShape: [rows, columns])
+    }
   }
 
   /// Rank 2, `float32`, a CPU that runs this build's kernels; returns `(rows, columns)`.

@@ -167,9 +167,7 @@ public final class PackedLinear: LinearLayer {
     guard Gradients.areEnabled && x.requiresGradient else { return y }
     let (n, k, m) = (outFeatures, inFeatures, y.count / max(outFeatures, 1))
     return Variable(y.value, shape: y.shape, parents: [x]) { [self] out in
-      var dx = [Float](repeating: 0, count: m * k)
-      multiplyTransposed(out.gradient!, rows: m, transposed(denseWeight().floatValues, rows: n, columns: k), rows: k, inner: n, into: &dx)
-      x.accumulate(dx)
+      x.accumulate(product(out.gradient!, denseWeight().floatValues, m: m, n: k, k: n))
     }
   }
 
@@ -315,8 +313,11 @@ public final class Dropout: Module {
     generator = SeededGenerator(seed: seed)
   }
 
+  /// Whether a call drops anything (training, with a probability above zero).
+  public var isActive: Bool { isTraining && probability > 0 }
+
   public func callAsFunction(_ x: Variable) -> Variable {
-    guard isTraining, probability > 0 else { return x }
+    guard isActive else { return x }
     return dropout(x, probability: probability, generator: &generator)
   }
 }
@@ -326,7 +327,9 @@ public final class Dropout: Module {
 /// With ``sparseActivations`` set (and a trainable `fc2`), the activations are made 2:4 at run
 /// time before `fc2`, whose product runs with them as the 2:4 operand
 /// (``sparseActivationLinear(_:weight:bias:algorithm:gradient:)``: xFormers' sp24 after a squared
-/// ReLU, whose outputs are ≥ 0 and mostly zero).
+/// ReLU, whose outputs are ≥ 0 and mostly zero). With a squared ReLU, trainable layers and no
+/// dropout, the block runs as ``sparseActivationMLP(_:fc1:fc2:algorithm:gradient:)``: with the
+/// masked gradient, `fc1`'s backward products are 2:4 too.
 public final class MLP: Module {
   public private(set) var fc1: LinearLayer
   public private(set) var fc2: LinearLayer
@@ -355,6 +358,11 @@ public final class MLP: Module {
   }
 
   public func callAsFunction(_ x: Variable) -> Variable {
+    if let gradient = sparseActivations, activation == .squaredReLU, !dropout.isActive, let fc1 = fc1 as? Linear,
+      let fc2 = fc2 as? Linear
+    {
+      return sparseActivationMLP(x, fc1: (fc1.weight, fc1.bias), fc2: (fc2.weight, fc2.bias), gradient: gradient)
+    }
     let h = dropout(activation(fc1(x)))
     if let gradient = sparseActivations, let fc2 = fc2 as? Linear {
       return sparseActivationLinear(h, weight: fc2.weight, bias: fc2.bias, gradient: gradient)

@@ -15,32 +15,26 @@ public func linear(_ x: Variable, weight: Variable, bias: Variable? = nil) -> Va
   precondition(x.shape.last == k, "x \(x.shape) does not end in the weight's \(k) input features")
   if let bias { precondition(bias.shape == [n], "bias must be [\(n)], got \(bias.shape)") }
   let m = x.count / max(k, 1)
-  var y = [Float](repeating: 0, count: m * n)
-  multiplyTransposed(x.value, rows: m, weight.value, rows: n, inner: k, into: &y, bias: bias?.value)
+  let y = product(x.value, weight.value, transposeB: true, m: m, n: n, k: k, bias: bias?.value)
   return Variable(y, shape: Array(x.shape.dropLast()) + [n], parents: [x, weight] + (bias.map { [$0] } ?? [])) { out in
     let g = out.gradient!
-    if x.requiresGradient {
-      // ∂x[m, k] = g[m, n] · weight[n, k]
-      var dx = [Float](repeating: 0, count: m * k)
-      multiplyTransposed(g, rows: m, transposed(weight.value, rows: n, columns: k), rows: k, inner: n, into: &dx)
-      x.accumulate(dx)
-    }
-    if weight.requiresGradient {
-      // ∂weight[n, k] = gᵀ[n, m] · x[m, k]
-      var dw = [Float](repeating: 0, count: n * k)
-      multiplyTransposed(
-        transposed(g, rows: m, columns: n), rows: n, transposed(x.value, rows: m, columns: k), rows: k, inner: m,
-        into: &dw)
-      weight.accumulate(dw)
-    }
-    if let bias, bias.requiresGradient {
-      bias.accumulate { db in
-        g.withUnsafeBufferPointer { g in
-          for i in 0..<m { for j in 0..<n { db[j] += g[i * n + j] } }
-        }
-      }
+    // ∂x[m, k] = g[m, n] · weight[n, k]
+    if x.requiresGradient { x.accumulate(product(g, weight.value, m: m, n: k, k: n)) }
+    // ∂weight[n, k] = gᵀ[n, m] · x[m, k]
+    if weight.requiresGradient { weight.accumulate(product(g, transposeA: true, x.value, m: n, n: k, k: m)) }
+    if let bias, bias.requiresGradient { bias.accumulate(columnSums(g, rows: m, columns: n)) }
+  }
+}
+
+/// `Σ_i g[i, j]` for `g [rows, columns]`.
+func columnSums(_ g: [Float], rows: Int, columns: Int) -> [Float] {
+  var sums = [Float](repeating: 0, count: columns)
+  sums.withUnsafeMutableBufferPointer { sums in
+    g.withUnsafeBufferPointer { g in
+      for i in 0..<rows { for j in 0..<columns { sums[j] += g[i * columns + j] } }
     }
   }
+  return sums
 }
 
 /// Batched matrix product over the last two axes: `a [..., t, k] · b [..., s, k]ᵀ → [..., t, s]`
@@ -76,79 +70,56 @@ public func matmul(_ a: Variable, _ b: Variable, transposeB: Bool) -> Variable {
   }
 }
 
-/// `batch` products `op(a)[t, k] · op(b)[k, s]` where `op` transposes a stored `[k, t]` /
-/// `[s, k]` operand when asked. Items run in parallel, each on the packed GEMM.
+/// `batch` products `op(a)[t, k] · op(b)[k, s]`, where `op` reads a stored `[k, t]` / `[s, k]`
+/// operand as its transpose when asked. Items run in parallel, each on the packed GEMM.
 func batchedProduct(
   _ a: [Float], _ b: [Float], batch: Int, t: Int, k: Int, s: Int, transposeA: Bool, transposeB: Bool
 ) -> [Float] {
-  var c = [Float](repeating: 0, count: batch * t * s)
-  guard t > 0, s > 0, batch > 0 else { return c }
-  a.withUnsafeBufferPointer { a in
-    b.withUnsafeBufferPointer { b in
-      c.withUnsafeMutableBufferPointer { c in
+  guard t > 0, s > 0, batch > 0, k > 0 else { return [Float](repeating: 0, count: batch * t * s) }
+  return [Float](unsafeUninitializedCapacity: batch * t * s) { c, count in
+    a.withUnsafeBufferPointer { a in
+      b.withUnsafeBufferPointer { b in
         let (a, b, c) = (a.baseAddress!, b.baseAddress!, c.baseAddress!)
         Parallel.forEachRange(batch) { items in
-          var left = [Float](repeating: 0, count: transposeA ? t * k : 0)
-          var right = [Float](repeating: 0, count: transposeB ? 0 : s * k)
           for item in items {
-            let ai = a + item * t * k, bi = b + item * k * s, ci = c + item * t * s
-            if transposeA { transpose(ai, rows: k, columns: t, into: &left) }
-            if !transposeB { transpose(bi, rows: k, columns: s, into: &right) }
-            // The GEMM wants a [t, k] and b as rows [s, k].
-            left.withUnsafeBufferPointer { l in
-              right.withUnsafeBufferPointer { r in
-                DenseMatmul.multiplyTransposed(
-                  transposeA ? l.baseAddress! : ai, rows: t, transposeB ? bi : r.baseAddress!, rows: s, inner: k,
-                  into: ci, workers: 1)
-              }
-            }
+            DenseMatmul.multiply(
+              a + item * t * k, transposeA: transposeA, b + item * k * s, transposeB: transposeB, m: t, n: s, k: k,
+              into: c + item * t * s, workers: 1)
           }
         }
       }
     }
+    count = batch * t * s
   }
-  return c
 }
 
-func multiplyTransposed(
-  _ a: [Float], rows m: Int, _ b: [Float], rows n: Int, inner k: Int, into c: inout [Float], bias: [Float]? = nil,
-  workers: Int = Parallel.workerCount
-) {
-  a.withUnsafeBufferPointer { a in
-    b.withUnsafeBufferPointer { b in
-      c.withUnsafeMutableBufferPointer { c in
+/// `op(a) · op(b) (+ bias)`, `[m, n]`, on arrays: ``DenseMatmul/multiply(_:transposeA:_:transposeB:m:n:k:into:bias:workers:)``
+/// (`op(a)` is `[m, k]`, held as `[k, m]` when `transposeA`; `op(b)` is `[k, n]`, held as
+/// `[n, k]` when `transposeB`).
+func product(
+  _ a: [Float], transposeA: Bool = false, _ b: [Float], transposeB: Bool = false, m: Int, n: Int, k: Int,
+  bias: [Float]? = nil
+) -> [Float] {
+  guard m > 0, n > 0, k > 0 else {
+    return (0..<m).flatMap { _ in bias ?? [Float](repeating: 0, count: n) }
+  }
+  return [Float](unsafeUninitializedCapacity: m * n) { c, count in
+    a.withUnsafeBufferPointer { a in
+      b.withUnsafeBufferPointer { b in
         if let bias {
           bias.withUnsafeBufferPointer { bias in
-            DenseMatmul.multiplyTransposed(
-              a.baseAddress!, rows: m, b.baseAddress!, rows: n, inner: k, into: c.baseAddress!, bias: bias.baseAddress,
-              workers: workers)
+            DenseMatmul.multiply(
+              a.baseAddress!, transposeA: transposeA, b.baseAddress!, transposeB: transposeB, m: m, n: n, k: k,
+              into: c.baseAddress!, bias: bias.baseAddress)
           }
         } else {
-          DenseMatmul.multiplyTransposed(
-            a.baseAddress!, rows: m, b.baseAddress!, rows: n, inner: k, into: c.baseAddress!, workers: workers)
+          DenseMatmul.multiply(
+            a.baseAddress!, transposeA: transposeA, b.baseAddress!, transposeB: transposeB, m: m, n: n, k: k,
+            into: c.baseAddress!)
         }
       }
     }
-  }
-}
-
-func transposed(_ a: [Float], rows: Int, columns: Int) -> [Float] {
-  var t = [Float](repeating: 0, count: a.count)
-  a.withUnsafeBufferPointer { transpose($0.baseAddress!, rows: rows, columns: columns, into: &t) }
-  return t
-}
-
-/// Writes the `[columns, rows]` transpose of row-major `a [rows, columns]` into `t`, in tiles.
-func transpose(_ a: UnsafePointer<Float>, rows: Int, columns: Int, into t: inout [Float]) {
-  t.withUnsafeMutableBufferPointer { t in
-    let tile = 32
-    for i0 in stride(from: 0, to: rows, by: tile) {
-      for j0 in stride(from: 0, to: columns, by: tile) {
-        for i in i0..<min(i0 + tile, rows) {
-          for j in j0..<min(j0 + tile, columns) { t[j * rows + i] = a[i * columns + j] }
-        }
-      }
-    }
+    count = m * n
   }
 }
 

@@ -34,17 +34,37 @@ private func matrixShape(_ x: Variable) -> (rows: Int, columns: Int) {
   return (columns == 0 ? 0 : x.count / columns, columns)
 }
 
-/// `a` made 2:4 both ways; a NaN (which no ranking can place) stops the program with the
-/// operand's name and place, as a shape error would.
-private func sparsified(_ a: Tensor, _ algorithm: Sparse24.Algorithm, name: String) -> Sparse24.BothWays {
-  do { return try Sparse24.sparsifyBothWays(a, algorithm: algorithm, name: name) } catch { preconditionFailure("\(error)") }
+/// `a [rows, columns]` made 2:4 both ways; a NaN (which no ranking can place) stops the program
+/// with the operand's name and place, as a shape error would.
+private func sparsified(
+  _ a: [Float], rows: Int, columns: Int, _ algorithm: Sparse24.Algorithm, name: String
+) -> Sparse24.BothWays {
+  do {
+    return try a.withUnsafeBufferPointer { a throws(Sparse24Error) in
+      try Sparse24.sparsifyBothWays(a, rows: rows, columns: columns, algorithm: algorithm, name: name)
+    }
+  } catch { preconditionFailure("\(error)") }
 }
 
-/// `a` with the positions `mask` does not keep zeroed (the masked gradient).
-private func masked(_ a: [Float], rows: Int, columns: Int, by mask: Sparse24.TileMask) -> [Float] {
-  do { return try Sparse24.applyDense(mask, to: Tensor(a, shape: [rows, columns]), name: "gradient").floatValues } catch {
-    preconditionFailure("\(error)")
+/// Zeroes the positions of `a` that `mask` does not keep (the masked gradient), in place.
+private func applyMask(_ mask: Sparse24.TileMask, to a: inout [Float]) {
+  a.withUnsafeMutableBufferPointer { a in
+    do { try Sparse24.applyInPlace(mask, to: a, name: "gradient") } catch { preconditionFailure("\(error)") }
   }
+}
+
+/// `a` with the positions `mask` does not keep zeroed.
+private func masked(_ a: [Float], by mask: Sparse24.TileMask) -> [Float] {
+  var a = a
+  applyMask(mask, to: &a)
+  return a
+}
+
+/// Both 2:4 forms of `a` under `mask`.
+private func applied(_ mask: Sparse24.TileMask, to a: [Float]) -> Sparse24.BothWays {
+  do {
+    return try a.withUnsafeBufferPointer { a throws(Sparse24Error) in try Sparse24.apply(mask, to: a, name: "gradient") }
+  } catch { preconditionFailure("\(error)") }
 }
 
 /// `x` made 2:4 along its last axis at run time: each 4×4 tile of its `[rows, k]` matrix keeps the
@@ -56,10 +76,10 @@ public func sparsify24(
   _ x: Variable, algorithm: Sparse24.Algorithm = .largestAbsValuesGreedy, gradient: Sparse24Gradient = .masked
 ) -> Variable {
   let (m, k) = matrixShape(x)
-  let mask = sparsified(Tensor(x.value, shape: [m, k]), algorithm, name: "sparsify24 input").mask
-  return Variable(masked(x.value, rows: m, columns: k, by: mask), shape: x.shape, parents: [x]) { out in
+  let mask = sparsified(x.value, rows: m, columns: k, algorithm, name: "sparsify24 input").mask
+  return Variable(masked(x.value, by: mask), shape: x.shape, parents: [x]) { out in
     let g = out.gradient!
-    x.accumulate(gradient == .masked ? masked(g, rows: m, columns: k, by: mask) : g)
+    x.accumulate(gradient == .masked ? masked(g, by: mask) : g)
   }
 }
 
@@ -77,25 +97,22 @@ public func semiSparseLinear(
   precondition(x.shape.last == k, "x \(x.shape) does not end in the weight's \(k) input features")
   if let bias { precondition(bias.shape == [n], "bias must be [\(n)], got \(bias.shape)") }
   let m = k == 0 ? 0 : x.count / k
-  let w = sparsified(weight.tensor, algorithm, name: "semi-sparse weight")
-  let y = w.weight.apply(x: Tensor(x.value, shape: [m, k]), bias: bias?.tensor)
-  return Variable(y.floatValues, shape: Array(x.shape.dropLast()) + [n], parents: [x, weight] + (bias.map { [$0] } ?? [])) { out in
+  let w = sparsified(weight.value, rows: n, columns: k, algorithm, name: "semi-sparse weight")
+  let y = sparseProduct(w, .matrix, x.value, tokens: m, outputs: n, bias: bias?.value)
+  return Variable(y, shape: Array(x.shape.dropLast()) + [n], parents: [x, weight] + (bias.map { [$0] } ?? [])) { out in
     let g = out.gradient!
     if x.requiresGradient {
-      if let transposed = w.transposedWeight {
-        x.accumulate(transposed.apply(x: Tensor(g, shape: [m, n])).floatValues)
+      if w.mask.isTransposable {
+        x.accumulate(sparseProduct(w, .transposed, g, tokens: m, outputs: k))
       } else {
         // A mask that is not transposable (per-row algorithm): the dense product with W̃.
-        let dense = masked(weight.value, rows: n, columns: k, by: w.mask)
-        var dx = [Float](repeating: 0, count: m * k)
-        multiplyTransposed(g, rows: m, transposed(dense, rows: n, columns: k), rows: k, inner: n, into: &dx)
-        x.accumulate(dx)
+        x.accumulate(product(g, masked(weight.value, by: w.mask), m: m, n: k, k: n))
       }
     }
     if weight.requiresGradient {
-      var dw = [Float](repeating: 0, count: n * k)
-      multiplyTransposed(transposed(g, rows: m, columns: n), rows: n, transposed(x.value, rows: m, columns: k), rows: k, inner: m, into: &dw)
-      weight.accumulate(gradient == .masked ? masked(dw, rows: n, columns: k, by: w.mask) : dw)
+      var dw = product(g, transposeA: true, x.value, m: n, n: k, k: m)
+      if gradient == .masked { applyMask(w.mask, to: &dw) }
+      weight.accumulate(dw)
     }
     if let bias, bias.requiresGradient { bias.accumulate(columnSums(g, rows: m, columns: n)) }
   }
@@ -105,7 +122,9 @@ public func semiSparseLinear(
 /// sp24 after a squared ReLU, whose outputs are ≥ 0 and mostly zero: ranked by signed value by
 /// default). The sparse operand is `h̃`: the forward runs `yᵀ = W · h̃ᵀ` and the weight gradient
 /// `gᵀ · h̃` on `h̃ᵀ`'s 2:4 form, both on the 2:4 kernels; the input gradient `g · W` is dense and
-/// masked with `h̃`'s mask (or passed through).
+/// masked with `h̃`'s mask (or passed through). When the activations come from a squared ReLU
+/// right after a linear layer, ``sparseActivationMLP(_:fc1:fc2:algorithm:gradient:)`` also runs
+/// that layer's backward on the 2:4 kernels.
 public func sparseActivationLinear(
   _ h: Variable, weight: Variable, bias: Variable? = nil, algorithm: Sparse24.Algorithm = .largestValuesGreedy,
   gradient: Sparse24Gradient = .masked
@@ -116,42 +135,127 @@ public func sparseActivationLinear(
   precondition(h.shape.last == k, "h \(h.shape) does not end in the weight's \(k) input features")
   if let bias { precondition(bias.shape == [n], "bias must be [\(n)], got \(bias.shape)") }
   let m = k == 0 ? 0 : h.count / k
-  let sparse = sparsified(Tensor(h.value, shape: [m, k]), algorithm, name: "sparse activations")
-  // yᵀ [n, m] = W · h̃ᵀ: the activations are the kernel's 2:4 operand.
-  let yT = sparse.weight.apply(x: weight.tensor).floatValues
-  var y = transposed(yT, rows: n, columns: m)
-  if let bias {
-    let b = bias.value
-    y.withUnsafeMutableBufferPointer { y in
-      b.withUnsafeBufferPointer { b in
-        for i in 0..<m { for j in 0..<n { y[i * n + j] += b[j] } }
-      }
-    }
-  }
+  let sparse = sparsified(h.value, rows: m, columns: k, algorithm, name: "sparse activations")
+  let y = sparseActivationProduct(sparse, weight: weight.value, bias: bias?.value, tokens: m, outputs: n)
   return Variable(y, shape: Array(h.shape.dropLast()) + [n], parents: [h, weight] + (bias.map { [$0] } ?? [])) { out in
     let g = out.gradient!
     if h.requiresGradient {
-      var dh = [Float](repeating: 0, count: m * k)
-      multiplyTransposed(g, rows: m, transposed(weight.value, rows: n, columns: k), rows: k, inner: n, into: &dh)
-      h.accumulate(gradient == .masked ? masked(dh, rows: m, columns: k, by: sparse.mask) : dh)
+      var dh = product(g, weight.value, m: m, n: k, k: n)
+      if gradient == .masked { applyMask(sparse.mask, to: &dh) }
+      h.accumulate(dh)
     }
-    if weight.requiresGradient {
-      // dW [n, k] = gᵀ · h̃ = gᵀ [n, m] · (h̃ᵀ [k, m])ᵀ: h̃ᵀ's 2:4 form (along m) is the operand.
-      weight.accumulate(sparse.transposedWeight!.apply(x: Tensor(transposed(g, rows: m, columns: n), shape: [n, m])).floatValues)
-    }
+    if weight.requiresGradient { weight.accumulate(sparseWeightGradient(g, sparse, tokens: m, outputs: n)) }
     if let bias, bias.requiresGradient { bias.accumulate(columnSums(g, rows: m, columns: n)) }
   }
 }
 
-/// `Σ_i g[i, j]` for `g [rows, columns]`.
-private func columnSums(_ g: [Float], rows: Int, columns: Int) -> [Float] {
-  var sums = [Float](repeating: 0, count: columns)
-  sums.withUnsafeMutableBufferPointer { sums in
-    g.withUnsafeBufferPointer { g in
-      for i in 0..<rows { for j in 0..<columns { sums[j] += g[i * columns + j] } }
+/// `fc2(s(relu(fc1(x))²))` with `s` making the activations 2:4 at run time: the whole
+/// feed-forward block of xFormers' sp24 training, every product on the 2:4 kernels that can be.
+///
+/// As ``sparseActivationLinear(_:weight:bias:algorithm:gradient:)`` for `fc2` (forward `h̃ · W₂ᵀ`
+/// and `gᵀ · h̃` on 2:4). With the masked gradient, the gradient reaching `fc1`'s output,
+/// `da = (g · W₂) ⊙ 2·relu(a)` with the mask of `h̃`, is 2:4 with that mask (xFormers'
+/// `24sparse` gradient), so `fc1`'s weight gradient `daᵀ · x` and input gradient `da · W₁` run on
+/// its 2:4 forms too: four of the block's six products are 2:4. With the straight-through
+/// gradient `da` is dense and so are `fc1`'s products.
+///
+/// - Parameters:
+///   - fc1: `weight [hidden, in]` and an optional `bias [hidden]`.
+///   - fc2: `weight [out, hidden]` and an optional `bias [out]`.
+public func sparseActivationMLP(
+  _ x: Variable, fc1: (weight: Variable, bias: Variable?), fc2: (weight: Variable, bias: Variable?),
+  algorithm: Sparse24.Algorithm = .largestValuesGreedy, gradient: Sparse24Gradient = .masked
+) -> Variable {
+  precondition(fc1.weight.shape.count == 2 && fc2.weight.shape.count == 2, "weights must be [out, in]")
+  precondition(algorithm.isTransposable, "2:4 activations need a transposable algorithm (the weight gradient runs on h̃ᵀ)")
+  let (hidden, d) = (fc1.weight.shape[0], fc1.weight.shape[1])
+  let n = fc2.weight.shape[0]
+  precondition(x.shape.last == d, "x \(x.shape) does not end in fc1's \(d) input features")
+  precondition(fc2.weight.shape[1] == hidden, "fc2 takes \(fc2.weight.shape[1]) inputs, fc1 gives \(hidden)")
+  if let b = fc1.bias { precondition(b.shape == [hidden], "fc1's bias must be [\(hidden)], got \(b.shape)") }
+  if let b = fc2.bias { precondition(b.shape == [n], "fc2's bias must be [\(n)], got \(b.shape)") }
+  let m = d == 0 ? 0 : x.count / d
+  let a = product(x.value, fc1.weight.value, transposeB: true, m: m, n: hidden, k: d, bias: fc1.bias?.value)
+  let h = a.map { $0 > 0 ? $0 * $0 : 0 }
+  let sparse = sparsified(h, rows: m, columns: hidden, algorithm, name: "sparse activations")
+  let y = sparseActivationProduct(sparse, weight: fc2.weight.value, bias: fc2.bias?.value, tokens: m, outputs: n)
+  let parents = [x, fc1.weight, fc2.weight] + [fc1.bias, fc2.bias].compactMap { $0 }
+  return Variable(y, shape: Array(x.shape.dropLast()) + [n], parents: parents) { out in
+    let g = out.gradient!
+    if fc2.weight.requiresGradient { fc2.weight.accumulate(sparseWeightGradient(g, sparse, tokens: m, outputs: n)) }
+    if let b = fc2.bias, b.requiresGradient { b.accumulate(columnSums(g, rows: m, columns: n)) }
+    guard x.requiresGradient || fc1.weight.requiresGradient || fc1.bias?.requiresGradient == true else { return }
+    // da = (g · W₂) ⊙ 2·relu(a), masked by h̃'s mask.
+    var da = product(g, fc2.weight.value, m: m, n: hidden, k: n)
+    da.withUnsafeMutableBufferPointer { da in
+      a.withUnsafeBufferPointer { a in
+        for i in 0..<da.count { da[i] *= a[i] > 0 ? 2 * a[i] : 0 }
+      }
+    }
+    if gradient == .masked { applyMask(sparse.mask, to: &da) }
+    if let b = fc1.bias, b.requiresGradient { b.accumulate(columnSums(da, rows: m, columns: hidden)) }
+    guard gradient == .masked else {
+      if fc1.weight.requiresGradient { fc1.weight.accumulate(product(da, transposeA: true, x.value, m: hidden, n: d, k: m)) }
+      if x.requiresGradient { x.accumulate(product(da, fc1.weight.value, m: m, n: d, k: hidden)) }
+      return
+    }
+    let daSparse = applied(sparse.mask, to: da)
+    // dW₁ [hidden, d] = daᵀ · x: (xᵀ · (daᵀ)ᵀ)ᵀ with daᵀ's 2:4 form (along the tokens).
+    if fc1.weight.requiresGradient {
+      fc1.weight.accumulate(
+        sparseProduct(daSparse, .transposed, x.value, tokens: d, xTransposed: true, outputs: hidden, yTransposed: true))
+    }
+    if x.requiresGradient {
+      x.accumulate(
+        sparseProduct(daSparse, .matrix, fc1.weight.value, tokens: d, xTransposed: true, outputs: m, yTransposed: true))
     }
   }
-  return sums
+}
+
+/// `x · Sᵀ (+ bias)` on the 2:4 kernel with `S` = `sparse`'s matrix or its transpose, `[outputs, k]`
+/// (``Sparse24/BothWays/multiply(_:x:tokens:xTransposed:into:yTransposed:bias:workers:)``).
+private func sparseProduct(
+  _ sparse: Sparse24.BothWays, _ side: Sparse24.BothWays.Side, _ x: [Float], tokens: Int, xTransposed: Bool = false,
+  outputs: Int, yTransposed: Bool = false, bias: [Float]? = nil
+) -> [Float] {
+  [Float](unsafeUninitializedCapacity: tokens * outputs) { y, count in
+    count = tokens * outputs
+    guard count > 0 else { return }
+    x.withUnsafeBufferPointer { x in
+      // An empty inner dimension: the kernel reads nothing from x.
+      let xp = x.baseAddress ?? UnsafePointer(bitPattern: 64)!
+      if let bias {
+        bias.withUnsafeBufferPointer { b in
+          sparse.multiply(
+            side, x: xp, tokens: tokens, xTransposed: xTransposed, into: y.baseAddress!, yTransposed: yTransposed,
+            bias: b.baseAddress)
+        }
+      } else {
+        sparse.multiply(side, x: xp, tokens: tokens, xTransposed: xTransposed, into: y.baseAddress!, yTransposed: yTransposed)
+      }
+    }
+  }
+}
+
+/// `h̃ · Wᵀ + bias` `[tokens, outputs]` as `(W · h̃ᵀ)ᵀ`: the activations `h̃` are the 2:4 operand.
+private func sparseActivationProduct(
+  _ sparse: Sparse24.BothWays, weight: [Float], bias: [Float]?, tokens m: Int, outputs n: Int
+) -> [Float] {
+  var y = sparseProduct(sparse, .matrix, weight, tokens: n, outputs: m, yTransposed: true)
+  if let bias {
+    y.withUnsafeMutableBufferPointer { y in
+      bias.withUnsafeBufferPointer { b in
+        for i in 0..<m { for j in 0..<n { y[i * n + j] += b[j] } }
+      }
+    }
+  }
+  return y
+}
+
+/// The weight gradient `gᵀ · h̃` `[outputs, k]` of a sparse-activation product: `h̃ᵀ`'s 2:4 form
+/// (along the tokens) times `gᵀ`, read from `g [tokens, outputs]` as is.
+private func sparseWeightGradient(_ g: [Float], _ sparse: Sparse24.BothWays, tokens m: Int, outputs n: Int) -> [Float] {
+  sparseProduct(sparse, .transposed, g, tokens: n, xTransposed: true, outputs: sparse.mask.columns)
 }
 
 /// A Linear layer trained with 2:4 weights (torchao's `SemiSparseLinear`): the dense weight is
@@ -188,7 +292,8 @@ public final class SemiSparseLinear: LinearLayer {
 
   /// The weight the layer computes with now: the master weight made 2:4.
   public func sparseWeight() -> Tensor {
-    Tensor(masked(weight.value, rows: outFeatures, columns: inFeatures, by: sparsified(weight.tensor, algorithm, name: "weight").mask), shape: [outFeatures, inFeatures])
+    let mask = sparsified(weight.value, rows: outFeatures, columns: inFeatures, algorithm, name: "weight").mask
+    return Tensor(masked(weight.value, by: mask), shape: [outFeatures, inFeatures])
   }
 }
 

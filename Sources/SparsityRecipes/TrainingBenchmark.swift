@@ -7,14 +7,15 @@ import SparsityNN
 /// (``InterleavedTiming``): `sparsity bench --training` as API.
 ///
 /// A step is the forward pass over `tokens × dimension` inputs, a mean-squared-error loss, the
-/// backward pass into both layers' weights and biases, and an SGD update (momentum 0.9) — the
-/// optimizer step included, as a training loop runs it. Variants:
+/// backward pass into both layers' weights and biases and into the input (as for any block past
+/// a network's first), and an SGD update (momentum 0.9) — the optimizer step included, as a
+/// training loop runs it. Variants:
 /// - `dense`: both Linear layers dense;
 /// - `2:4 weights`: both layers ``SemiSparseLinear`` (weights made 2:4 both ways every step,
 ///   `x·W̃ᵀ` and `g·W̃` on the 2:4 kernels, `gᵀx` dense, straight-through);
 /// - `2:4 activations`: the squared-ReLU activations made 2:4 before `fc2`
-///   (``sparseActivationLinear(_:weight:bias:algorithm:gradient:)``: `fc2`'s forward and weight
-///   gradient on the 2:4 kernels, the input gradient masked).
+///   (``sparseActivationMLP(_:fc1:fc2:algorithm:gradient:)``, masked gradient: `fc2`'s forward
+///   and weight gradient and `fc1`'s weight and input gradients on the 2:4 kernels).
 public enum TrainingStepBenchmark {
   /// A block shape and token count.
   public struct Case: Sendable, Hashable {
@@ -84,13 +85,16 @@ public enum TrainingStepBenchmark {
     case .weights: swapLinearWithSemiSparseLinear(block)
     case .activations: block.sparseActivations = .masked
     }
-    let x = Variable(randomNormal: [c.tokens, c.dimension], standardDeviation: 1, seed: 8)
+    // The input takes a gradient, as every block past a network's first does (and as in
+    // xFormers' `benchmark_sp24.py`): the backward runs all six products.
+    let x = Variable(randomNormal: [c.tokens, c.dimension], standardDeviation: 1, seed: 8, requiresGradient: true)
     let target = [Float](repeating: 0, count: c.tokens * c.dimension)
     let rows = [Int32](repeating: 1, count: c.tokens)
     let optimizer = SGD(block.parameters())
     return {
       let loss = maskedMeanSquaredError(block(x), target: target, rowMask: rows)
       optimizer.zeroGradients()
+      x.gradient = nil
       loss.backward()
       optimizer.step(learningRate: 1e-4)
     }

@@ -10,23 +10,43 @@ package final class PackedDenseWeight: @unchecked Sendable {
   package let panels: Int
   package let data: FloatBuffer
 
-  /// Packs a row-major `[n, k]` weight.
-  package init(weight w: UnsafePointer<Float>, n: Int, k: Int) {
+  /// Packs a row-major `[n, k]` weight — or, with `transposed`, one held as its transpose
+  /// `[k, n]` (a panel row is then a contiguous run of 16) — on `workers` threads.
+  package init(weight w: UnsafePointer<Float>, n: Int, k: Int, transposed: Bool = false, workers: Int = 1) {
     self.n = n
     self.k = k
     panels = (n + 15) / 16
     // Every element is written below (the last panel's missing columns as zeros).
     data = FloatBuffer(count: panels * k * 16, zeroed: false)
-    let d = data.pointer
-    for p in 0..<panels {
-      for j in 0..<16 {
-        let out = d + p * k * 16 + j
-        guard p * 16 + j < n else {
-          for kk in 0..<k { out[kk * 16] = 0 }
+    let d = Unchecked(data.pointer)
+    let (panels, parts) = (panels, Swift.max(1, Swift.min(workers, panels)))
+    parallelFor(parts) { part in
+      for p in (panels * part / parts)..<(panels * (part + 1) / parts) {
+        let columns = Swift.min(16, n - p * 16)
+        if transposed {
+          let out = d.value + p * k * 16
+          if columns == 16 {
+            // One 64-byte vector per row (a memmove call each would cost more than the copy).
+            for kk in 0..<k {
+              let v = UnsafeRawPointer(w + kk * n + p * 16).loadUnaligned(as: SIMD16<Float>.self)
+              UnsafeMutableRawPointer(out + kk * 16).storeBytes(of: v, as: SIMD16<Float>.self)
+            }
+          } else {
+            for kk in 0..<k {
+              for j in 0..<16 { out[kk * 16 + j] = j < columns ? w[kk * n + p * 16 + j] : 0 }
+            }
+          }
           continue
         }
-        let row = w + (p * 16 + j) * k
-        for kk in 0..<k { out[kk * 16] = row[kk] }
+        for j in 0..<16 {
+          let out = d.value + p * k * 16 + j
+          guard j < columns else {
+            for kk in 0..<k { out[kk * 16] = 0 }
+            continue
+          }
+          let row = w + (p * 16 + j) * k
+          for kk in 0..<k { out[kk * 16] = row[kk] }
+        }
       }
     }
   }
@@ -86,8 +106,9 @@ package struct DenseBlocking: Sendable {
 /// `y[m, n] = x[m, k] · Wᵀ + bias` with the packed GEMM (6×16 register tiles, 12×32 with
 /// AVX-512; k-blocks and activation blocks chosen by ``DenseBlocking``), on `workers` threads
 /// splitting the output columns (or the rows when there are few columns).
+/// With `xTransposed`, `x` holds the activations as their transpose `[k, m]`.
 package func denseLinear(
-  weight: PackedDenseWeight, x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>,
+  weight: PackedDenseWeight, x: UnsafePointer<Float>, m: Int, xTransposed: Bool = false, y: UnsafeMutablePointer<Float>,
   bias: UnsafePointer<Float>?, workers: Int, blocking: DenseBlocking? = nil
 ) {
   let (n, k, np) = (weight.n, weight.k, weight.panels)
@@ -99,7 +120,7 @@ package func denseLinear(
     return
   }
   withPaddedBias(bias, count: n, padded: np * 16) { biasP in
-    withActivationPanels(x: x, m: m, k: k, workers: workers) { ap in
+    withActivationPanels(x: x, m: m, k: k, transposed: xTransposed, workers: workers) { ap in
       // Split the output columns (each item streams all of the packed activations), unless the
       // activations outweigh the weight (M > N) and there are rows enough: then split the rows
       // (each item streams the weight once).

@@ -1,14 +1,22 @@
 /// Packs activation rows `x[m][k]` (row stride `ld`, default `k`) into panels of 6 rows,
 /// k-major: panel p holds `dst[p·k·6 + kk·6 + i] = x[6p + i][kk]`, zero for rows past `m`.
+/// With `transposed`, `x` holds the matrix as its transpose `[k][m]` (row stride `ld`, default
+/// `m`): each panel row is then a contiguous run of 6.
 package func packActivationPanels(
-  x: UnsafePointer<Float>, m: Int, k: Int, ld: Int? = nil, panels: Range<Int>, into dst: UnsafeMutablePointer<Float>
+  x: UnsafePointer<Float>, m: Int, k: Int, ld: Int? = nil, transposed: Bool = false, panels: Range<Int>,
+  into dst: UnsafeMutablePointer<Float>
 ) {
-  let ld = ld ?? k
+  let ld = ld ?? (transposed ? m : k)
   for p in panels {
     let out = dst + p * k * 6
     let r0 = p * 6
     let rows = Swift.min(6, m - r0)
-    if rows == 6 {
+    if transposed {
+      for kk in 0..<k {
+        let (o, s) = (out + kk * 6, x + kk * ld + r0)
+        for i in 0..<6 { o[i] = i < rows ? s[i] : 0 }
+      }
+    } else if rows == 6 {
       let s0 = x + r0 * ld
       let s1 = s0 + ld, s2 = s1 + ld, s3 = s2 + ld, s4 = s3 + ld, s5 = s4 + ld
       for kk in 0..<k {
@@ -27,7 +35,7 @@ package func packActivationPanels(
 
 /// Packs all of `x` into 6-row panels with `workers` threads; calls `body` with the panels.
 package func withActivationPanels<R>(
-  x: UnsafePointer<Float>, m: Int, k: Int, workers: Int,
+  x: UnsafePointer<Float>, m: Int, k: Int, transposed: Bool = false, workers: Int,
   _ body: (UnsafePointer<Float>) -> R
 ) -> R {
   let panels = (m + 5) / 6
@@ -36,7 +44,8 @@ package func withActivationPanels<R>(
     let d = Unchecked(dst)
     parallelFor(parts) { w in
       packActivationPanels(
-        x: x, m: m, k: k, panels: (panels * w / parts)..<(panels * (w + 1) / parts), into: d.value)
+        x: x, m: m, k: k, transposed: transposed, panels: (panels * w / parts)..<(panels * (w + 1) / parts),
+        into: d.value)
     }
     return body(dst)
   }

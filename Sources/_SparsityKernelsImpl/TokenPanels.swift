@@ -73,14 +73,20 @@ package protocol TokenPanelWeight {
 }
 
 /// Packs `x[m0 ..< m0+T][0 ..< k]` transposed into `dst[paddedK][T]`, zero-padded (T = `panelTokens`).
+/// With `transposed`, `x` holds the activations as their transpose `[k][m]`: a copy of row slices.
 package func packTokenPanel(
-  x: UnsafePointer<Float>, m: Int, k: Int, paddedK: Int, m0: Int, into dst: UnsafeMutablePointer<Float>
+  x: UnsafePointer<Float>, m: Int, k: Int, transposed: Bool = false, paddedK: Int, m0: Int,
+  into dst: UnsafeMutablePointer<Float>
 ) {
   let tokens = Swift.min(panelTokens, m - m0)
   if tokens < panelTokens || paddedK > k {
     dst.update(repeating: 0, count: paddedK * panelTokens)
   }
-  transpose(x + m0 * k, rowStride: k, rows: tokens, columns: k, into: dst, rowStride: panelTokens)
+  if transposed {
+    for kk in 0..<k { (dst + kk * panelTokens).update(from: x + kk * m + m0, count: tokens) }
+  } else {
+    transpose(x + m0 * k, rowStride: k, rows: tokens, columns: k, into: dst, rowStride: panelTokens)
+  }
 }
 
 /// `y = x · Wᵀ + bias` for a CSR weight with the token-panel kernel.
@@ -91,12 +97,14 @@ package func csrPanelLinear(
   tokenPanelLinear(weight: weight, x: x, m: m, y: y, bias: bias, workers: workers)
 }
 
-/// `y = x · Wᵀ + bias` for a 2:4 weight with the token-panel kernel.
+/// `y = x · Wᵀ + bias` for a 2:4 weight with the token-panel kernel (`x` and `y` held
+/// transposed when asked: ``tokenPanelLinear(weight:x:m:xTransposed:y:yTransposed:bias:workers:)``).
 package func semiStructuredPanelLinear(
-  weight: PackedSemiStructuredWeight, x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>,
-  bias: UnsafePointer<Float>?, workers: Int
+  weight: PackedSemiStructuredWeight, x: UnsafePointer<Float>, m: Int, xTransposed: Bool = false,
+  y: UnsafeMutablePointer<Float>, yTransposed: Bool = false, bias: UnsafePointer<Float>?, workers: Int
 ) {
-  tokenPanelLinear(weight: weight, x: x, m: m, y: y, bias: bias, workers: workers)
+  tokenPanelLinear(
+    weight: weight, x: x, m: m, xTransposed: xTransposed, y: y, yTransposed: yTransposed, bias: bias, workers: workers)
 }
 
 /// `y = x · Wᵀ + bias` for any ``TokenPanelWeight``: `panelTokens` × `rowChunk`-row tiles of
@@ -109,9 +117,12 @@ package func semiStructuredPanelLinear(
 /// buffer), instead of streaming the whole panel from L3 once per row chunk (2:4 at M = 2,048,
 /// timed interleaved on Zen 4: +7% at K = 4,096, +11% at 3,072, +21% at 11,008; 128 KiB
 /// passes measured the same, 512 KiB worse).
+///
+/// With `xTransposed`, `x` holds the activations as `xᵀ [k, m]`; with `yTransposed`, the result
+/// is written as `yᵀ [n, m]` (the tiles' own layout: no transpose on the way out).
 func tokenPanelLinear<W: TokenPanelWeight>(
-  weight: W, x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>,
-  bias: UnsafePointer<Float>?, workers: Int
+  weight: W, x: UnsafePointer<Float>, m: Int, xTransposed: Bool = false, y: UnsafeMutablePointer<Float>,
+  yTransposed: Bool = false, bias: UnsafePointer<Float>?, workers: Int
 ) {
   let rowChunk = weight.rowChunk
   let (n, k, kp) = (weight.n, weight.k, weight.paddedK)
@@ -151,8 +162,16 @@ func tokenPanelLinear<W: TokenPanelWeight>(
           n0 += rows
         }
       }
-      storeTransposed(
-        yt: yt, rows: count, tokens: tokens, y: y + m0 * n + s0, ldy: n, bias: bias.map { $0 + s0 })
+      if yTransposed {
+        for r in 0..<count {
+          let out = y + (s0 + r) * m + m0
+          out.update(from: yt + r * panelTokens, count: tokens)
+          if let bias { for j in 0..<tokens { out[j] += bias[s0 + r] } }
+        }
+      } else {
+        storeTransposed(
+          yt: yt, rows: count, tokens: tokens, y: y + m0 * n + s0, ldy: n, bias: bias.map { $0 + s0 })
+      }
       s0 += count
     }
   }
@@ -169,7 +188,7 @@ func tokenPanelLinear<W: TokenPanelWeight>(
     parallelFor(parts) { w in
       Scratch.with(count: panelSize + span(0..<n) * panelTokens) { buffer in
         for t in (tiles * w / parts)..<(tiles * (w + 1) / parts) {
-          packTokenPanel(x: x, m: m, k: k, paddedK: kp, m0: t * panelTokens, into: buffer)
+          packTokenPanel(x: x, m: m, k: k, transposed: xTransposed, paddedK: kp, m0: t * panelTokens, into: buffer)
           multiply(panel: buffer, tile: t, rows: 0..<n, yt: buffer + panelSize)
         }
       }
@@ -181,7 +200,7 @@ func tokenPanelLinear<W: TokenPanelWeight>(
       let pp = Unchecked(panels)
       parallelFor(parts) { w in
         for t in (tiles * w / parts)..<(tiles * (w + 1) / parts) {
-          packTokenPanel(x: x, m: m, k: k, paddedK: kp, m0: t * panelTokens, into: pp.value + t * panelSize)
+          packTokenPanel(x: x, m: m, k: k, transposed: xTransposed, paddedK: kp, m0: t * panelTokens, into: pp.value + t * panelSize)
         }
       }
       let ranges = weight.rowRanges(parts: Swift.max(1, Swift.min(workItems(workers), n)))

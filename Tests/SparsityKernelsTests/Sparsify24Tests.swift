@@ -333,3 +333,43 @@ let sparse24Shapes = [
     }
   }
 }
+
+@Suite("Sparse24 products in every layout")
+struct Sparse24ProductTests {
+  /// `x · Sᵀ + bias` with S = A or Aᵀ made 2:4, x and y held either way, against the reference
+  /// linear on the masked dense matrix; token counts span one row, a ragged panel and several
+  /// panels (both of the kernel's work splits).
+  @Test(arguments: [(1, 8, 12), (37, 12, 20), (300, 16, 8), (700, 6, 10)])
+  func productsMatchReference(tokens: Int, rows: Int, columns: Int) throws {
+    var g = SeededGenerator(seed: UInt64(tokens * 131 + rows * 7 + columns))
+    let a = Tensor.randomNormal([rows, columns], using: &g)
+    let sparse = try Sparse24.sparsifyBothWays(a)
+    let masked = try Sparse24.applyDense(sparse.mask, to: a)
+    for side in [Sparse24.BothWays.Side.matrix, .transposed] {
+      let s = side == .matrix ? masked : masked.transposed()
+      let (n, k) = (s.shape[0], s.shape[1])
+      let x = Tensor.randomNormal([tokens, k], using: &g), bias = Tensor.randomNormal([n], using: &g)
+      let expected = Tensor.referenceLinear(x, weight: s, bias: bias).floatValues
+      let scale = max(expected.map { abs($0) }.max() ?? 0, 1)
+      for xTransposed in [false, true] {
+        for yTransposed in [false, true] {
+          let held = (xTransposed ? x.transposed() : x).floatValues
+          var y = [Float](repeating: .nan, count: tokens * n)
+          held.withUnsafeBufferPointer { xb in
+            y.withUnsafeMutableBufferPointer { yb in
+              bias.withUnsafeBufferPointer(as: Float.self) { bb in
+                sparse.multiply(
+                  side, x: xb.baseAddress!, tokens: tokens, xTransposed: xTransposed, into: yb.baseAddress!,
+                  yTransposed: yTransposed, bias: bb.baseAddress)
+              }
+            }
+          }
+          let result = yTransposed ? Tensor(y, shape: [n, tokens]).transposed().floatValues : y
+          #expect(
+            zip(result, expected).allSatisfy { abs($0 - $1) <= 1e-5 * scale },
+            "\(side), \(tokens) tokens, x transposed \(xTransposed), y transposed \(yTransposed)")
+        }
+      }
+    }
+  }
+}

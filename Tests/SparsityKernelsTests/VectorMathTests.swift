@@ -88,3 +88,39 @@ struct DenseMatmulTests {
     }
   }
 }
+
+@Suite("DenseMatmul with transposed operands")
+struct DenseMatmulLayoutTests {
+  /// `op(a) · op(b)` for every layout pair against the reference on the untransposed operands.
+  @Test(arguments: [(1, 1, 1), (1, 33, 17), (7, 5, 3), (13, 17, 33), (30, 50, 70), (6, 16, 256), (5, 9, 0)])
+  func everyLayoutMatchesReference(m: Int, n: Int, k: Int) {
+    var g = SeededGenerator(seed: UInt64(m * 7919 + n * 31 + k))
+    let a = Tensor.randomNormal([m, k], using: &g), b = Tensor.randomNormal([k, n], using: &g)
+    let bias = Tensor.randomNormal([n], using: &g)
+    let expected = Tensor.referenceLinear(a, weight: b.transposed(), bias: bias).floatValues
+    let scale = max(expected.map { abs($0) }.max() ?? 0, 1)
+    for (transposeA, transposeB) in [(false, false), (true, false), (false, true), (true, true)] {
+      let heldA = (transposeA ? a.transposed() : a).floatValues, heldB = (transposeB ? b.transposed() : b).floatValues
+      for workers in [1, 2] {
+        var c = [Float](repeating: .nan, count: m * n)
+        let one = UnsafeMutablePointer<Float>.allocate(capacity: 1)
+        defer { one.deallocate() }
+        heldA.withUnsafeBufferPointer { ab in
+          heldB.withUnsafeBufferPointer { bb in
+            bias.withUnsafeBufferPointer(as: Float.self) { biasb in
+              c.withUnsafeMutableBufferPointer { cb in
+                DenseMatmul.multiply(
+                  ab.baseAddress ?? UnsafePointer(one), transposeA: transposeA, bb.baseAddress ?? UnsafePointer(one),
+                  transposeB: transposeB, m: m, n: n, k: k, into: cb.baseAddress!, bias: biasb.baseAddress,
+                  workers: workers)
+              }
+            }
+          }
+        }
+        #expect(
+          zip(c, expected).allSatisfy { abs($0 - $1) <= 1e-5 * scale },
+          "\(m)x\(n)x\(k), transposeA \(transposeA), transposeB \(transposeB), \(workers) workers")
+      }
+    }
+  }
+}

@@ -94,6 +94,32 @@ struct SparseTrainingTests {
     }
   }
 
+  @Test(
+    "sparse-activation MLP equals fc2(sparsify24(relu(fc1(x))²)) and its gradients, with fc1's backward on 2:4",
+    arguments: Sparse24Gradient.allCases, [(2, 5, 12, 16, 10), (1, 200, 20, 24, 6)])
+  func sparseActivationMLPGradients(mode: Sparse24Gradient, shape: (Int, Int, Int, Int, Int)) {
+    let (batch, tokens, d, hidden, n) = shape
+    let inputs = [
+      randomVariable([batch, tokens, d], seed: 13), randomVariable([hidden, d], seed: 14), randomVariable([hidden], seed: 15),
+      randomVariable([n, hidden], seed: 16), randomVariable([n], seed: 17),
+    ]
+    func ours(_ v: [Variable]) -> Variable {
+      sparseActivationMLP(v[0], fc1: (v[1], v[2]), fc2: (v[3], v[4]), gradient: mode)
+    }
+    func composed(_ v: [Variable]) -> Variable {
+      let h = squaredReLU(linear(v[0], weight: v[1], bias: v[2]))
+      return linear(sparsify24(h, algorithm: .largestValuesGreedy, gradient: mode), weight: v[3], bias: v[4])
+    }
+    let (y, reference) = (ours(inputs), composed(inputs))
+    #expect(y.shape == [batch, tokens, n])
+    #expect(zip(y.value, reference.value).allSatisfy { abs($0 - $1) <= 1e-4 * max(1, abs($1)) })
+    let g = Self.gradients(inputs, seed: 18, ours), expected = Self.gradients(inputs, seed: 18, composed)
+    for (i, name) in ["x", "fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"].enumerated() {
+      let scale = max(1, expected[i].map(abs).max() ?? 0)
+      #expect(zip(g[i], expected[i]).allSatisfy { abs($0 - $1) <= 1e-4 * scale }, "\(name)")
+    }
+  }
+
   @Test("swapping Linear for SemiSparseLinear shares the parameters both ways; training is reproducible")
   func swapAndTrain() throws {
     func run() throws -> [Float] {
