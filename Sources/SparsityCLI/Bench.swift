@@ -36,7 +36,7 @@ struct Bench: ParsableCommand {
   @Option(help: "Timed runs per case (the median is reported).")
   var runs: Int = 5
 
-  @Option(help: "A JSON file of peer timings from scripts/bench_peers.py.")
+  @Option(help: "A JSON file of peer timings from scripts/bench_peers.py (with --training: from scripts/bench_training_torch.py --json).")
   var peers: String?
 
   @OptionGroup var jsonOption: JSONOption
@@ -99,20 +99,16 @@ struct Bench: ParsableCommand {
         .sorted { $0.dimension < $1.dimension }
         .flatMap { c in counts.map { TrainingStepBenchmark.Case(dimension: c.dimension, hidden: c.hidden, tokens: $0) } }
     }
+    let peerRecords = try peers.map(TrainingPeerRecord.load) ?? []
     let machine = MachineDescription.current()
     let records = TrainingStepBenchmark.run(cases: cases, rounds: runs) { FileHandle.standardError.write(Data("\($0)\n".utf8)) }
+    let report = TrainingReport(records: records, peers: peerRecords, machine: machine, runs: runs)
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
     let jsonText = String(decoding: try encoder.encode(records), as: UTF8.self)
     if let jsonOutput { try write(jsonText, to: jsonOutput) }
-    if json {
-      say(jsonText)
-    } else {
-      say(
-        "Training step of a squared-ReLU MLP block (forward, MSE loss, backward, SGD), median of \(runs) interleaved rounds; "
-          + "\(machine.cpu), \(machine.threads) threads, \(machine.kernelBuild), load \(machine.loadAverage), \(machine.date)")
-      say(TrainingStepBenchmark.table(records))
-    }
+    if let html { try write(report.html(), to: html) }
+    say(json ? jsonText : report.text())
   }
 
   private func write(_ text: String, to path: String) throws {

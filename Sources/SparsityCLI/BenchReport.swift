@@ -400,7 +400,7 @@ struct BenchReport {
               series.append(("\(b) vs best dense", xs.map { s in rs.first { $0.block == b && $0.sparsity == s }?.speedupVsBestDense }, true))
             }
           }
-          body.append(chart(title: "\(rs[0].shapeName) \(shape), M = \(m)", xLabels: xs.map { String(format: "%.2f", $0) }, xTitle: "sparsity", series: series))
+          body.append(speedupChart(title: "\(rs[0].shapeName) \(shape), M = \(m)", xLabels: xs.map { String(format: "%.2f", $0) }, xTitle: "sparsity", series: series))
         }
       }
       body.append("</div>")
@@ -414,13 +414,13 @@ struct BenchReport {
       for r in semi where seen.insert("\(r.n)x\(r.k)").inserted {
         series.append(("\(r.shapeName)", ms.map { m in semi.first { $0.n == r.n && $0.k == r.k && $0.m == m }?.speedup }, false))
       }
-      body.append(chart(title: "2:4 speedup over our dense", xLabels: ms.map(String.init), xTitle: "M (tokens)", series: series))
+      body.append(speedupChart(title: "2:4 speedup over our dense", xLabels: ms.map(String.init), xTitle: "M (tokens)", series: series))
       if hasPeers {
         let vs = seen.sorted().compactMap { key -> (String, [Double?], Bool)? in
           guard let r = semi.first(where: { "\($0.n)x\($0.k)" == key }) else { return nil }
           return (r.shapeName, ms.map { m in semi.first { $0.n == r.n && $0.k == r.k && $0.m == m }?.speedupVsBestDense }, true)
         }
-        body.append(chart(title: "2:4 speedup over the best dense (ours, OpenBLAS, PyTorch)", xLabels: ms.map(String.init), xTitle: "M (tokens)", series: vs))
+        body.append(speedupChart(title: "2:4 speedup over the best dense (ours, OpenBLAS, PyTorch)", xLabels: ms.map(String.init), xTitle: "M (tokens)", series: vs))
       }
       body.append("</div>")
     }
@@ -435,7 +435,7 @@ struct BenchReport {
           series.append(("M = \(m)", xs.map { s in rs.first { $0.m == m && $0.sparsity == s }?.speedup }, false))
           if hasPeers { series.append(("M=\(m) vs best dense", xs.map { s in rs.first { $0.m == m && $0.sparsity == s }?.speedupVsBestDense }, true)) }
         }
-        body.append(chart(title: "\(rs[0].shapeName) \(shape)", xLabels: xs.map { String(format: "%.2f", $0) }, xTitle: "sparsity", series: series))
+        body.append(speedupChart(title: "\(rs[0].shapeName) \(shape)", xLabels: xs.map { String(format: "%.2f", $0) }, xTitle: "sparsity", series: series))
       }
       body.append("</div>")
     }
@@ -460,50 +460,139 @@ struct BenchReport {
       </body></html>
       """
   }
+}
 
+/// An SVG line chart with categorical x and a log-scale y (speedups).
+func speedupChart(title: String, xLabels: [String], xTitle: String, series: [(String, [Double?], Bool)]) -> String {
+  let (w, h, left, right, top, bottom) = (520.0, 300.0, 48.0, 150.0, 28.0, 40.0)
+  let values = series.flatMap { $0.1.compactMap { $0 } }.filter { $0 > 0 }
+  let lo = Swift.min(0.5, (values.min() ?? 1) / 1.2)
+  let hi = Swift.max(2.0, (values.max() ?? 1) * 1.2)
+  let (ly0, ly1) = (log10(lo), log10(hi))
+  func px(_ i: Int) -> Double { left + (w - left - right) * (xLabels.count <= 1 ? 0.5 : Double(i) / Double(xLabels.count - 1)) }
+  func py(_ v: Double) -> Double { top + (h - top - bottom) * (1 - (log10(v) - ly0) / (ly1 - ly0)) }
+  let colors = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
+  var s = ["<svg xmlns='http://www.w3.org/2000/svg' width='\(Int(w))' height='\(Int(h))' role='img' aria-label='\(htmlEscape(title))'>"]
+  s.append("<rect width='100%' height='100%' fill='white' stroke='#ddd'/>")
+  s.append("<text x='\(left)' y='16' font-weight='bold'>\(htmlEscape(title))</text>")
+  // y grid at 1-2-5 decades
+  var tick = pow(10, floor(ly0))
+  while tick <= hi {
+    for f in [1.0, 2.0, 5.0] where tick * f >= lo && tick * f <= hi {
+      let y = py(tick * f)
+      s.append("<line x1='\(left)' x2='\(w - right)' y1='\(y)' y2='\(y)' stroke='\(f == 1 && tick == 1 ? "#888" : "#eee")'/>")
+      s.append("<text x='\(left - 4)' y='\(y + 4)' text-anchor='end'>\(tick * f >= 1 ? String(format: "%g×", tick * f) : String(format: "%.1f×", tick * f))</text>")
+    }
+    tick *= 10
+  }
+  for (i, label) in xLabels.enumerated() {
+    s.append("<text x='\(px(i))' y='\(h - bottom + 16)' text-anchor='middle'>\(htmlEscape(label))</text>")
+  }
+  s.append("<text x='\((left + w - right) / 2)' y='\(h - 6)' text-anchor='middle'>\(htmlEscape(xTitle))</text>")
+  var colorIndex = -1
+  for (i, (name, ys, dashed)) in series.enumerated() {
+    if !dashed { colorIndex += 1 }
+    let color = colors[Swift.max(0, colorIndex) % colors.count]
+    let points = ys.enumerated().compactMap { j, v in v.map { "\(px(j)),\(py(Swift.max($0, lo)))" } }
+    s.append("<polyline fill='none' stroke='\(color)' stroke-width='2'\(dashed ? " stroke-dasharray='4 3'" : "") points='\(points.joined(separator: " "))'/>")
+    for p in points where !dashed {
+      let xy = p.split(separator: ",")
+      s.append("<circle cx='\(xy[0])' cy='\(xy[1])' r='2.5' fill='\(color)'/>")
+    }
+    let ly = top + 14 * Double(i)
+    s.append("<line x1='\(w - right + 8)' x2='\(w - right + 24)' y1='\(ly)' y2='\(ly)' stroke='\(color)' stroke-width='2'\(dashed ? " stroke-dasharray='4 3'" : "")/>")
+    s.append("<text x='\(w - right + 28)' y='\(ly + 4)'>\(htmlEscape(name))</text>")
+  }
+  s.append("</svg>")
+  return s.joined()
+}
 
-  /// An SVG line chart with categorical x and a log-scale y (speedups).
-  private func chart(title: String, xLabels: [String], xTitle: String, series: [(String, [Double?], Bool)]) -> String {
-    let (w, h, left, right, top, bottom) = (520.0, 300.0, 48.0, 150.0, 28.0, 40.0)
-    let values = series.flatMap { $0.1.compactMap { $0 } }.filter { $0 > 0 }
-    let lo = Swift.min(0.5, (values.min() ?? 1) / 1.2)
-    let hi = Swift.max(2.0, (values.max() ?? 1) * 1.2)
-    let (ly0, ly1) = (log10(lo), log10(hi))
-    func px(_ i: Int) -> Double { left + (w - left - right) * (xLabels.count <= 1 ? 0.5 : Double(i) / Double(xLabels.count - 1)) }
-    func py(_ v: Double) -> Double { top + (h - top - bottom) * (1 - (log10(v) - ly0) / (ly1 - ly0)) }
-    let colors = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
-    var s = ["<svg xmlns='http://www.w3.org/2000/svg' width='\(Int(w))' height='\(Int(h))' role='img' aria-label='\(htmlEscape(title))'>"]
-    s.append("<rect width='100%' height='100%' fill='white' stroke='#ddd'/>")
-    s.append("<text x='\(left)' y='16' font-weight='bold'>\(htmlEscape(title))</text>")
-    // y grid at 1-2-5 decades
-    var tick = pow(10, floor(ly0))
-    while tick <= hi {
-      for f in [1.0, 2.0, 5.0] where tick * f >= lo && tick * f <= hi {
-        let y = py(tick * f)
-        s.append("<line x1='\(left)' x2='\(w - right)' y1='\(y)' y2='\(y)' stroke='\(f == 1 && tick == 1 ? "#888" : "#eee")'/>")
-        s.append("<text x='\(left - 4)' y='\(y + 4)' text-anchor='end'>\(tick * f >= 1 ? String(format: "%g×", tick * f) : String(format: "%.1f×", tick * f))</text>")
+/// `sparsity bench --training`'s report: the step-time table (with PyTorch's dense step when its
+/// timings are given) and the HTML page with one speedup chart per block shape.
+struct TrainingReport {
+  var records: [TrainingStepBenchmark.Record]
+  /// `scripts/bench_training_torch.py --json` records: `dimension`, `hidden`, `tokens`, `seconds`.
+  var peers: [TrainingPeerRecord]
+  var machine: MachineDescription
+  var runs: Int
+
+  private func peer(_ r: TrainingStepBenchmark.Record) -> TrainingPeerRecord? {
+    peers.first { $0.dimension == r.dimension && $0.hidden == r.hidden && $0.tokens == r.tokens }
+  }
+
+  func text() -> String {
+    var lines = [
+      "Training step of a squared-ReLU MLP block (forward, MSE loss, backward, SGD), median of \(runs) interleaved rounds; "
+        + "\(machine.cpu), \(machine.threads) threads, \(machine.kernelBuild), load \(machine.loadAverage), \(machine.date)",
+      "| MLP block | tokens | variant | ms per step | vs dense |\(peers.isEmpty ? "" : " PyTorch dense ms | vs PyTorch dense |")",
+      "|---|---:|---|---:|---:|\(peers.isEmpty ? "" : "---:|---:|")",
+    ]
+    for r in records {
+      var line = "| \(r.dimension)↔\(r.hidden) | \(r.tokens) | \(r.variant.rawValue) | \(String(format: "%.1f", r.seconds * 1000)) | \(String(format: "%.2f×", r.speedup)) |"
+      if !peers.isEmpty {
+        line += peer(r).map { " \(String(format: "%.1f", $0.seconds * 1000)) | \(String(format: "%.2f×", $0.seconds / r.seconds)) |" } ?? " – | – |"
       }
-      tick *= 10
+      lines.append(line)
     }
-    for (i, label) in xLabels.enumerated() {
-      s.append("<text x='\(px(i))' y='\(h - bottom + 16)' text-anchor='middle'>\(htmlEscape(label))</text>")
-    }
-    s.append("<text x='\((left + w - right) / 2)' y='\(h - 6)' text-anchor='middle'>\(htmlEscape(xTitle))</text>")
-    var colorIndex = -1
-    for (i, (name, ys, dashed)) in series.enumerated() {
-      if !dashed { colorIndex += 1 }
-      let color = colors[Swift.max(0, colorIndex) % colors.count]
-      let points = ys.enumerated().compactMap { j, v in v.map { "\(px(j)),\(py(Swift.max($0, lo)))" } }
-      s.append("<polyline fill='none' stroke='\(color)' stroke-width='2'\(dashed ? " stroke-dasharray='4 3'" : "") points='\(points.joined(separator: " "))'/>")
-      for p in points where !dashed {
-        let xy = p.split(separator: ",")
-        s.append("<circle cx='\(xy[0])' cy='\(xy[1])' r='2.5' fill='\(color)'/>")
+    return lines.joined(separator: "\n")
+  }
+
+  func html() -> String {
+    var body = [
+      "<h1>swift-sparsity: one training step of a transformer MLP block, 2:4 vs dense (fp32, CPU)</h1>",
+      "<p>\(htmlEscape(machine.cpu)) — \(htmlEscape(machine.cpuDetail)); \(machine.threads) threads; \(htmlEscape(machine.kernelBuild)); \(htmlEscape(machine.date)); median of \(runs) interleaved rounds.</p>",
+      "<p>Speedup = our dense step's time ÷ the variant's (same run)\(peers.isEmpty ? "" : "; dashed: PyTorch's dense step ÷ ours (PyTorch timed by scripts/bench_training_torch.py)"). The grey line marks 1×.</p>",
+      "<div class=grid>",
+    ]
+    var seen = Set<String>()
+    for shape in records.map({ "\($0.dimension)↔\($0.hidden)" }) where seen.insert(shape).inserted {
+      let rs = records.filter { "\($0.dimension)↔\($0.hidden)" == shape }
+      let tokens = Array(Set(rs.map(\.tokens))).sorted()
+      func line(_ name: String, _ value: (TrainingStepBenchmark.Record) -> Double?, variants: [TrainingStepBenchmark.Variant], dashed: Bool)
+        -> (String, [Double?], Bool)
+      {
+        (name, tokens.map { t in rs.first { $0.tokens == t && variants.contains($0.variant) }.flatMap(value) }, dashed)
       }
-      let ly = top + 14 * Double(i)
-      s.append("<line x1='\(w - right + 8)' x2='\(w - right + 24)' y1='\(ly)' y2='\(ly)' stroke='\(color)' stroke-width='2'\(dashed ? " stroke-dasharray='4 3'" : "")/>")
-      s.append("<text x='\(w - right + 28)' y='\(ly + 4)'>\(htmlEscape(name))</text>")
+      var series = [
+        line("2:4 weights", { $0.speedup }, variants: [.weights], dashed: false),
+        line("2:4 activations", { $0.speedup }, variants: [.activations], dashed: false),
+      ]
+      if !peers.isEmpty {
+        for variant in TrainingStepBenchmark.Variant.allCases {
+          series.append(line("\(variant.rawValue) vs PyTorch", { r in peer(r).map { $0.seconds / r.seconds } }, variants: [variant], dashed: true))
+        }
+      }
+      body.append(speedupChart(title: "MLP block \(shape)", xLabels: tokens.map(String.init), xTitle: "tokens", series: series))
     }
-    s.append("</svg>")
-    return s.joined()
+    body.append("</div>")
+    body.append("<h2>All cases</h2><pre>\(htmlEscape(text()))</pre>")
+    return """
+      <!doctype html>
+      <html lang="en"><head><meta charset="utf-8"><title>swift-sparsity training-step benchmark</title>
+      <style>
+      body { font: 14px/1.4 system-ui, sans-serif; margin: 2em; color: #222; }
+      .grid { display: flex; flex-wrap: wrap; gap: 12px; }
+      svg text { font: 11px system-ui, sans-serif; }
+      </style></head><body>
+      \(body.joined(separator: "\n"))
+      </body></html>
+      """
+  }
+}
+
+/// One step time of `scripts/bench_training_torch.py --json`.
+struct TrainingPeerRecord: Codable {
+  var dimension: Int
+  var hidden: Int
+  var tokens: Int
+  var engine: String
+  var seconds: Double
+
+  static func load(_ path: String) throws -> [TrainingPeerRecord] {
+    do {
+      return try JSONDecoder().decode([TrainingPeerRecord].self, from: Data(contentsOf: URL(fileURLWithPath: path)))
+    } catch {
+      throw CLIError("--peers \(path): not a JSON file of scripts/bench_training_torch.py --json records (\(error.localizedDescription))")
+    }
   }
 }

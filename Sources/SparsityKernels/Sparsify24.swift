@@ -225,10 +225,12 @@ public enum Sparse24 {
   /// `algorithm`, and writes `A`'s and `Aᵀ`'s packed 2:4 forms and the mask.
   ///
   /// - Parameters:
-  ///   - a: a `float32` matrix `[rows, columns]`, any sizes (ragged edge tiles included).
+  ///   - a: a `float32` matrix `[rows, columns]`, any sizes (ragged edge tiles included); `bfloat16`
+  ///     and `float16` are read as the `float32` values they are exactly (the packed forms, like
+  ///     the 2:4 kernels, are `float32`).
   ///   - algorithm: the selection; by default the transposable greedy by magnitude.
   ///   - name: names `a` in errors.
-  /// - Throws: ``Sparse24Error`` for a tensor that is not a `float32` matrix or holds NaN, or a
+  /// - Throws: ``Sparse24Error`` for a tensor that is not a floating-point matrix or holds NaN, or a
   ///   CPU this build's kernels cannot run on.
   public static func sparsifyBothWays(
     _ a: Tensor, algorithm: Algorithm = .largestAbsValuesGreedy, name: String = "tensor"
@@ -253,7 +255,7 @@ public enum Sparse24 {
   /// - Throws: ``Sparse24Error/maskMismatch(tensor:shape:maskShape:)`` when the shapes differ,
   ///   or the errors of ``sparsifyBothWays(_:algorithm:name:)`` about `a`.
   public static func apply(_ mask: TileMask, to a: Tensor, name: String = "tensor") throws(Sparse24Error) -> BothWays {
-    try checkShape(of: a, against: mask, name: name)
+    let a = try checkShape(of: a, against: mask, name: name)
     return a.withUnsafeBufferPointer(as: Float.self) { packed(mask, $0) }
   }
 
@@ -270,7 +272,7 @@ public enum Sparse24 {
   ///
   /// - Throws: as ``apply(_:to:name:)``.
   public static func applyDense(_ mask: TileMask, to a: Tensor, name: String = "tensor") throws(Sparse24Error) -> Tensor {
-    try checkShape(of: a, against: mask, name: name)
+    let a = try checkShape(of: a, against: mask, name: name)
     var out = Tensor(shape: a.shape, dtype: .float32, storage: TensorStorage(uninitializedByteCount: a.count * 4))
     a.withUnsafeBufferPointer(as: Float.self) { x in
       out.withUnsafeMutableBufferPointer(as: Float.self) { y in masked(mask, x, into: y) }
@@ -312,7 +314,7 @@ public enum Sparse24 {
 
   /// ``sparsifyBothWays(_:algorithm:name:)`` on `workers` threads.
   package static func sparsify(_ a: Tensor, algorithm: Algorithm, workers: Int, name: String) throws(Sparse24Error) -> BothWays {
-    let (rows, columns) = try check(a, name: name)
+    let (rows, columns, a) = try check(a, name: name)
     let result = a.withUnsafeBufferPointer(as: Float.self) { x in
       Result { () throws(Sparse24Error) in
         try sparsify(x, rows: rows, columns: columns, algorithm: algorithm, workers: workers, name: name)
@@ -347,12 +349,13 @@ public enum Sparse24 {
     return BothWays(mask: mask, packed: forward, transposed: transposed)
   }
 
-  /// `a` fits `mask` (and passes ``check(_:name:)``).
-  private static func checkShape(of a: Tensor, against mask: TileMask, name: String) throws(Sparse24Error) {
-    let (rows, columns) = try check(a, name: name)
+  /// `a` fits `mask` (and passes ``check(_:name:)``); returns its `float32` values.
+  private static func checkShape(of a: Tensor, against mask: TileMask, name: String) throws(Sparse24Error) -> Tensor {
+    let (rows, columns, values) = try check(a, name: name)
     guard rows == mask.rows, columns == mask.columns else {
       throw .maskMismatch(tensor: name, shape: a.shape, maskShape: [mask.rows, mask.columns])
     }
+    return values
   }
 
   /// A buffer of `count` values holds `[rows, columns]`; the CPU runs this build's kernels.
@@ -363,12 +366,17 @@ public enum Sparse24 {
     }
   }
 
-  /// Rank 2, `float32`, a CPU that runs this build's kernels; returns `(rows, columns)`.
-  private static func check(_ a: Tensor, name: String) throws(Sparse24Error) -> (Int, Int) {
+  /// Rank 2, `float32` (or `bfloat16`/`float16`, converted), a CPU that runs this build's kernels;
+  /// returns `(rows, columns)` and the `float32` values.
+  private static func check(_ a: Tensor, name: String) throws(Sparse24Error) -> (rows: Int, columns: Int, values: Tensor) {
     do { try CPUFeatures.requireKernelSupport() } catch { throw .unsupportedCPU(error.description) }
     guard a.rank == 2 else { throw .notAMatrix(tensor: name, shape: a.shape) }
-    guard a.dtype == .float32 else { throw .unsupportedDType(tensor: name, dtype: a.dtype) }
-    return (a.shape[0], a.shape[1])
+    switch a.dtype {
+    case .float32: return (a.shape[0], a.shape[1], a)
+    // Exactly representable in float32, so the choice and the kept values are the same.
+    case .bfloat16, .float16: return (a.shape[0], a.shape[1], a.converted(to: .float32))
+    default: throw .unsupportedDType(tensor: name, dtype: a.dtype)
+    }
   }
 
   /// Times ``sparsifyBothWays(_:algorithm:name:)`` on a random `[rows, columns]` matrix with
@@ -395,7 +403,7 @@ public enum Sparse24 {
 public enum Sparse24Error: Error, Equatable, Sendable, CustomStringConvertible {
   /// Not rank 2.
   case notAMatrix(tensor: String, shape: [Int])
-  /// Not `float32`.
+  /// Not `float32`, `bfloat16` or `float16`.
   case unsupportedDType(tensor: String, dtype: DType)
   /// A NaN, which no ranking can place (the first one, row-major).
   case notANumber(tensor: String, row: Int, column: Int)
@@ -411,7 +419,7 @@ public enum Sparse24Error: Error, Equatable, Sendable, CustomStringConvertible {
     case let .notAMatrix(tensor, shape):
       "tensor '\(tensor)' with shape \(shape) cannot be sparsified 2:4 both ways: it must be a matrix (rank 2)"
     case let .unsupportedDType(tensor, dtype):
-      "tensor '\(tensor)' has dtype \(dtype); 2:4 sparsification takes float32"
+      "tensor '\(tensor)' has dtype \(dtype); 2:4 sparsification takes float32, bfloat16 or float16"
     case let .notANumber(tensor, row, column):
       "tensor '\(tensor)' holds NaN at (\(row), \(column)); 2:4 sparsification cannot rank it"
     case let .maskMismatch(tensor, shape, maskShape):

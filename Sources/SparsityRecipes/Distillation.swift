@@ -156,6 +156,28 @@ extension SentenceEmbedder {
     return records
   }
 
+  /// ``distill(toward:texts:masks:configuration:progress:epochDone:)`` with 2:4 sparse training
+  /// instead of fixed masks: every encoder `Linear` trains as a ``SemiSparseLinear`` (its dense
+  /// weight made 2:4 by `algorithm` at every step, straight-through gradients, so the mask can
+  /// move — torchao's recipe), and at the end the last mask is kept: the encoder's weights are
+  /// 2:4. The student may start dense or pruned (a pruned model's zeros then start as the mask).
+  ///
+  /// - Returns: one record per epoch and the names of the layers made 2:4.
+  @discardableResult
+  public func distillSemiSparse(
+    toward teacher: BertModel, texts: [String], algorithm: Sparse24.Algorithm = .largestAbsPerRow,
+    configuration: DistillationConfiguration = DistillationConfiguration(),
+    progress: ((_ epoch: Int, _ step: Int, _ steps: Int, _ loss: Double) -> Void)? = nil,
+    epochDone: ((DistillationEpoch) -> Void)? = nil
+  ) -> (epochs: [DistillationEpoch], layers: [String]) {
+    let layers = swapLinearWithSemiSparseLinear(model, algorithm: algorithm) { name, _ in name.hasPrefix("encoder.") }
+    defer { swapSemiSparseLinearWithLinear(model, keepingMask: true) }
+    let epochs = distill(
+      toward: teacher, texts: texts, masks: ParameterMasks([:]), configuration: configuration, progress: progress,
+      epochDone: epochDone)
+    return (epochs, layers)
+  }
+
   /// The distillation loss toward `teacher` on `texts` with the current weights (no training):
   /// the mean squared error per hidden value over all real tokens.
   public func distillationLoss(toward teacher: BertModel, texts: [String], batchSize: Int = 32) -> Double {

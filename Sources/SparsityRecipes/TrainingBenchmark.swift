@@ -99,14 +99,4 @@ public enum TrainingStepBenchmark {
       optimizer.step(learningRate: 1e-4)
     }
   }
-
-  /// A text table: one row per case and variant.
-  public static func table(_ records: [Record]) -> String {
-    var lines = ["| MLP block | tokens | variant | ms per step | vs dense |", "|---|---:|---|---:|---:|"]
-    for r in records {
-      lines.append(
-        "| \(r.dimension)↔\(r.hidden) | \(r.tokens) | \(r.variant.rawValue) | \(String(format: "%.1f", r.seconds * 1000)) | \(String(format: "%.2f×", r.speedup)) |")
-    }
-    return lines.joined(separator: "\n")
-  }
 }

@@ -196,6 +196,10 @@ struct CLITests {
     ErrorCase(arguments: ["train", "--pattern", "block:3"], message: "--pattern 'block:3'"),
     ErrorCase(arguments: ["train", "--method", "obs"], message: "--method must be one of"),
     ErrorCase(arguments: ["train", "--epochs", "0"], message: "--epochs must be positive"),
+    ErrorCase(
+      arguments: ["distill", "--model", "nowhere", "--weights", "model.safetensors", "-o", "o.safetensors", "--sparse-training", "activations"],
+      message: "--sparse-training takes 'weights'", output: "o.safetensors"),
+    ErrorCase(arguments: ["bench", "--training", "--peers", "missing.json"], message: "--peers missing.json: not a JSON file"),
   ]
 
   @Test(arguments: errorCases)

@@ -279,6 +279,36 @@ let sparse24Shapes = [
     #expect(r.mask.elementMask.keptCount == r.mask.keptCount)
   }
 
+  @Test("bfloat16 and float16 inputs are sparsified as the float32 values they hold", arguments: [DType.bfloat16, .float16])
+  func halfPrecisionInputs(dtype: DType) throws {
+    let a = Tensor(randomNormalFloats(10 * 23, seed: 31), shape: [10, 23]).converted(to: dtype)
+    let exact = a.converted(to: .float32)
+    let (half, single) = (try Sparse24.sparsifyBothWays(a), try Sparse24.sparsifyBothWays(exact))
+    #expect(half.mask == single.mask)
+    #expect(half.matrix.values.isBitwiseEqual(to: single.matrix.values))
+    #expect(half.transposedMatrix!.values.isBitwiseEqual(to: single.transposedMatrix!.values))
+    #expect(try Sparse24.applyDense(single.mask, to: a).isBitwiseEqual(to: try Sparse24.applyDense(single.mask, to: exact)))
+  }
+
+  @Test("the raw-buffer entry points equal the tensor ones; applyInPlace equals applyDense")
+  func rawBuffers() throws {
+    let (rows, columns) = (14, 27)
+    let values = randomNormalFloats(rows * columns, seed: 33)
+    let tensor = Tensor(values, shape: [rows, columns])
+    let fromTensor = try Sparse24.sparsifyBothWays(tensor)
+    let fromBuffer = try values.withUnsafeBufferPointer { try Sparse24.sparsifyBothWays($0, rows: rows, columns: columns) }
+    #expect(fromBuffer.mask == fromTensor.mask)
+    #expect(fromBuffer.matrix.values.isBitwiseEqual(to: fromTensor.matrix.values))
+    let applied = try values.withUnsafeBufferPointer { try Sparse24.apply(fromTensor.mask, to: $0) }
+    #expect(applied.transposedMatrix!.values.isBitwiseEqual(to: fromTensor.transposedMatrix!.values))
+    var inPlace = values
+    try inPlace.withUnsafeMutableBufferPointer { try Sparse24.applyInPlace(fromTensor.mask, to: $0) }
+    #expect(inPlace == (try Sparse24.applyDense(fromTensor.mask, to: tensor)).floatValues)
+    #expect(throws: Sparse24Error.maskMismatch(tensor: "g", shape: [10], maskShape: [rows, columns])) {
+      try [Float](repeating: 0, count: 10).withUnsafeBufferPointer { try Sparse24.apply(fromTensor.mask, to: $0, name: "g") }
+    }
+  }
+
   @Test func badInputsThrowNamedErrors() throws {
     #expect(throws: Sparse24Error.notAMatrix(tensor: "x", shape: [2, 3, 4])) {
       try Sparse24.sparsifyBothWays(Tensor(zeros: [2, 3, 4], dtype: .float32), name: "x")

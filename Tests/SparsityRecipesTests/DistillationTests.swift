@@ -1,9 +1,11 @@
 import SparsityCore
 import SparsityFormats
+import SparsityKernels
 import SparsityModels
 import SparsityNN
 import SparsityPruning
 import SparsityText
+import SparsityTestSupport
 import Testing
 
 @testable import SparsityRecipes
@@ -64,6 +66,29 @@ struct DistillationTests {
     // Kept weights and the layer norms trained.
     let teacherParameters = Dictionary(uniqueKeysWithValues: teacher.namedParameters().map { ($0.name, $0.parameter.value) })
     #expect(parameters["encoder.layer.1.output.LayerNorm.weight"]!.value != teacherParameters["encoder.layer.1.output.LayerNorm.weight"])
+  }
+
+  @Test("semi-sparse distillation lowers the loss and leaves every encoder Linear 2:4, Linear again", arguments: [
+    Sparse24.Algorithm.largestAbsPerRow, .largestAbsValuesGreedy,
+  ])
+  func semiSparse(algorithm: Sparse24.Algorithm) throws {
+    // The dense teacher itself is the start; the bar is the same model pruned 2:4 at once.
+    let (teacher, pruned, _) = try Self.pair()
+    let before = pruned.distillationLoss(toward: teacher, texts: Self.texts)
+    let student = try SentenceEmbedder(tokenizer: WordPieceTokenizer(vocabulary: Self.vocabulary), model: BertModel(Self.configuration, seed: 5))
+    let (records, layers) = student.distillSemiSparse(
+      toward: teacher, texts: Self.texts, algorithm: algorithm,
+      configuration: DistillationConfiguration(epochs: 6, batchSize: 4, learningRate: 1e-2, warmupFraction: 0.1, seed: 1))
+    #expect(records.count == 6 && layers.count == 12)
+    let linears = student.model.linearLayers().filter { $0.name.hasPrefix("encoder.") }
+    #expect(linears.count == 12)
+    for (name, layer) in linears {
+      #expect(Mask(nonzerosOf: layer.weight.tensor).conforms(to: .twoFour), "\(name) is not 2:4")
+    }
+    #expect(student.model.namedModules().allSatisfy { !($0.module is SemiSparseLinear) })
+    // Measured on the 2:4 model it leaves.
+    let after = student.distillationLoss(toward: teacher, texts: Self.texts)
+    #expect(after < before, "loss \(before) → \(after)")
   }
 
   @Test("the same seed gives the same weights")
