@@ -102,10 +102,16 @@ struct Bench: ParsableCommand {
     let peerRecords = try peers.map(TrainingPeerRecord.load) ?? []
     let machine = MachineDescription.current()
     let records = TrainingStepBenchmark.run(cases: cases, rounds: runs) { FileHandle.standardError.write(Data("\($0)\n".utf8)) }
-    let report = TrainingReport(records: records, peers: peerRecords, machine: machine, runs: runs)
+    FileHandle.standardError.write(Data("sparsify both ways: \(TrainingStepBenchmark.sparsifierShapes.count) matrices\n".utf8))
+    let sparsifier = try TrainingStepBenchmark.sparsifierThroughput()
+    let report = TrainingReport(records: records, sparsifier: sparsifier, peers: peerRecords, machine: machine, runs: runs)
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-    let jsonText = String(decoding: try encoder.encode(records), as: UTF8.self)
+    struct File: Encodable {
+      var steps: [TrainingStepBenchmark.Record]
+      var sparsifier: [TrainingStepBenchmark.SparsifierRecord]
+    }
+    let jsonText = String(decoding: try encoder.encode(File(steps: records, sparsifier: sparsifier)), as: UTF8.self)
     if let jsonOutput { try write(jsonText, to: jsonOutput) }
     if let html { try write(report.html(), to: html) }
     say(json ? jsonText : report.text())

@@ -44,6 +44,9 @@ struct Train: ParsableCommand {
   @Option(help: "Train 2:4 from scratch instead of pruning: weights (every hidden Linear made 2:4 each step), activations (squared-ReLU activations made 2:4), or both; compares with the same model trained dense.")
   var sparseTraining: String?
 
+  @Option(help: "With --sparse-training weights|both: SR-STE's decay λ of the pruned weights (their gradient gains λ·w, so masks settle); 0 is plain straight-through, as torchao's SemiSparseLinear.")
+  var prunedDecay = 2e-3
+
   @OptionGroup var jsonOption: JSONOption
   var json: Bool { jsonOption.json }
 
@@ -72,6 +75,7 @@ struct Train: ParsableCommand {
       guard let mode = SparseTrainingMode(rawValue: sparseTraining) else {
         throw CLIError("--sparse-training must be weights, activations or both; got '\(sparseTraining)'")
       }
+      guard prunedDecay >= 0, prunedDecay.isFinite else { throw CLIError("--pruned-decay must be ≥ 0, got \(prunedDecay)") }
       return try runSparseTraining(kind, mode: mode, split: split, configuration: dense)
     }
     let progress = ProgressLine()
@@ -111,7 +115,8 @@ struct Train: ParsableCommand {
   func runSparseTraining(_ kind: DigitsModel, mode: SparseTrainingMode, split: Digits.Split, configuration: TrainingConfiguration) throws {
     let progress = ProgressLine()
     let records = try Sparsity.runSparseTraining(
-      kind, mode: mode, seed: seed, train: LabeledData(split.train), test: LabeledData(split.test), configuration: configuration
+      kind, mode: mode, seed: seed, train: LabeledData(split.train), test: LabeledData(split.test), configuration: configuration,
+      prunedDecay: Float(prunedDecay)
     ) { Self.show($0, on: progress) }
     progress.finish()
     if json {

@@ -8,8 +8,12 @@ import SparsityKernels
 //
 // | op | forward | input gradient | weight gradient |
 // |---|---|---|---|
-// | ``semiSparseLinear(_:weight:bias:algorithm:gradient:)`` (2:4 weights) | `x · W̃ᵀ` (W̃ packed) | `g · W̃` (W̃ᵀ packed) | `gᵀ · x`, dense; masked or passed through |
+// | ``semiSparseLinear(_:weight:bias:algorithm:gradient:prunedDecay:)`` (2:4 weights) | `x · W̃ᵀ` (W̃ packed) | `g · W̃` (W̃ᵀ packed) | `gᵀ · x`, dense; masked or passed through |
 // | ``sparseActivationLinear(_:weight:bias:algorithm:gradient:)`` (2:4 activations) | `(W · h̃ᵀ)ᵀ` (h̃ packed) | `g · W`, dense; masked or passed through | `gᵀ · h̃` (h̃ᵀ packed) |
+// | ``sparseActivationMLP(_:fc1:fc2:algorithm:gradient:)``, fc1 (masked gradient) | `x · W₁ᵀ`, dense | `da · W₁` (da packed) | `daᵀ · x` (daᵀ packed) |
+//
+// No product copies a transpose: the dense GEMM and the 2:4 kernel read `x` (and write `y`) in
+// either layout.
 //
 // The mask is chosen afresh from the dense values every call (torchao: "the dense weight is the
 // source of truth"; pruned weights can grow back).
@@ -70,7 +74,7 @@ private func applied(_ mask: Sparse24.TileMask, to a: [Float]) -> Sparse24.BothW
 /// `x` made 2:4 along its last axis at run time: each 4×4 tile of its `[rows, k]` matrix keeps the
 /// elements `algorithm` chooses (xFormers' `sparsify24`), the rest zeroed; the gradient goes back
 /// as `gradient` says. The values stay dense; the 2:4 products are
-/// ``semiSparseLinear(_:weight:bias:algorithm:gradient:)`` and
+/// ``semiSparseLinear(_:weight:bias:algorithm:gradient:prunedDecay:)`` and
 /// ``sparseActivationLinear(_:weight:bias:algorithm:gradient:)``.
 public func sparsify24(
   _ x: Variable, algorithm: Sparse24.Algorithm = .largestAbsValuesGreedy, gradient: Sparse24Gradient = .masked
@@ -87,10 +91,12 @@ public func sparsify24(
 /// forward; `algorithm` transposable by default, so that the input gradient `g · W̃` runs on
 /// `W̃ᵀ`'s 2:4 form too). The weight gradient `gᵀ · x` is dense; `gradient` passes it through
 /// (straight-through, torchao's choice: pruned weights keep learning and can grow back) or
-/// masks it.
+/// masks it. `prunedDecay` λ adds `λ · w` to the gradient of every pruned weight (SR-STE, Zhou
+/// et al. 2021: pruned weights drift toward zero, so the mask settles); 0 is plain
+/// straight-through.
 public func semiSparseLinear(
   _ x: Variable, weight: Variable, bias: Variable? = nil, algorithm: Sparse24.Algorithm = .largestAbsValuesGreedy,
-  gradient: Sparse24Gradient = .straightThrough
+  gradient: Sparse24Gradient = .straightThrough, prunedDecay: Float = 0
 ) -> Variable {
   precondition(weight.shape.count == 2, "weight must be [out, in], got \(weight.shape)")
   let (n, k) = (weight.shape[0], weight.shape[1])
@@ -111,7 +117,14 @@ public func semiSparseLinear(
     }
     if weight.requiresGradient {
       var dw = product(g, transposeA: true, x.value, m: n, n: k, k: m)
-      if gradient == .masked { applyMask(w.mask, to: &dw) }
+      if gradient == .masked {
+        applyMask(w.mask, to: &dw)
+      } else if prunedDecay != 0 {
+        let kept = masked(weight.value, by: w.mask)
+        weight.value.withUnsafeBufferPointer { v in
+          for i in dw.indices { dw[i] += prunedDecay * (v[i] - kept[i]) }
+        }
+      }
       weight.accumulate(dw)
     }
     if let bias, bias.requiresGradient { bias.accumulate(columnSums(g, rows: m, columns: n)) }
@@ -205,6 +218,7 @@ public func sparseActivationMLP(
       fc1.weight.accumulate(
         sparseProduct(daSparse, .transposed, x.value, tokens: d, xTransposed: true, outputs: hidden, yTransposed: true))
     }
+    // dx [m, d] = da · W₁: (W₁ᵀ · daᵀ)ᵀ with da's 2:4 form.
     if x.requiresGradient {
       x.accumulate(
         sparseProduct(daSparse, .matrix, fc1.weight.value, tokens: d, xTransposed: true, outputs: m, yTransposed: true))
@@ -259,21 +273,27 @@ private func sparseWeightGradient(_ g: [Float], _ sparse: Sparse24.BothWays, tok
 }
 
 /// A Linear layer trained with 2:4 weights (torchao's `SemiSparseLinear`): the dense weight is
-/// the parameter, made 2:4 afresh every forward pass (``semiSparseLinear(_:weight:bias:algorithm:gradient:)``),
+/// the parameter, made 2:4 afresh every forward pass (``semiSparseLinear(_:weight:bias:algorithm:gradient:prunedDecay:)``),
 /// so the optimizer updates dense values and the mask follows them. Made from a ``Linear`` by
-/// ``swapLinearWithSemiSparseLinear(_:algorithm:gradient:filter:)``, sharing its parameters.
+/// ``swapLinearWithSemiSparseLinear(_:algorithm:gradient:prunedDecay:filter:)``, sharing its parameters.
 public final class SemiSparseLinear: LinearLayer {
   public let weight: Variable
   public let bias: Variable?
   public let algorithm: Sparse24.Algorithm
   public let gradient: Sparse24Gradient
+  /// SR-STE's decay of pruned weights (0: none).
+  public let prunedDecay: Float
 
   /// A layer on `linear`'s parameters (shared, not copied).
-  public init(_ linear: Linear, algorithm: Sparse24.Algorithm = .largestAbsValuesGreedy, gradient: Sparse24Gradient = .straightThrough) {
+  public init(
+    _ linear: Linear, algorithm: Sparse24.Algorithm = .largestAbsValuesGreedy, gradient: Sparse24Gradient = .straightThrough,
+    prunedDecay: Float = 0
+  ) {
     weight = linear.weight
     bias = linear.bias
     self.algorithm = algorithm
     self.gradient = gradient
+    self.prunedDecay = prunedDecay
     super.init(inFeatures: linear.inFeatures, outFeatures: linear.outFeatures)
   }
 
@@ -283,7 +303,7 @@ public final class SemiSparseLinear: LinearLayer {
 
   public override func callAsFunction(_ x: Variable) -> Variable {
     inputObserver?(x)
-    return semiSparseLinear(x, weight: weight, bias: bias, algorithm: algorithm, gradient: gradient)
+    return semiSparseLinear(x, weight: weight, bias: bias, algorithm: algorithm, gradient: gradient, prunedDecay: prunedDecay)
   }
 
   /// The dense master weight (what the optimizer updates).
@@ -302,10 +322,12 @@ public final class SemiSparseLinear: LinearLayer {
 @discardableResult
 public func swapLinearWithSemiSparseLinear(
   _ model: Module, algorithm: Sparse24.Algorithm = .largestAbsValuesGreedy, gradient: Sparse24Gradient = .straightThrough,
-  filter: (_ name: String, _ layer: Linear) -> Bool = { _, _ in true }
+  prunedDecay: Float = 0, filter: (_ name: String, _ layer: Linear) -> Bool = { _, _ in true }
 ) -> [String] {
   let chosen = model.linearLayers().filter { filter($0.name, $0.layer) }
-  for (_, layer) in chosen { model.replace(layer, with: SemiSparseLinear(layer, algorithm: algorithm, gradient: gradient)) }
+  for (_, layer) in chosen {
+    model.replace(layer, with: SemiSparseLinear(layer, algorithm: algorithm, gradient: gradient, prunedDecay: prunedDecay))
+  }
   return chosen.map(\.name)
 }
 

@@ -6,7 +6,8 @@ import SparsityNN
 /// What a digits model trains 2:4 from scratch (`sparsity train --sparse-training`).
 public enum SparseTrainingMode: String, CaseIterable, Sendable, Codable {
   /// Every prunable Linear a ``SemiSparseLinear`` (weights made 2:4 every step, straight-through
-  /// gradients); the trained model keeps its last mask, so its weights are 2:4.
+  /// gradients, SR-STE's decay of pruned weights when asked); the trained model keeps its last
+  /// mask, so its weights are 2:4.
   case weights
   /// Squared-ReLU activations made 2:4 before each hidden layer's successor (the MLP's second and
   /// third layers, the ViT blocks' `fc2`), in training and in use.
@@ -33,10 +34,11 @@ public struct SparseTrainingRecord: Sendable, Codable, Equatable {
 /// says (the dense run with squared ReLU too when `mode` sparsifies activations, so the two
 /// differ only in the sparsity) — and measures both on `test`. The sparse model is measured as it
 /// will be used: weights 2:4 with the last mask (`swapSemiSparseLinearWithLinear(keepingMask:)`),
-/// activations still made 2:4.
+/// activations still made 2:4. `prunedDecay` is SR-STE's λ for the 2:4 weights (0: plain
+/// straight-through, as torchao).
 public func runSparseTraining(
   _ kind: DigitsModel, mode: SparseTrainingMode, seed: UInt64, train: LabeledData, test: LabeledData,
-  configuration: TrainingConfiguration? = nil, events: @escaping (ExperimentEvent) -> Void = { _ in }
+  configuration: TrainingConfiguration? = nil, prunedDecay: Float = 0, events: @escaping (ExperimentEvent) -> Void = { _ in }
 ) throws -> [SparseTrainingRecord] {
   let c = configuration ?? kind.denseTraining(seed: seed)
   let activation: Activation? = mode.sparseActivations ? .squaredReLU : nil
@@ -44,7 +46,7 @@ public func runSparseTraining(
   for sparse in [false, true] {
     let label = sparse ? mode.rawValue : "dense"
     let model = kind.make(seed: seed, activation: activation)
-    if sparse && mode.sparseWeights { swapLinearWithSemiSparseLinear(model, filter: kind.isPrunable) }
+    if sparse && mode.sparseWeights { swapLinearWithSemiSparseLinear(model, prunedDecay: prunedDecay, filter: kind.isPrunable) }
     if sparse && mode.sparseActivations { enableSparseActivations(model) }
     events(.stage("\(kind.rawValue): \(label) training"))
     var noMasks: ParameterMasks? = nil

@@ -1,5 +1,6 @@
 import Foundation
 import SparsityCore
+import SparsityKernels
 import SparsityNN
 
 /// One training step of a transformer MLP block (`fc2(relu(fc1(x))²)`, xFormers' squared-ReLU
@@ -73,6 +74,32 @@ public enum TrainingStepBenchmark {
       }
     }
     return records
+  }
+
+  /// The sparsifier's speed on one matrix (``Sparse24/sparsifyBothWays(_:algorithm:name:)``).
+  public struct SparsifierRecord: Codable, Sendable {
+    public var rows: Int
+    public var columns: Int
+    /// Median seconds per call.
+    public var seconds: Double
+    /// Bytes read (`A`) and written (both packed forms and the mask) per second, in GB/s.
+    public var gigabytesPerSecond: Double
+  }
+
+  /// Weights of the ViT-B/L blocks (3072×768, 4096×1024) and activations of 4,096 ViT-L tokens
+  /// (4096×4096) and of 16,384 (16384×4096): the matrices a step makes 2:4.
+  public static let sparsifierShapes = [(3072, 768), (4096, 1024), (4096, 4096), (16384, 4096)]
+
+  /// Times making each `rows × columns` matrix 2:4 both ways (transposable greedy by magnitude),
+  /// median of `repetitions`.
+  public static func sparsifierThroughput(
+    shapes: [(Int, Int)] = sparsifierShapes, repetitions: Int = 9, workers: Int = Parallel.workerCount
+  ) throws -> [SparsifierRecord] {
+    try shapes.map { rows, columns in
+      let (seconds, bandwidth) = try Sparse24.measureThroughput(
+        rows: rows, columns: columns, workers: workers, repetitions: repetitions)
+      return SparsifierRecord(rows: rows, columns: columns, seconds: seconds, gigabytesPerSecond: bandwidth)
+    }
   }
 
   /// A closure running one training step of a fresh block in `variant` (its own weights, inputs

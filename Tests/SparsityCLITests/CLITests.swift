@@ -199,6 +199,7 @@ struct CLITests {
     ErrorCase(
       arguments: ["distill", "--model", "nowhere", "--weights", "model.safetensors", "-o", "o.safetensors", "--sparse-training", "activations"],
       message: "--sparse-training takes 'weights'", output: "o.safetensors"),
+    ErrorCase(arguments: ["train", "--sparse-training", "weights", "--pruned-decay=-1"], message: "--pruned-decay must be ≥ 0"),
     ErrorCase(arguments: ["bench", "--training", "--peers", "missing.json"], message: "--peers missing.json: not a JSON file"),
   ]
 

@@ -69,6 +69,20 @@ struct SparseTrainingTests {
     }
   }
 
+  @Test("SR-STE: the pruned-weight decay adds λ·w to the gradient of pruned weights only")
+  func prunedDecay() throws {
+    let (x, w) = (randomVariable([6, 12], seed: 21), Self.spaced([8, 12], seed: 22))
+    let plain = Self.gradients([x, w], seed: 23) { semiSparseLinear($0[0], weight: $0[1]) }[1]
+    let decayed = Self.gradients([x, w], seed: 23) { semiSparseLinear($0[0], weight: $0[1], prunedDecay: 0.5) }[1]
+    let mask = try Sparse24.sparsifyBothWays(w.tensor).mask
+    for i in 0..<8 {
+      for j in 0..<12 {
+        let expected = plain[i * 12 + j] + (mask[i, j] ? 0 : 0.5 * w.value[i * 12 + j])
+        #expect(abs(decayed[i * 12 + j] - expected) <= 1e-6, "(\(i), \(j))")
+      }
+    }
+  }
+
   @Test("semi-sparse linear with the per-row (not transposable) algorithm")
   func semiSparsePerRow() {
     let (x, w) = (randomVariable([7, 8], seed: 7), Self.spaced([5, 8], seed: 8))
