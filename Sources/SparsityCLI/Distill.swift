@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import Sparsity
 
-/// Masked distillation of a pruned sentence encoder toward its dense original.
+/// Distillation of a pruned (or 2:4-trained) model toward its dense original.
 struct Distill: ParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Fine-tune a pruned model toward its dense original (encoder hidden states, decoder next-token distributions), keeping its zeros.",
@@ -11,7 +11,9 @@ struct Distill: ParsableCommand {
       next-token distributions (KL divergence of the logits; --objective hidden for the final hidden states) on \
       --windows calibration windows of --window tokens, every decoder-layer parameter training, pruned weights \
       staying zero; the gain is the held-out perplexity before and after. Encoders: the masks are the nonzero pattern of every encoder Linear weight of --weights that holds zeros: those \
-      weights stay exactly as sparse (pruned weights stay zero). Every encoder-layer parameter trains (AdamW, \
+      weights stay exactly as sparse (pruned weights stay zero); with --sparse-training weights, every encoder Linear \
+      instead trains 2:4 at run time (its 2:4 mask re-chosen per row every step, the last one kept). Every \
+      encoder-layer parameter trains (AdamW, \
       warmup + cosine schedule) to minimise the mean squared error between the last hidden states of real \
       tokens and the dense model's; the embeddings stay frozen. Trains on the corpus' calibration sentences \
       only (the evaluation sentences of `eval` stay held out) and writes every tensor of the model, like \
