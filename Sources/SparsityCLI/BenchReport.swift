@@ -536,9 +536,14 @@ struct TrainingReport {
       lines.append(line)
     }
     if !sparsifier.isEmpty {
-      lines += ["", "Sparsify both ways (transposable greedy by magnitude; bytes read and written), median of 9:", "| matrix | ms | GB/s |", "|---|---:|---:|"]
+      lines += [
+        "", "Sparsify both ways (transposable greedy by magnitude; bytes read and written), median of 9; kernel: into buffers written before:",
+        "| matrix | ms | GB/s | kernel ms | kernel GB/s |", "|---|---:|---:|---:|---:|",
+      ]
       for r in sparsifier {
-        lines.append("| \(r.rows)×\(r.columns) | \(String(format: "%.2f", r.seconds * 1000)) | \(String(format: "%.1f", r.gigabytesPerSecond)) |")
+        lines.append(
+          "| \(r.rows)×\(r.columns) | \(String(format: "%.2f", r.seconds * 1000)) | \(String(format: "%.1f", r.gigabytesPerSecond)) | "
+            + "\(String(format: "%.2f", r.kernelSeconds * 1000)) | \(String(format: "%.1f", r.kernelGigabytesPerSecond)) |")
       }
     }
     return lines.joined(separator: "\n")

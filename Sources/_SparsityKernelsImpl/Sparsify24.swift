@@ -15,8 +15,9 @@ import _SparsityCPUID
 // is kept when its row (and, for the transposable rules, its column) keeps fewer than 2 so far.
 // Keys are compared as unsigned integers that order like the floats: |x| → its bits without the
 // sign; x → `x + 0` (so −0 ties +0) with the sign bit flipped for positives and every bit
-// flipped for negatives. NaN has no place in that order: the caller rejects it (the kernels
-// report whether they saw one).
+// flipped for negatives; the lowest 4 bits do not rank (values within 2⁻¹⁹ relative tie), so a
+// tile's keys sort in 32-bit lanes with the index in those bits. NaN has no place in that order:
+// the caller rejects it (the kernels report whether they saw one).
 //
 // 2:4 form of a group of 4 (a row's 4 columns of a tile, or a column's 4 rows): the positions
 // `chosen` = kept ∧ nonzero (−0 counts as zero), topped up with unchosen positions in the order
@@ -24,13 +25,12 @@ import _SparsityCPUID
 // is kept, else +0. So the form equals `SemiStructuredMatrix(dense: A masked)` bit for bit.
 //
 // The AVX-512 path takes blocks of 8 rows × 64 columns (2 strips of 16 tiles, a tile per 32-bit
-// lane after an in-lane 4×4 transpose of each row's vectors). Per half strip (8 tiles), the 16
-// elements become 64-bit keys (ranking key, then `15 − index` and what the greedy needs) in 16
-// registers, sorted by Batcher's odd–even merge network (63 comparators, `vpmaxuq`/`vpminuq`),
-// then 16 greedy steps keep or skip each tile's next element. The two forms' slot values are
-// picked with blends, transposed 16×16 into the packed lines, and streamed out. Measured on
-// Zen 4 (one core, data in L2): ~420 ns per block, ~60% of it choosing (keys, sort, greedy). Other
-// tiles (ragged edges, the AVX2 and portable builds) run the same rule one tile at a time.
+// lane after an in-lane 4×4 transpose of each row's vectors). Per strip, the 16 elements of its
+// 16 tiles become 32-bit keys (ranking key, `15 − index` in the low 4 bits) in 16 registers,
+// sorted by Batcher's odd–even merge network (63 comparators, `vpmaxud`/`vpminud`), then 16
+// greedy steps keep or skip each tile's next element. The two forms' slot values are picked with
+// blends, transposed 16×16 into the packed lines, and streamed out. Other tiles (ragged edges,
+// the AVX2 and portable builds) run the same rule one tile at a time.
 
 /// How the kept elements of a 4×4 tile are chosen.
 package enum Sparse24Rule: Sendable {
@@ -52,6 +52,18 @@ package func sparse24Key(_ x: Float, magnitude: Bool) -> UInt32 {
   if magnitude { return x.bitPattern & 0x7FFF_FFFF }
   let bits = (x + 0).bitPattern
   return bits & 0x8000_0000 != 0 ? ~bits : bits | 0x8000_0000
+}
+
+/// The bits of a key that rank: all but the lowest 4 (the vector path keeps the element's index
+/// there, so a 4×4 tile sorts in 32-bit lanes, 16 tiles per register).
+package let sparse24RankMask: UInt32 = 0xFFFF_FFF0
+
+/// The ranking key of `x`: ``sparse24Key(_:magnitude:)`` without its lowest 4 bits — |x| (or x)
+/// to 19 of its 23 mantissa bits; values closer than that rank as equal (ties: lower index
+/// first). PyTorch's and xFormers' tile kernels rank the 16-bit fp16/bf16 values themselves.
+@inline(__always)
+package func sparse24RankKey(_ x: Float, magnitude: Bool) -> UInt32 {
+  sparse24Key(x, magnitude: magnitude) & sparse24RankMask
 }
 
 /// For each 4-bit set of chosen positions (at most 2; others map to (0, 1), never used), the two
@@ -79,7 +91,7 @@ package func sparse24ChooseTile(
       for c in 0..<columns {
         let x = a[r * stride + c]
         if x.isNaN { sawNaN = true }
-        let item = UInt64(sparse24Key(x, magnitude: magnitude)) << 32 | UInt64(15 - (c + 4 * r))
+        let item = UInt64(sparse24RankKey(x, magnitude: magnitude)) << 32 | UInt64(15 - (c + 4 * r))
         var i = count
         while i > 0 && order[i - 1] < item {
           order[i] = order[i - 1]
@@ -236,16 +248,12 @@ package func sparsify24(
 func sparsify24RowBlocks(_ t: Sparse24Targets, blocks: Range<Int>, rule: Sparse24Rule?) -> Bool {
   var sawNaN = false
   #if SPARSITY_ISA_AVX512
-    // The largest and smallest sorted 64-bit keys seen: NaN ranks above +∞ (and, by signed
-    // value, a negative NaN below −∞).
-    var extremes = (_mm512_setzero_si512(), _mm512_set1_epi64(-1))
+    // The largest and smallest keys seen: NaN ranks above +∞ (and, by signed value, a negative
+    // NaN below −∞).
+    var extremes = (_mm512_setzero_si512(), _mm512_set1_epi32(-1))
     let scratch = UnsafeMutablePointer<__m512>.allocate(capacity: 64)
-    let lows = UnsafeMutablePointer<__m512i>.allocate(capacity: 16)
-    if let rule { sparse24KeyLows(rule, into: lows) }
-    defer {
-      scratch.deallocate()
-      lows.deallocate()
-    }
+    let payloads = rule.map(sparse24Payloads) ?? _mm512_setzero_si512()
+    defer { scratch.deallocate() }
   #endif
   #if SPARSITY_ISA_AVX512
     // Aᵀ's code words of the vector blocks are staged as whole lines: per 8 columns, the words of
@@ -289,7 +297,7 @@ func sparsify24RowBlocks(_ t: Sparse24Targets, blocks: Range<Int>, rule: Sparse2
             }
           }
           sparse24Block(
-            t, row: 8 * rb, column: 64 * ch, rule: rule, scratch: scratch, lows: lows, columnCodes: columnCodes,
+            t, row: 8 * rb, column: 64 * ch, rule: rule, scratch: scratch, payloads: payloads, columnCodes: columnCodes,
             extremes: &extremes)
         }
         staged = staged.lowerBound..<(rb + 1)
@@ -316,10 +324,10 @@ func sparsify24RowBlocks(_ t: Sparse24Targets, blocks: Range<Int>, rule: Sparse2
   #endif
   #if SPARSITY_ISA_AVX512
     if let rule {
-      let top = unsafeBitCast(extremes.0, to: SIMD8<UInt64>.self).max() >> 32
-      let bottom = unsafeBitCast(extremes.1, to: SIMD8<UInt64>.self).min() >> 32
-      if top > UInt64(sparse24Key(.infinity, magnitude: rule.ranksMagnitude))
-        || (!rule.ranksMagnitude && bottom < UInt64(sparse24Key(-.infinity, magnitude: false)))
+      let top = unsafeBitCast(extremes.0, to: SIMD16<UInt32>.self).max()
+      let bottom = unsafeBitCast(extremes.1, to: SIMD16<UInt32>.self).min()
+      if top > sparse24Key(.infinity, magnitude: rule.ranksMagnitude)
+        || (!rule.ranksMagnitude && bottom < sparse24Key(-.infinity, magnitude: false))
       {
         sawNaN = true
       }
@@ -389,12 +397,14 @@ extension PackedSemiStructuredWeight {
       to: __m512i.self)
   }
 
-  /// The low halves of the 64-bit sort keys of a tile's 16 elements (see `sparse24ChooseHalf`),
-  /// one broadcast vector per element.
-  func sparse24KeyLows(_ rule: Sparse24Rule, into p: UnsafeMutablePointer<__m512i>) {
-    for i in 0..<16 {
-      let lines = Int64(1 << (i >> 2) | (rule.limitsColumns ? 16 << (i & 3) : 0))
-      p[i] = _mm512_set1_epi32(Int32(truncatingIfNeeded: Int64(15 - i) << 28 | lines << 16 | Int64(1 << i)))
+  /// What the greedy needs of each element of a tile (see `sparse24ChooseTiles`): lane `15 − i`
+  /// holds element i's own mask bit and, at bit 16, its row (bit `row`) and column (bit
+  /// `4 + column`; none for the per-row rule).
+  func sparse24Payloads(_ rule: Sparse24Rule) -> __m512i {
+    lanes { lane in
+      let i = 15 - lane
+      let lines = 1 << (i >> 2) | (rule.limitsColumns ? 16 << (i & 3) : 0)
+      return Int32(lines << 16 | 1 << i)
     }
   }
 
@@ -406,13 +416,13 @@ extension PackedSemiStructuredWeight {
 
   /// One block of 8 rows × 64 columns at (`row`, `column`): its 2 × 16 tiles chosen by `rule` (or
   /// read from the mask when nil) and both forms written, Aᵀ's code words into `columnCodes`
-  /// (16 strips per 8 columns, see `sparsify24RowBlocks`). `scratch`: 64 float vectors; `lows`:
-  /// `rule`'s ``sparse24KeyLows(_:into:)``; `extremes` tracks the largest and smallest sorted
+  /// (16 strips per 8 columns, see `sparsify24RowBlocks`). `scratch`: 64 float vectors;
+  /// `payloads`: `rule`'s ``sparse24Payloads(_:)``; `extremes` tracks the largest and smallest
   /// keys (NaN watch).
   @inline(never)
   func sparse24Block(
     _ t: Sparse24Targets, row: Int, column: Int, rule: Sparse24Rule?, scratch: UnsafeMutablePointer<__m512>,
-    lows: UnsafePointer<__m512i>, columnCodes: UnsafeMutablePointer<UInt32>, extremes: inout (__m512i, __m512i)
+    payloads: __m512i, columnCodes: UnsafeMutablePointer<UInt32>, extremes: inout (__m512i, __m512i)
   ) {
     let ld = t.columns
     let tileRow = row / 4
@@ -439,8 +449,8 @@ extension PackedSemiStructuredWeight {
     let kept: (__m512i, __m512i)
     if let rule {
       kept = (
-        sparse24ChooseTiles(scratch, rule: rule, lows: lows, extremes: &extremes),
-        sparse24ChooseTiles(scratch + 16, rule: rule, lows: lows, extremes: &extremes)
+        sparse24ChooseTiles(scratch, rule: rule, payloads: payloads, extremes: &extremes),
+        sparse24ChooseTiles(scratch + 16, rule: rule, payloads: payloads, extremes: &extremes)
       )
       for (h, k) in [kept.0, kept.1].enumerated() {
         let words = unsafeBitCast(_mm512_cvtepi32_epi16(_mm512_permutexvar_epi32(tileOrder, k)), to: SIMD16<UInt16>.self)
@@ -489,63 +499,32 @@ extension PackedSemiStructuredWeight {
   }
 
   /// The kept elements of a strip's 16 tiles (lane t: tile t; `e[c + 4·row]` its elements) by
-  /// `rule`, one half (8 tiles) at a time.
+  /// `rule`, all 16 at once in registers; the kept masks in the low 16 bits of each lane.
+  ///
+  /// Each element becomes a 32-bit sort key: its ranking key (``sparse24RankKey(_:magnitude:)``)
+  /// with `15 − index` in the 4 bits the ranking drops (ties: lower index first). Sorted largest
+  /// first (Batcher's odd–even merge network, 63 comparators of `vpmaxud`/`vpminud`), the keys go
+  /// through the greedy, which looks up what it needs by the index in the key's low 4 bits
+  /// (`payloads`: the element's own mask bit and, at bit 16, its row and column as one 8-bit set),
+  /// with, per tile, `state` = kept elements (bits 0…15) and the rows/columns that keep one
+  /// already (16…23), and `closed` = those that keep two (16…23). `extremes` tracks the largest
+  /// and smallest exact keys (NaN watch).
+  @inline(never)
+  private func sparse24ChooseTiles(
+    _ e: UnsafeMutablePointer<__m512>, rule: Sparse24Rule, payloads: __m512i, extremes: inout (__m512i, __m512i)
+  ) -> __m512i {
+    rule.ranksMagnitude
+      ? sparse24ChooseTiles(e, magnitude: true, payloads: payloads, extremes: &extremes)
+      : sparse24ChooseTiles(e, magnitude: false, payloads: payloads, extremes: &extremes)
+  }
+
   @inline(__always)
   private func sparse24ChooseTiles(
-    _ e: UnsafeMutablePointer<__m512>, rule: Sparse24Rule, lows: UnsafePointer<__m512i>,
-    extremes: inout (__m512i, __m512i)
-  ) -> __m512i {
-    // One call per half keeps each half's 16 keys, the sort and the greedy in registers. The
-    // halves: lanes 4L, 4L + 1 and lanes 4L + 2, 4L + 3 of every 128-bit lane L.
-    let first: __m512i, second: __m512i
-    if rule.ranksMagnitude {
-      first = sparse24ChooseHalfByMagnitude(e, high: false, lows: lows, extremes: &extremes)
-      second = sparse24ChooseHalfByMagnitude(e, high: true, lows: lows, extremes: &extremes)
-    } else {
-      first = sparse24ChooseHalfByValue(e, high: false, lows: lows, extremes: &extremes)
-      second = sparse24ChooseHalfByValue(e, high: true, lows: lows, extremes: &extremes)
-    }
-    let merge = lanes { p in
-      let (l, q) = (p >> 2, p & 3)
-      return q < 2 ? 2 * (2 * l + q) : 16 + 2 * (2 * l + q - 2)
-    }
-    return _mm512_and_si512(_mm512_permutex2var_epi32(first, merge, second), splat(0xFFFF))
-  }
-
-  @inline(never)
-  private func sparse24ChooseHalfByMagnitude(
-    _ e: UnsafeMutablePointer<__m512>, high: Bool, lows: UnsafePointer<__m512i>, extremes: inout (__m512i, __m512i)
-  ) -> __m512i {
-    high
-      ? sparse24ChooseHalf(e, high: true, magnitude: true, lows: lows, extremes: &extremes)
-      : sparse24ChooseHalf(e, high: false, magnitude: true, lows: lows, extremes: &extremes)
-  }
-
-  @inline(never)
-  private func sparse24ChooseHalfByValue(
-    _ e: UnsafeMutablePointer<__m512>, high: Bool, lows: UnsafePointer<__m512i>, extremes: inout (__m512i, __m512i)
-  ) -> __m512i {
-    high
-      ? sparse24ChooseHalf(e, high: true, magnitude: false, lows: lows, extremes: &extremes)
-      : sparse24ChooseHalf(e, high: false, magnitude: false, lows: lows, extremes: &extremes)
-  }
-
-  /// The kept elements of 8 of the 16 tiles of `e` (`high`: lanes 4L + 2, 4L + 3 of each 128-bit
-  /// lane L, else 4L, 4L + 1), in the low 16 bits of 64-bit lanes; all in registers.
-  ///
-  /// Each element becomes a 64-bit key: the ranking key, then `15 − index` (ties: lower index
-  /// first) in the top 4 bits of the low half, and below them what the greedy needs (`lows`):
-  /// the element's row and column as one 8-bit set at bit 16 (bit `row`, bit `4 + column`; no
-  /// column for the per-row rule) and its own mask bit at bit `index`. Sorted largest first, the
-  /// 16 keys go through the greedy with, per tile, `state` = kept elements (bits 0…15) and the
-  /// rows/columns that keep one already (16…23), and `closed` = those that keep two (16…23).
-  @inline(__always)
-  private func sparse24ChooseHalf(
-    _ e: UnsafeMutablePointer<__m512>, high: Bool, magnitude: Bool, lows: UnsafePointer<__m512i>,
-    extremes: inout (__m512i, __m512i)
+    _ e: UnsafeMutablePointer<__m512>, magnitude: Bool, payloads: __m512i, extremes: inout (__m512i, __m512i)
   ) -> __m512i {
     let magnitudeBits = splat(0x7FFF_FFFF)
     let signBit = splat(Int32(bitPattern: 0x8000_0000))
+    let rankBits = splat(Int32(bitPattern: sparse24RankMask))
     @inline(__always)
     func key(_ i: Int) -> __m512i {
       let k: __m512i
@@ -555,13 +534,14 @@ extension PackedSemiStructuredWeight {
         let y = bits(_mm512_add_ps(e[i], _mm512_setzero_ps()))
         k = _mm512_xor_si512(y, _mm512_or_si512(_mm512_srai_epi32(y, 31), signBit))
       }
-      // (low, key) dword pairs: the in-lane interleave of the broadcast low half and the keys.
-      return high ? _mm512_unpackhi_epi32(lows[i], k) : _mm512_unpacklo_epi32(lows[i], k)
+      extremes.0 = _mm512_max_epu32(extremes.0, k)
+      extremes.1 = _mm512_min_epu32(extremes.1, k)
+      return _mm512_or_si512(_mm512_and_si512(k, rankBits), splat(Int32(15 - i)))
     }
     @inline(__always)
     func order(_ a: inout __m512i, _ b: inout __m512i) {
-      let high = _mm512_max_epu64(a, b)
-      b = _mm512_min_epu64(a, b)
+      let high = _mm512_max_epu32(a, b)
+      b = _mm512_min_epu32(a, b)
       a = high
     }
     var v0 = key(0), v1 = key(1), v2 = key(2), v3 = key(3), v4 = key(4), v5 = key(5), v6 = key(6), v7 = key(7)
@@ -584,20 +564,19 @@ extension PackedSemiStructuredWeight {
     order(&v6, &v8); order(&v7, &v9); order(&v10, &v12); order(&v11, &v13)
     order(&v1, &v2); order(&v3, &v4); order(&v5, &v6); order(&v7, &v8)
     order(&v9, &v10); order(&v11, &v12); order(&v13, &v14)
-    extremes.0 = _mm512_max_epu64(extremes.0, v0)
-    extremes.1 = _mm512_min_epu64(extremes.1, v15)
-    let payload = _mm512_set1_epi64(0x00FF_FFFF)
     var state = _mm512_setzero_si512()
     var closed = _mm512_setzero_si512()
     @inline(__always)
     func step(_ v: __m512i) {
-      let open = _mm512_testn_epi64_mask(closed, v)
-      closed = _mm512_mask_or_epi64(closed, open, closed, _mm512_and_si512(state, v))
-      state = _mm512_mask_or_epi64(state, open, state, _mm512_and_si512(v, payload))
+      // Lane 15 − index of `payloads` (the key's low 4 bits) is the element's payload.
+      let p = _mm512_permutexvar_epi32(v, payloads)
+      let open = _mm512_testn_epi32_mask(closed, p)
+      closed = _mm512_mask_or_epi32(closed, open, closed, _mm512_and_si512(state, p))
+      state = _mm512_mask_or_epi32(state, open, state, p)
     }
     step(v0); step(v1); step(v2); step(v3); step(v4); step(v5); step(v6); step(v7)
     step(v8); step(v9); step(v10); step(v11); step(v12); step(v13); step(v14); step(v15)
-    return state
+    return _mm512_and_si512(state, splat(0xFFFF))
   }
 
   /// Strip `strip` (4 rows) of a block, its tiles' elements at `e` and kept masks `kept`: zeroes

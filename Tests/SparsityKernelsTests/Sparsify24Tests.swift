@@ -7,8 +7,17 @@ import _SparsityKernelsImpl
 @testable import SparsityKernels
 
 // Sparse24 ("sparsify both ways") against a plain scalar reference written here: per 4×4 tile,
-// the in-bounds elements sorted by key (|x| or x as Float, larger first, lower `column + 4·row`
+// the in-bounds elements sorted by key (|x| or x, larger first, compared to 19 mantissa bits —
+// the float's order-preserving bit pattern without its lowest 4 bits — lower `column + 4·row`
 // first among equal keys), kept greedily while the row (and column) keeps fewer than 2.
+
+/// The rank of `x`'s key: its order-preserving unsigned bit pattern (of |x|, or of x with −0 as
+/// +0) without the lowest 4 bits.
+func referenceRank(_ x: Float, signed: Bool) -> UInt32 {
+  guard signed else { return x.magnitude.bitPattern >> 4 }
+  let bits = (x == 0 ? Float(0) : x).bitPattern
+  return (x < 0 ? ~bits : bits | 0x8000_0000) >> 4
+}
 
 /// The reference tile masks of `a [rows, columns]`.
 func referenceTileMask(_ a: [Float], rows: Int, columns: Int, algorithm: Sparse24.Algorithm) -> [UInt16] {
@@ -16,11 +25,11 @@ func referenceTileMask(_ a: [Float], rows: Int, columns: Int, algorithm: Sparse2
   var masks = [UInt16](repeating: 0, count: tileRows * tileColumns)
   for i in 0..<tileRows {
     for j in 0..<tileColumns {
-      var elements: [(key: Float, index: Int)] = []
+      var elements: [(key: UInt32, index: Int)] = []
       for r in 0..<4 {
         for c in 0..<4 where 4 * i + r < rows && 4 * j + c < columns {
           let x = a[(4 * i + r) * columns + 4 * j + c]
-          elements.append((algorithm == .largestValuesGreedy ? x : x.magnitude, c + 4 * r))
+          elements.append((referenceRank(x, signed: algorithm == .largestValuesGreedy), c + 4 * r))
         }
       }
       elements.sort { $0.key > $1.key || ($0.key == $1.key && $0.index < $1.index) }
@@ -187,6 +196,24 @@ let sparse24Shapes = [
     #expect(r.matrix.values.floatValues.allSatisfy { $0 == 0 })
     #expect(r.matrix == (try SemiStructuredMatrix(dense: Tensor(zeros: [5, 6], dtype: .float32), name: "z")))
     #expect(r.transposedMatrix == (try SemiStructuredMatrix(dense: Tensor(zeros: [6, 5], dtype: .float32), name: "z")))
+  }
+
+  @Test("keys rank to 19 mantissa bits: closer values tie (lower index first), farther ones order", arguments: Sparse24.Algorithm.allCases)
+  func rankingPrecision(algorithm: Sparse24.Algorithm) throws {
+    func ulps(_ k: UInt32) -> Float { Float(bitPattern: Float(1).bitPattern + k) }
+    // Row 0: three values within 16 ulps of 1 (one rank) and 0.5; row 1: 1 + 16 ulps ranks above 1.
+    var tile = [Float](repeating: 0.25, count: 16)
+    tile[0] = 1; tile[1] = ulps(8); tile[2] = ulps(7); tile[3] = 0.5
+    tile[4] = 1; tile[5] = 0.5; tile[6] = ulps(16); tile[7] = 0.25
+    // The same tile in a 64-column matrix (the vector path) and alone (the per-tile path).
+    var wide = [Float](repeating: 0, count: 8 * 64)
+    for r in 0..<4 { for c in 0..<4 { wide[r * 64 + c] = tile[4 * r + c] } }
+    for (values, rows, columns) in [(tile, 4, 4), (wide, 8, 64)] {
+      let mask = try Sparse24.sparsifyBothWays(Tensor(values, shape: [rows, columns]), algorithm: algorithm).mask
+      #expect(mask.bits[0] & 0xF == 0b0011, "\(algorithm), \(rows)×\(columns): row 0 keeps the first two of the tied")
+      #expect(mask.bits[0] >> 4 & 0xF == 0b0101, "\(algorithm), \(rows)×\(columns): row 1 keeps 1 + 16 ulps and 1")
+      #expect(mask.bits[0] == referenceTileMask(values, rows: rows, columns: columns, algorithm: algorithm)[0])
+    }
   }
 
   @Test func magnitudeAndSignedRankingsDiffer() throws {
