@@ -537,7 +537,7 @@ struct TrainingReport {
     }
     if !sparsifier.isEmpty {
       lines += [
-        "", "Sparsify both ways (transposable greedy by magnitude; bytes read and written), median of 9; kernel: into buffers written before:",
+        "", "Sparsify both ways (transposable greedy by magnitude; bytes read and written), median of \(TrainingStepBenchmark.sparsifierRepetitions); kernel: into buffers written before:",
         "| matrix | ms | GB/s | kernel ms | kernel GB/s |", "|---|---:|---:|---:|---:|",
       ]
       for r in sparsifier {
@@ -560,17 +560,15 @@ struct TrainingReport {
     for shape in records.map({ "\($0.dimension)↔\($0.hidden)" }) where seen.insert(shape).inserted {
       let rs = records.filter { "\($0.dimension)↔\($0.hidden)" == shape }
       let tokens = Array(Set(rs.map(\.tokens))).sorted()
-      func line(_ name: String, _ value: (TrainingStepBenchmark.Record) -> Double?, variants: [TrainingStepBenchmark.Variant], dashed: Bool)
+      /// `variant`'s `value` per token count, as a solid line.
+      func line(_ name: String, _ variant: TrainingStepBenchmark.Variant, _ value: (TrainingStepBenchmark.Record) -> Double?)
         -> (String, [Double?], Bool)
       {
-        (name, tokens.map { t in rs.first { $0.tokens == t && variants.contains($0.variant) }.flatMap(value) }, dashed)
+        (name, tokens.map { t in rs.first { $0.tokens == t && $0.variant == variant }.flatMap(value) }, false)
       }
-      var series = [
-        line("2:4 weights", { $0.speedup }, variants: [.weights], dashed: false),
-        line("2:4 activations", { $0.speedup }, variants: [.activations], dashed: false),
-      ]
+      var series = [line("2:4 weights", .weights) { $0.speedup }, line("2:4 activations", .activations) { $0.speedup }]
       if !peers.isEmpty {
-        series.append(line("our dense vs PyTorch", { r in peer(r).map { $0.seconds / r.seconds } }, variants: [.dense], dashed: false))
+        series.append(line("our dense vs PyTorch", .dense) { r in peer(r).map { $0.seconds / r.seconds } })
       }
       body.append(speedupChart(title: "MLP block \(shape)", xLabels: tokens.map(String.init), xTitle: "tokens", series: series))
     }

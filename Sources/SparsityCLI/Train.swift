@@ -44,8 +44,8 @@ struct Train: ParsableCommand {
   @Option(help: "Train 2:4 from scratch instead of pruning: weights (every hidden Linear made 2:4 each step), activations (squared-ReLU activations made 2:4), or both; compares with the same model trained dense.")
   var sparseTraining: String?
 
-  @Option(help: "With --sparse-training weights|both: SR-STE's decay λ of the pruned weights (their gradient gains λ·w, so masks settle); 0 is plain straight-through, as torchao's SemiSparseLinear.")
-  var prunedDecay = 2e-3
+  @Option(help: "With --sparse-training weights|both: SR-STE's decay λ of the pruned weights (their gradient gains λ·w, so masks settle; default 2e-3); 0 is plain straight-through, as torchao's SemiSparseLinear.")
+  var prunedDecay: Double?
 
   @OptionGroup var jsonOption: JSONOption
   var json: Bool { jsonOption.json }
@@ -75,9 +75,13 @@ struct Train: ParsableCommand {
       guard let mode = SparseTrainingMode(rawValue: sparseTraining) else {
         throw CLIError("--sparse-training must be weights, activations or both; got '\(sparseTraining)'")
       }
-      guard prunedDecay >= 0, prunedDecay.isFinite else { throw CLIError("--pruned-decay must be ≥ 0, got \(prunedDecay)") }
+      if let prunedDecay {
+        guard mode != .activations else { throw CLIError("--pruned-decay needs 2:4 weights (--sparse-training weights or both)") }
+        guard prunedDecay >= 0, prunedDecay.isFinite else { throw CLIError("--pruned-decay must be ≥ 0, got \(prunedDecay)") }
+      }
       return try runSparseTraining(kind, mode: mode, split: split, configuration: dense)
     }
+    guard prunedDecay == nil else { throw CLIError("--pruned-decay needs --sparse-training weights or both") }
     let progress = ProgressLine()
     let result = try runPruneRetrain(
       kind, plans: plans, seed: seed, train: LabeledData(split.train), test: LabeledData(split.test), dense: dense,
@@ -116,7 +120,7 @@ struct Train: ParsableCommand {
     let progress = ProgressLine()
     let records = try Sparsity.runSparseTraining(
       kind, mode: mode, seed: seed, train: LabeledData(split.train), test: LabeledData(split.test), configuration: configuration,
-      prunedDecay: Float(prunedDecay)
+      prunedDecay: Float(prunedDecay ?? 2e-3)
     ) { Self.show($0, on: progress) }
     progress.finish()
     if json {

@@ -28,14 +28,4 @@ public enum DenseMatmul {
     let packed = PackedDenseWeight(weight: b, n: n, k: k, transposed: !transposeB, workers: workers)
     denseLinear(weight: packed, x: a, m: m, xTransposed: transposeA, y: c, bias: bias, workers: workers)
   }
-
-  /// `c[m, n] = a[m, k] · bᵀ (+ bias[n])`, where `b` is row-major `[n, k]` (a linear layer's weight):
-  /// ``multiply(_:transposeA:_:transposeB:m:n:k:into:bias:workers:)`` with `transposeB`.
-  public static func multiplyTransposed(
-    _ a: UnsafePointer<Float>, rows m: Int, _ b: UnsafePointer<Float>, rows n: Int, inner k: Int,
-    into c: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>? = nil,
-    workers: Int = Parallel.workerCount
-  ) {
-    multiply(a, b, transposeB: true, m: m, n: n, k: k, into: c, bias: bias, workers: workers)
-  }
 }

@@ -19,7 +19,7 @@ public enum SparseTrainingMode: String, CaseIterable, Sendable, Codable {
   var sparseActivations: Bool { self != .weights }
 }
 
-/// One model of ``runSparseTraining(_:mode:seed:train:test:configuration:events:)``.
+/// One model of ``runSparseTraining(_:mode:seed:train:test:configuration:prunedDecay:events:)``.
 public struct SparseTrainingRecord: Sendable, Codable, Equatable {
   public var model: String
   /// `dense` or the ``SparseTrainingMode``.

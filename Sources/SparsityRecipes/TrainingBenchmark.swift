@@ -94,10 +94,13 @@ public enum TrainingStepBenchmark {
   /// (4096×4096) and of 16,384 (16384×4096): the matrices a step makes 2:4.
   public static let sparsifierShapes = [(3072, 768), (4096, 1024), (4096, 4096), (16384, 4096)]
 
+  /// Calls per matrix of ``sparsifierThroughput(shapes:repetitions:workers:)`` by default.
+  public static let sparsifierRepetitions = 9
+
   /// Times making each `rows × columns` matrix 2:4 both ways (transposable greedy by magnitude),
   /// median of `repetitions`.
   public static func sparsifierThroughput(
-    shapes: [(Int, Int)] = sparsifierShapes, repetitions: Int = 9, workers: Int = Parallel.workerCount
+    shapes: [(Int, Int)] = sparsifierShapes, repetitions: Int = sparsifierRepetitions, workers: Int = Parallel.workerCount
   ) throws -> [SparsifierRecord] {
     try shapes.map { rows, columns in
       let (call, kernel) = try Sparse24.measureThroughput(rows: rows, columns: columns, workers: workers, repetitions: repetitions)

@@ -200,6 +200,8 @@ struct CLITests {
       arguments: ["distill", "--model", "nowhere", "--weights", "model.safetensors", "-o", "o.safetensors", "--sparse-training", "activations"],
       message: "--sparse-training takes 'weights'", output: "o.safetensors"),
     ErrorCase(arguments: ["train", "--sparse-training", "weights", "--pruned-decay=-1"], message: "--pruned-decay must be ≥ 0"),
+    ErrorCase(arguments: ["train", "--pruned-decay", "0.01"], message: "--pruned-decay needs --sparse-training weights or both"),
+    ErrorCase(arguments: ["train", "--sparse-training", "activations", "--pruned-decay", "0.01"], message: "--pruned-decay needs 2:4 weights"),
     ErrorCase(arguments: ["bench", "--training", "--peers", "missing.json"], message: "--peers missing.json: not a JSON file"),
   ]
 
