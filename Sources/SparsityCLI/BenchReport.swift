@@ -537,13 +537,15 @@ struct TrainingReport {
     }
     if !sparsifier.isEmpty {
       lines += [
-        "", "Sparsify both ways (transposable greedy by magnitude; bytes read and written), median of \(TrainingStepBenchmark.sparsifierRepetitions); kernel: into buffers written before:",
-        "| matrix | ms | GB/s | kernel ms | kernel GB/s |", "|---|---:|---:|---:|---:|",
+        "", "Sparsify both ways (transposable greedy by magnitude; bytes read and written), median of \(TrainingStepBenchmark.sparsifierRepetitions); "
+          + "kernel: into buffers written before; copy: the matrix copied with non-temporal stores in the same rounds (this machine's memory bandwidth for that traffic):",
+        "| matrix | ms | GB/s | kernel ms | kernel GB/s | copy GB/s | kernel ÷ copy |", "|---|---:|---:|---:|---:|---:|---:|",
       ]
       for r in sparsifier {
         lines.append(
           "| \(r.rows)×\(r.columns) | \(String(format: "%.2f", r.seconds * 1000)) | \(String(format: "%.1f", r.gigabytesPerSecond)) | "
-            + "\(String(format: "%.2f", r.kernelSeconds * 1000)) | \(String(format: "%.1f", r.kernelGigabytesPerSecond)) |")
+            + "\(String(format: "%.2f", r.kernelSeconds * 1000)) | \(String(format: "%.1f", r.kernelGigabytesPerSecond)) | "
+            + "\(String(format: "%.1f", r.copyGigabytesPerSecond)) | \(String(format: "%.0f%%", 100 * r.fractionOfCopy)) |")
       }
     }
     return lines.joined(separator: "\n")

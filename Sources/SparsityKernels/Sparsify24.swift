@@ -385,15 +385,18 @@ public enum Sparse24 {
   /// `workers` threads, median of `repetitions`, and the bandwidth it means counting the bytes
   /// read (`A`) and written (both packed forms and the mask): `call`, as a caller sees it (fresh
   /// output buffers, whose first-touch page faults the system serves), and `kernel`, the same
-  /// pass into buffers written before (what the kernel itself streams). Alternating, one of each
-  /// per repetition.
+  /// pass into buffers written before (what the kernel itself streams); and `copy`, the memory
+  /// bandwidth of this machine at this moment for the same kind of traffic: `A` copied into a
+  /// buffer written before with non-temporal stores (``streamingCopy``), bytes read and written.
+  /// Alternating, one of each per repetition.
   package static func measureThroughput(
     rows: Int, columns: Int, algorithm: Algorithm = .largestAbsValuesGreedy, workers: Int, repetitions: Int = 15
-  ) throws(Sparse24Error) -> (call: (seconds: Double, gigabytesPerSecond: Double), kernel: (seconds: Double, gigabytesPerSecond: Double)) {
+  ) throws(Sparse24Error) -> (call: Throughput, kernel: Throughput, copy: Throughput) {
     let a = SyntheticWeights.dense(rows: rows, columns: columns, seed: 24)
     let warm = try sparsify(a, algorithm: algorithm, workers: workers, name: "benchmark")
     var bits = warm.mask.bits
-    var (calls, kernels): ([Double], [Double]) = ([], [])
+    var (calls, kernels, copies): ([Double], [Double], [Double]) = ([], [], [])
+    var copy = [Float](repeating: 0, count: a.count)
     func seconds(since start: UInt64) -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9 }
     for _ in 0..<Swift.max(1, repetitions) {
       var start = DispatchTime.now().uptimeNanoseconds
@@ -408,10 +411,28 @@ public enum Sparse24 {
         }
       }
       kernels.append(seconds(since: start))
+      start = DispatchTime.now().uptimeNanoseconds
+      a.withUnsafeBufferPointer(as: Float.self) { x in
+        copy.withUnsafeMutableBufferPointer { y in
+          _SparsityKernelsImpl.streamingCopy(x.baseAddress!, to: y.baseAddress!, count: x.count, workers: workers)
+        }
+      }
+      copies.append(seconds(since: start))
     }
-    let bytes = Double(a.count * 4 + warm.byteCount)
-    let (call, kernel) = (calls.sorted()[calls.count / 2], kernels.sorted()[kernels.count / 2])
-    return ((call, bytes / call * 1e-9), (kernel, bytes / kernel * 1e-9))
+    func median(_ times: [Double], bytes: Int) -> Throughput {
+      let seconds = times.sorted()[times.count / 2]
+      return Throughput(seconds: seconds, gigabytesPerSecond: Double(bytes) / seconds * 1e-9)
+    }
+    return (
+      median(calls, bytes: a.count * 4 + warm.byteCount), median(kernels, bytes: a.count * 4 + warm.byteCount),
+      median(copies, bytes: 2 * a.count * 4)
+    )
+  }
+
+  /// A median time and the bytes per second it means.
+  package struct Throughput: Sendable {
+    package var seconds: Double
+    package var gigabytesPerSecond: Double
   }
 }
 

@@ -88,6 +88,11 @@ public enum TrainingStepBenchmark {
     /// the system's first-touch page faults.
     public var kernelSeconds: Double
     public var kernelGigabytesPerSecond: Double
+    /// This machine's memory bandwidth in the same run for the same kind of traffic: the matrix
+    /// copied with non-temporal stores, bytes read and written per second (GB/s).
+    public var copyGigabytesPerSecond: Double
+    /// The kernel's bandwidth as a fraction of the copy's.
+    public var fractionOfCopy: Double { kernelGigabytesPerSecond / copyGigabytesPerSecond }
   }
 
   /// Weights of the ViT-B/L blocks (3072×768, 4096×1024) and activations of 4,096 ViT-L tokens
@@ -98,15 +103,17 @@ public enum TrainingStepBenchmark {
   public static let sparsifierRepetitions = 9
 
   /// Times making each `rows × columns` matrix 2:4 both ways (transposable greedy by magnitude),
-  /// median of `repetitions`.
+  /// median of `repetitions`, alternating with a streaming copy of the matrix (the memory
+  /// bandwidth the kernel is held to).
   public static func sparsifierThroughput(
     shapes: [(Int, Int)] = sparsifierShapes, repetitions: Int = sparsifierRepetitions, workers: Int = Parallel.workerCount
   ) throws -> [SparsifierRecord] {
     try shapes.map { rows, columns in
-      let (call, kernel) = try Sparse24.measureThroughput(rows: rows, columns: columns, workers: workers, repetitions: repetitions)
+      let (call, kernel, copy) = try Sparse24.measureThroughput(rows: rows, columns: columns, workers: workers, repetitions: repetitions)
       return SparsifierRecord(
         rows: rows, columns: columns, seconds: call.seconds, gigabytesPerSecond: call.gigabytesPerSecond,
-        kernelSeconds: kernel.seconds, kernelGigabytesPerSecond: kernel.gigabytesPerSecond)
+        kernelSeconds: kernel.seconds, kernelGigabytesPerSecond: kernel.gigabytesPerSecond,
+        copyGigabytesPerSecond: copy.gigabytesPerSecond)
     }
   }
 

@@ -339,6 +339,37 @@ func sparsify24RowBlocks(_ t: Sparse24Targets, blocks: Range<Int>, rule: Sparse2
   return sawNaN
 }
 
+/// `destination[0..<count] = source[0..<count]` with non-temporal stores where the build has
+/// them (the lines go to memory without being read in first), `workers` threads on contiguous
+/// parts: the least memory traffic of a pass that reads a matrix and writes as many bytes, the
+/// bandwidth reference of the sparsifier's benchmark.
+package func streamingCopy(_ source: UnsafePointer<Float>, to destination: UnsafeMutablePointer<Float>, count: Int, workers: Int) {
+  let parts = Swift.max(1, Swift.min(workers, count / 4096))
+  let pointers = Unchecked((source, destination))
+  parallelFor(parts) { p in
+    let (source, destination) = pointers.value
+    // Parts start on whole 64-byte lines of the destination (after its first `head` floats).
+    let head = Swift.min(count, (16 - (Int(bitPattern: destination) / 4) % 16) % 16)
+    func start(_ p: Int) -> Int { p == 0 ? 0 : p == parts ? count : head + (count - head) * p / parts / 16 * 16 }
+    var i = start(p)
+    let end = start(p + 1)
+    #if SPARSITY_ISA_AVX512
+      while i < end && Int(bitPattern: destination + i) % 64 != 0 {
+        destination[i] = source[i]
+        i += 1
+      }
+      while i + 64 <= end {
+        let (s, d) = (source + i, destination + i)
+        let x0 = _mm512_loadu_ps(s), x1 = _mm512_loadu_ps(s + 16), x2 = _mm512_loadu_ps(s + 32), x3 = _mm512_loadu_ps(s + 48)
+        _mm512_stream_ps(d, x0); _mm512_stream_ps(d + 16, x1); _mm512_stream_ps(d + 32, x2); _mm512_stream_ps(d + 48, x3)
+        i += 64
+      }
+      atomicMemoryFence(ordering: .sequentiallyConsistent)
+    #endif
+    (destination + i).update(from: source + i, count: end - i)
+  }
+}
+
 /// `out = a` with the elements the tile mask does not keep set to +0 (`a`, `out`: `[rows, columns]`).
 package func sparse24MaskDense(
   a: UnsafePointer<Float>, rows: Int, columns: Int, mask: UnsafePointer<UInt16>, out: UnsafeMutablePointer<Float>,
