@@ -124,14 +124,76 @@ func semiStructuredTiles(
   panel: UnsafePointer<Float>, acc: UnsafeMutablePointer<Float>, first: Bool
 ) {
   var out = acc
-  for r in rows {
+  var r = rows.lowerBound
+  while r < rows.upperBound {
     let (rb, lane) = (r / 8, r % 8)
+    #if SPARSITY_ISA_AVX512
+      if lane == 0 && r + 8 <= rows.upperBound && groups == 8 {
+        semiStructuredBlockTiles(
+          values: values + rb * groupStride * 16, codes: codes + rb * groupStride, panel: panel, acc: out, first: first)
+        out += 8 * panelTokens
+        r += 8
+        continue
+      }
+    #endif
     semiStructuredTile(
       groups: groups, values: values + rb * groupStride * 16 + lane, codes: codes + rb * groupStride,
       shift: UInt32(4 * lane), panel: panel, acc: out, first: first)
     out += panelTokens
+    r += 1
   }
 }
+
+#if SPARSITY_ISA_AVX512
+  /// ``semiStructuredTile`` for the 8 rows of one block over a k-block of 8 groups: the block's
+  /// 8 value lines (16 floats each: the rows' first kept values, then their second) are loaded
+  /// once into registers and each row's two weights taken out of them with `vpermps`, and the 8
+  /// code words are read once — so a row's k-block loads only its panel rows (the kernel is bound
+  /// by loads: 16 panel vectors per group and row, plus 2 broadcasts and a code word before).
+  /// Tile of row j at `acc + j·T`.
+  @inline(__always)
+  func semiStructuredBlockTiles(
+    values: UnsafePointer<Float>, codes: UnsafePointer<UInt32>, panel: UnsafePointer<Float>,
+    acc: UnsafeMutablePointer<Float>, first: Bool
+  ) {
+    @inline(__always)
+    func line(_ g: Int) -> __m512 { _mm512_loadu_ps(values + 16 * g) }
+    let (l0, l1, l2, l3, l4, l5, l6, l7) = (line(0), line(1), line(2), line(3), line(4), line(5), line(6), line(7))
+    let (c0, c1, c2, c3) = (codes[0], codes[1], codes[2], codes[3])
+    let (c4, c5, c6, c7) = (codes[4], codes[5], codes[6], codes[7])
+    for lane in 0..<8 {
+      let tile = acc + lane * panelTokens
+      var a = PanelTile(tile, first: first)
+      let (firstSlot, secondSlot) = (_mm512_set1_epi32(Int32(lane)), _mm512_set1_epi32(Int32(lane + 8)))
+      let shift = UInt32(4 * lane)
+      let slots = (firstSlot, secondSlot)
+      semiStructuredBlockGroup(&a, l0, c0 &>> shift, slots, panel)
+      semiStructuredBlockGroup(&a, l1, c1 &>> shift, slots, panel + 4 * panelTokens)
+      semiStructuredBlockGroup(&a, l2, c2 &>> shift, slots, panel + 8 * panelTokens)
+      semiStructuredBlockGroup(&a, l3, c3 &>> shift, slots, panel + 12 * panelTokens)
+      semiStructuredBlockGroup(&a, l4, c4 &>> shift, slots, panel + 16 * panelTokens)
+      semiStructuredBlockGroup(&a, l5, c5 &>> shift, slots, panel + 20 * panelTokens)
+      semiStructuredBlockGroup(&a, l6, c6 &>> shift, slots, panel + 24 * panelTokens)
+      semiStructuredBlockGroup(&a, l7, c7 &>> shift, slots, panel + 28 * panelTokens)
+      a.store(tile)
+    }
+  }
+
+  /// One group of ``semiStructuredBlockTiles`` for one row: its two weights out of the group's
+  /// value line (lanes `slots`), its positions in the low 4 bits of `bits`, the group's 4 panel
+  /// rows at `base`.
+  @inline(__always)
+  func semiStructuredBlockGroup(
+    _ a: inout PanelTile, _ line: __m512, _ bits: UInt32, _ slots: (__m512i, __m512i), _ base: UnsafePointer<Float>
+  ) {
+    a.add(
+      unsafeBitCast(_mm512_permutexvar_ps(slots.0, line), to: PanelVector.self),
+      base + Int(truncatingIfNeeded: bits & 3) &* panelTokens)
+    a.add(
+      unsafeBitCast(_mm512_permutexvar_ps(slots.1, line), to: PanelVector.self),
+      base + Int(truncatingIfNeeded: (bits &>> 2) & 3) &* panelTokens)
+  }
+#endif
 
 /// `acc[0..<T] += Σ_g v0_g·panel[4g + i0] + v1_g·panel[4g + i1]` for one row and one k-block
 /// (T = `panelTokens`, 8 `PanelVector` accumulators). `values` points at the row's first value
@@ -142,29 +204,17 @@ func semiStructuredTile(
   groups: Int, values: UnsafePointer<Float>, codes: UnsafePointer<UInt32>, shift: UInt32,
   panel: UnsafePointer<Float>, acc: UnsafeMutablePointer<Float>, first: Bool
 ) {
-  let l = PanelVector.scalarCount
-  var (a0, a1, a2, a3, a4, a5, a6, a7) = loadPanelTile(acc, first: first)
+  var a = PanelTile(acc, first: first)
   var v = values
   var base = panel
   for g in 0..<groups {
     let bits = codes[g] &>> shift
-    let p = base + Int(truncatingIfNeeded: bits & 3) &* panelTokens
-    let q = base + Int(truncatingIfNeeded: (bits &>> 2) & 3) &* panelTokens
-    let w = PanelVector(repeating: v[0])
-    let u = PanelVector(repeating: v[8])
-    a0 = fma(a0, w, loadPanel(p)); a1 = fma(a1, w, loadPanel(p + l))
-    a2 = fma(a2, w, loadPanel(p + 2 * l)); a3 = fma(a3, w, loadPanel(p + 3 * l))
-    a4 = fma(a4, w, loadPanel(p + 4 * l)); a5 = fma(a5, w, loadPanel(p + 5 * l))
-    a6 = fma(a6, w, loadPanel(p + 6 * l)); a7 = fma(a7, w, loadPanel(p + 7 * l))
-    a0 = fma(a0, u, loadPanel(q)); a1 = fma(a1, u, loadPanel(q + l))
-    a2 = fma(a2, u, loadPanel(q + 2 * l)); a3 = fma(a3, u, loadPanel(q + 3 * l))
-    a4 = fma(a4, u, loadPanel(q + 4 * l)); a5 = fma(a5, u, loadPanel(q + 5 * l))
-    a6 = fma(a6, u, loadPanel(q + 6 * l)); a7 = fma(a7, u, loadPanel(q + 7 * l))
+    a.add(PanelVector(repeating: v[0]), base + Int(truncatingIfNeeded: bits & 3) &* panelTokens)
+    a.add(PanelVector(repeating: v[8]), base + Int(truncatingIfNeeded: (bits &>> 2) & 3) &* panelTokens)
     v += 16
     base += 4 * panelTokens
   }
-  storePanel(a0, acc); storePanel(a1, acc + l); storePanel(a2, acc + 2 * l); storePanel(a3, acc + 3 * l)
-  storePanel(a4, acc + 4 * l); storePanel(a5, acc + 5 * l); storePanel(a6, acc + 6 * l); storePanel(a7, acc + 7 * l)
+  a.store(acc)
 }
 
 /// Small-M 2:4 (the decode path): for every block of 8 output rows and up to 4 activation

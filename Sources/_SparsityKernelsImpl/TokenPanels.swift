@@ -34,6 +34,33 @@ func loadPanelTile(_ acc: UnsafePointer<Float>, first: Bool) -> (
   )
 }
 
+/// The 8 accumulators of one row's yᵀ tile as a value (zero when `first`, else read from `tile`).
+struct PanelTile {
+  var a0, a1, a2, a3, a4, a5, a6, a7: PanelVector
+
+  @inline(__always)
+  init(_ tile: UnsafePointer<Float>, first: Bool) {
+    (a0, a1, a2, a3, a4, a5, a6, a7) = loadPanelTile(tile, first: first)
+  }
+
+  /// `+= w · panel row p` (T tokens).
+  @inline(__always)
+  mutating func add(_ w: PanelVector, _ p: UnsafePointer<Float>) {
+    let l = PanelVector.scalarCount
+    a0 = fma(a0, w, loadPanel(p)); a1 = fma(a1, w, loadPanel(p + l))
+    a2 = fma(a2, w, loadPanel(p + 2 * l)); a3 = fma(a3, w, loadPanel(p + 3 * l))
+    a4 = fma(a4, w, loadPanel(p + 4 * l)); a5 = fma(a5, w, loadPanel(p + 5 * l))
+    a6 = fma(a6, w, loadPanel(p + 6 * l)); a7 = fma(a7, w, loadPanel(p + 7 * l))
+  }
+
+  @inline(__always)
+  func store(_ tile: UnsafeMutablePointer<Float>) {
+    let l = PanelVector.scalarCount
+    storePanel(a0, tile); storePanel(a1, tile + l); storePanel(a2, tile + 2 * l); storePanel(a3, tile + 3 * l)
+    storePanel(a4, tile + 4 * l); storePanel(a5, tile + 5 * l); storePanel(a6, tile + 6 * l); storePanel(a7, tile + 7 * l)
+  }
+}
+
 @inline(__always)
 func loadPanel(_ p: UnsafePointer<Float>) -> PanelVector {
   UnsafeRawPointer(p).loadUnaligned(as: PanelVector.self)
