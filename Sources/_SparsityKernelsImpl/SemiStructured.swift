@@ -10,8 +10,9 @@ import SparsityCore
 /// That is 4 + 0.25 bytes per kept value: 53% of the dense fp32 bytes.
 ///
 /// Both kernels read this one layout:
-/// - the token-panel kernel (large M) takes one row at a time: broadcasts of its values
-///   (stride 16 floats) against panel rows `4g + i0` and `4g + i1`;
+/// - the token-panel kernel (large M) multiplies each row's two values of a group (broadcast;
+///   with AVX-512 taken out of the group's 16-value line held in a register for all 8 rows of
+///   the block) with panel rows `4g + i0` and `4g + i1`;
 /// - the row-block kernel (small M) computes 8 output rows per vector: `vpermilps` picks each
 ///   lane's x value out of the group's 4 (broadcast to both 128-bit halves), so one group costs
 ///   two in-lane permutes and two FMAs for 8 rows.
