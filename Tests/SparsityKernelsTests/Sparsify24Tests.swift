@@ -411,6 +411,36 @@ let sparse24Shapes = [
 
 @Suite("Sparse24 products in every layout")
 struct Sparse24ProductTests {
+  /// The token-panel tile takes a block's 8 rows at once where it can (AVX-512): its sums must be
+  /// the per-row tile's bit for bit (the same FMAs in the same order), so training runs do not
+  /// depend on which rows share a call.
+  @Test func theBlockTileEqualsThePerRowTileBitForBit() {
+    var g = SeededGenerator(seed: 23)
+    let (n, k) = (16, 96)
+    let a = Tensor.randomNormal([n, k], using: &g)
+    let weight = try! Sparse24.sparsifyBothWays(a).packed
+    let panel = (0..<(weight.paddedK * panelTokens)).map { _ in Float.random(in: -1...1, using: &g) }
+    for first in [true, false] {
+      let start = (0..<(n * panelTokens)).map { _ in Float.random(in: -1...1, using: &g) }
+      var (together, single) = (start, start)
+      panel.withUnsafeBufferPointer { p in
+        for block in 0..<(weight.paddedK / weight.kBlock) {
+          let isFirst = first && block == 0
+          together.withUnsafeMutableBufferPointer { acc in
+            weight.accumulate(rows: 0..<n, block: block, first: isFirst, panel: p.baseAddress!, acc: acc.baseAddress!)
+          }
+          single.withUnsafeMutableBufferPointer { acc in
+            for r in 0..<n {
+              weight.accumulate(
+                rows: r..<(r + 1), block: block, first: isFirst, panel: p.baseAddress!, acc: acc.baseAddress! + r * panelTokens)
+            }
+          }
+        }
+      }
+      #expect(together.map(\.bitPattern) == single.map(\.bitPattern), "first \(first)")
+    }
+  }
+
   /// `x · Sᵀ + bias` with S = A or Aᵀ made 2:4, x and y held either way, against the reference
   /// linear on the masked dense matrix; token counts span one row, a ragged panel and several
   /// panels (both of the kernel's work splits).
