@@ -129,6 +129,7 @@ func semiStructuredTiles(
   while r < rows.upperBound {
     let (rb, lane) = (r / 8, r % 8)
     #if SPARSITY_ISA_AVX512
+      // A whole block of rows over a whole k-block (32 inputs: 8 groups; the last may be shorter).
       if lane == 0 && r + 8 <= rows.upperBound && groups == 8 {
         semiStructuredBlockTiles(
           values: values + rb * groupStride * 16, codes: codes + rb * groupStride, panel: panel, acc: out, first: first)
@@ -165,9 +166,8 @@ func semiStructuredTiles(
     for lane in 0..<8 {
       let tile = acc + lane * panelTokens
       var a = PanelTile(tile, first: first)
-      let (firstSlot, secondSlot) = (_mm512_set1_epi32(Int32(lane)), _mm512_set1_epi32(Int32(lane + 8)))
       let shift = UInt32(4 * lane)
-      let slots = (firstSlot, secondSlot)
+      let slots = (_mm512_set1_epi32(Int32(lane)), _mm512_set1_epi32(Int32(lane + 8)))
       semiStructuredBlockGroup(&a, l0, c0 &>> shift, slots, panel)
       semiStructuredBlockGroup(&a, l1, c1 &>> shift, slots, panel + 4 * panelTokens)
       semiStructuredBlockGroup(&a, l2, c2 &>> shift, slots, panel + 8 * panelTokens)
@@ -187,12 +187,9 @@ func semiStructuredTiles(
   func semiStructuredBlockGroup(
     _ a: inout PanelTile, _ line: __m512, _ bits: UInt32, _ slots: (__m512i, __m512i), _ base: UnsafePointer<Float>
   ) {
-    a.add(
-      unsafeBitCast(_mm512_permutexvar_ps(slots.0, line), to: PanelVector.self),
-      base + Int(truncatingIfNeeded: bits & 3) &* panelTokens)
-    a.add(
-      unsafeBitCast(_mm512_permutexvar_ps(slots.1, line), to: PanelVector.self),
-      base + Int(truncatingIfNeeded: (bits &>> 2) & 3) &* panelTokens)
+    // `__m512` is `PanelVector` (SIMD16<Float>) in this build.
+    a.add(_mm512_permutexvar_ps(slots.0, line), base + Int(truncatingIfNeeded: bits & 3) &* panelTokens)
+    a.add(_mm512_permutexvar_ps(slots.1, line), base + Int(truncatingIfNeeded: (bits &>> 2) & 3) &* panelTokens)
   }
 #endif
 
