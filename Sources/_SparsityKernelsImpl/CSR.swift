@@ -122,18 +122,11 @@ package func csrTile(
   count: Int, values: UnsafePointer<Float>, columns: UnsafePointer<UInt16>,
   panel: UnsafePointer<Float>, acc: UnsafeMutablePointer<Float>, first: Bool
 ) {
-  let l = PanelVector.scalarCount
-  var (a0, a1, a2, a3, a4, a5, a6, a7) = loadPanelTile(acc, first: first)
+  var a = PanelTile(acc, first: first)
   for i in 0..<count {
-    let w = PanelVector(repeating: values[i])
-    let p = panel + Int(columns[i]) &* panelTokens
-    a0 = fma(a0, w, loadPanel(p)); a1 = fma(a1, w, loadPanel(p + l))
-    a2 = fma(a2, w, loadPanel(p + 2 * l)); a3 = fma(a3, w, loadPanel(p + 3 * l))
-    a4 = fma(a4, w, loadPanel(p + 4 * l)); a5 = fma(a5, w, loadPanel(p + 5 * l))
-    a6 = fma(a6, w, loadPanel(p + 6 * l)); a7 = fma(a7, w, loadPanel(p + 7 * l))
+    a.add(PanelVector(repeating: values[i]), panel + Int(columns[i]) &* panelTokens)
   }
-  storePanel(a0, acc); storePanel(a1, acc + l); storePanel(a2, acc + 2 * l); storePanel(a3, acc + 3 * l)
-  storePanel(a4, acc + 4 * l); storePanel(a5, acc + 5 * l); storePanel(a6, acc + 6 * l); storePanel(a7, acc + 7 * l)
+  a.store(acc)
 }
 
 /// Row-wise SpMV for each activation row (the M = 1 path): `y[t][r] = Σ w · x[t][col] + bias[r]`.

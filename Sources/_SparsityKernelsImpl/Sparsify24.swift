@@ -345,12 +345,12 @@ func sparsify24RowBlocks(_ t: Sparse24Targets, blocks: Range<Int>, rule: Sparse2
 /// bandwidth reference of the sparsifier's benchmark.
 package func streamingCopy(_ source: UnsafePointer<Float>, to destination: UnsafeMutablePointer<Float>, count: Int, workers: Int) {
   let parts = Swift.max(1, Swift.min(workers, count / 4096))
+  // Parts start on whole 64-byte lines of the destination (after its first `head` floats).
+  let head = Swift.min(count, (16 - (Int(bitPattern: destination) / 4) % 16) % 16)
+  func start(_ p: Int) -> Int { p == 0 ? 0 : p == parts ? count : head + (count - head) * p / parts / 16 * 16 }
   let pointers = Unchecked((source, destination))
   parallelFor(parts) { p in
     let (source, destination) = pointers.value
-    // Parts start on whole 64-byte lines of the destination (after its first `head` floats).
-    let head = Swift.min(count, (16 - (Int(bitPattern: destination) / 4) % 16) % 16)
-    func start(_ p: Int) -> Int { p == 0 ? 0 : p == parts ? count : head + (count - head) * p / parts / 16 * 16 }
     var i = start(p)
     let end = start(p + 1)
     #if SPARSITY_ISA_AVX512

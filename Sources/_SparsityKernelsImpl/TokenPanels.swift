@@ -21,26 +21,19 @@
 /// Tokens per panel: 8 accumulators of `PanelVector` (128 with AVX-512, else 64).
 package let panelTokens = 8 * PanelVector.scalarCount
 
-/// The 8 accumulators of one row's yᵀ tile: zero when `first`, else loaded from `acc`.
-@inline(__always)
-func loadPanelTile(_ acc: UnsafePointer<Float>, first: Bool) -> (
-  PanelVector, PanelVector, PanelVector, PanelVector, PanelVector, PanelVector, PanelVector, PanelVector
-) {
-  if first { return (.zero, .zero, .zero, .zero, .zero, .zero, .zero, .zero) }
-  let l = PanelVector.scalarCount
-  return (
-    loadPanel(acc), loadPanel(acc + l), loadPanel(acc + 2 * l), loadPanel(acc + 3 * l), loadPanel(acc + 4 * l),
-    loadPanel(acc + 5 * l), loadPanel(acc + 6 * l), loadPanel(acc + 7 * l)
-  )
-}
-
 /// The 8 accumulators of one row's yᵀ tile as a value (zero when `first`, else read from `tile`).
 struct PanelTile {
   var a0, a1, a2, a3, a4, a5, a6, a7: PanelVector
 
   @inline(__always)
   init(_ tile: UnsafePointer<Float>, first: Bool) {
-    (a0, a1, a2, a3, a4, a5, a6, a7) = loadPanelTile(tile, first: first)
+    if first {
+      (a0, a1, a2, a3, a4, a5, a6, a7) = (.zero, .zero, .zero, .zero, .zero, .zero, .zero, .zero)
+    } else {
+      let l = PanelVector.scalarCount
+      (a0, a1, a2, a3) = (loadPanel(tile), loadPanel(tile + l), loadPanel(tile + 2 * l), loadPanel(tile + 3 * l))
+      (a4, a5, a6, a7) = (loadPanel(tile + 4 * l), loadPanel(tile + 5 * l), loadPanel(tile + 6 * l), loadPanel(tile + 7 * l))
+    }
   }
 
   /// `+= w · panel row p` (T tokens).
